@@ -1,0 +1,1 @@
+//! (lead is writing this)

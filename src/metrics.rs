@@ -1,0 +1,51 @@
+//! Counters of what happened at the edges (refused logins, protocol violations, rejected
+//! payloads, dropped WebSocket clients). Plain atomics, shared by `Arc`; read by `GET /metrics`
+//! and the periodic log line.
+
+use serde::Serialize;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// One counter; `inc` is a relaxed atomic add.
+#[derive(Debug, Default)]
+pub struct Counter(AtomicU64);
+
+impl Counter {
+    pub fn inc(&self) {
+        self.0.fetch_add(1, Ordering::Relaxed);
+    }
+    pub fn add(&self, n: u64) {
+        self.0.fetch_add(n, Ordering::Relaxed);
+    }
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+impl Serialize for Counter {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(self.get())
+    }
+}
+
+/// Every counter of the process.
+#[derive(Debug, Default, Serialize)]
+pub struct Metrics {
+    /// MQTT connections accepted by the gate and passed to the broker.
+    pub mqtt_sessions: Counter,
+    /// MQTT logins refused (unknown device, bad password, client id ≠ username, throttled).
+    pub mqtt_logins_refused: Counter,
+    /// MQTT connections closed for a violation (foreign topic, oversize or malformed packet, ...).
+    pub mqtt_violations: Counter,
+    /// Device messages accepted by ingest.
+    pub ingest_accepted: Counter,
+    /// Device messages rejected by ingest (bad JSON, missing/invalid fields).
+    pub ingest_rejected: Counter,
+    /// Rows committed by the store writer.
+    pub store_committed: Counter,
+    /// Re-delivered (device, seq) messages the writer ignored.
+    pub store_duplicates: Counter,
+    /// WebSocket clients dropped because they could not keep up.
+    pub ws_dropped_slow: Counter,
+    /// Failed HTTP logins.
+    pub http_logins_failed: Counter,
+}

@@ -1,0 +1,201 @@
+//! Plain domain types shared by every part: device ids, decoded device messages and the live
+//! events pushed to browsers. Imports nothing of ours.
+
+use serde::Serialize;
+use serde_json::{Map, Value};
+use std::fmt;
+
+/// Longest device id we accept (it is also the MQTT username and a topic level).
+pub const MAX_DEVICE_ID_LEN: usize = 64;
+
+/// A device id: 1–64 characters of `[A-Za-z0-9_-]`, so it is safe as a topic level,
+/// an MQTT client id and a URL parameter.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(transparent)]
+pub struct DeviceId(String);
+
+impl DeviceId {
+    /// Validates `s`; `None` when it is empty, too long or has other characters.
+    pub fn parse(s: &str) -> Option<Self> {
+        let ok = !s.is_empty()
+            && s.len() <= MAX_DEVICE_ID_LEN
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        ok.then(|| Self(s.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for DeviceId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// The topic kinds a device may publish on (`<prefix>/<dev>/<kind>`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Kind {
+    Telemetry,
+    Incident,
+    Access,
+    Reply,
+    Status,
+}
+
+impl Kind {
+    pub const ALL: [Kind; 5] = [
+        Kind::Telemetry,
+        Kind::Incident,
+        Kind::Access,
+        Kind::Reply,
+        Kind::Status,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Telemetry => "telemetry",
+            Kind::Incident => "incident",
+            Kind::Access => "access",
+            Kind::Reply => "reply",
+            Kind::Status => "status",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+}
+
+/// A telemetry message. Known fields are typed; the whole object is kept in `payload`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Telemetry {
+    /// Temperature in °C (−40…125).
+    pub tmp: Option<f64>,
+    /// Relative humidity in % (0…100).
+    pub lf: Option<f64>,
+    /// Door lock state.
+    pub locked: Option<bool>,
+    /// Device sequence number; a repeated (device, seq) is a QoS 1 redelivery and is ignored.
+    pub seq: Option<i64>,
+    /// The complete JSON object as received (including the fields above).
+    pub payload: Map<String, Value>,
+}
+
+/// An incident reported by a device; `kind` is the required `type` field.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Incident {
+    pub kind: String,
+    pub payload: Map<String, Value>,
+}
+
+/// A card presented at a device's reader.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AccessEvent {
+    pub access_id: String,
+    pub granted: bool,
+    pub payload: Map<String, Value>,
+}
+
+/// Online state a device announces on its status topic (retained; `offline` is its last will).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    Online,
+    Offline,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Online => "online",
+            Status::Offline => "offline",
+        }
+    }
+}
+
+/// What a valid device message says.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Body {
+    Telemetry(Telemetry),
+    Incident(Incident),
+    Access(AccessEvent),
+    Status(Status),
+}
+
+/// A validated device message with the server's receive time; what ingest hands to the store
+/// writer and the hub.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Message {
+    pub device: DeviceId,
+    /// Server receive time, milliseconds since the Unix epoch (UTC).
+    pub ts_ms: i64,
+    pub body: Body,
+}
+
+/// A live event as pushed on `/ws`: `{"type","device","timestamp","data"}`.
+#[derive(Debug, Clone, Serialize)]
+pub struct LiveEvent {
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub device: String,
+    /// RFC 3339 UTC with milliseconds.
+    pub timestamp: String,
+    pub data: Value,
+}
+
+/// Milliseconds since the Unix epoch, now.
+pub fn now_ms() -> i64 {
+    let d = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// Formats epoch milliseconds as RFC 3339 UTC with milliseconds (`2026-11-28T15:04:05.123Z`).
+pub fn format_ts(ms: i64) -> String {
+    let t = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    let f = time::macros::format_description!(
+        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
+    );
+    t.format(&f).unwrap_or_default()
+}
+
+impl Message {
+    /// The live event for this message (`data` is the stored payload, or `{"status":..}`).
+    pub fn live_event(&self) -> LiveEvent {
+        let (kind, data) = match &self.body {
+            Body::Telemetry(t) => ("telemetry", Value::Object(t.payload.clone())),
+            Body::Incident(i) => ("incident", Value::Object(i.payload.clone())),
+            Body::Access(a) => ("access", Value::Object(a.payload.clone())),
+            Body::Status(s) => ("device", serde_json::json!({ "status": s.as_str() })),
+        };
+        LiveEvent {
+            kind,
+            device: self.device.to_string(),
+            timestamp: format_ts(self.ts_ms),
+            data,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn device_id_rejects_topic_metacharacters() {
+        assert!(DeviceId::parse("esp32-1").is_some());
+        for bad in ["", "a/b", "+", "#", "a b", &"x".repeat(65)] {
+            assert!(DeviceId::parse(bad).is_none(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn timestamps_are_rfc3339_utc_millis() {
+        assert_eq!(format_ts(1_764_342_245_123), "2025-11-28T15:04:05.123Z");
+        assert_eq!(format_ts(0), "1970-01-01T00:00:00.000Z");
+    }
+}
