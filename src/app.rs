@@ -1,1 +1,320 @@
-//! (lead is writing this)
+//! The only module that knows every part: opens the store, prepares first-start secrets, binds
+//! the ports, starts broker, gate, ingest, writer and API, and shuts them down in order.
+
+use crate::api::{self, ApiConfig};
+use crate::broker::{self, Broker, BrokerConfig, GateConfig, Sessions};
+use crate::config::{Common, ServeSettings};
+use crate::hub::{self, Hub};
+use crate::metrics::Metrics;
+use crate::store::Store;
+use crate::{auth, ingest, secrets};
+use anyhow::Context;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// File name of the database inside the data directory.
+pub const DB_FILE: &str = "rzmon.db";
+/// How often the device table is compared with live sessions (a device removed or re-keyed by
+/// the CLI, another process, loses its connection within this time).
+const DEVICE_WATCH_INTERVAL: Duration = Duration::from_secs(1);
+/// How often `/health`'s broker check is refreshed.
+const BROKER_CHECK_INTERVAL: Duration = Duration::from_secs(2);
+/// Longest wait for ingest to drain the broker after devices were disconnected on shutdown.
+const INGEST_DRAIN: Duration = Duration::from_secs(2);
+
+/// Creates the data directory (mode 0700) and opens the database in it.
+pub fn open_store(data_dir: &Path) -> anyhow::Result<Store> {
+    create_private_dir(data_dir)?;
+    let path = data_dir.join(DB_FILE);
+    Store::open(&path).with_context(|| format!("cannot open the database {}", path.display()))
+}
+
+fn create_private_dir(dir: &Path) -> anyhow::Result<()> {
+    let mut b = std::fs::DirBuilder::new();
+    b.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut b, 0o700);
+    b.create(dir)
+        .with_context(|| format!("cannot create the data directory {}", dir.display()))
+}
+
+/// Binds a TCP listener, naming the setting in the error (a port in use must stop startup).
+async fn bind(addr: SocketAddr, var: &str) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr} ({var}); is another program using it?"))
+}
+
+/// Runs the appliance until `shutdown` is cancelled, then stops in order: HTTP and WebSockets,
+/// device connections, ingest (drained), writer (last batch committed).
+pub async fn serve(
+    common: &Common,
+    settings: ServeSettings,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let dir = common.data_dir.clone();
+    let store = tokio::task::spawn_blocking(move || open_store(&dir)).await??;
+    let jwt_secret = match &settings.jwt_secret {
+        Some(s) => s.expose().as_bytes().to_vec(),
+        None => secrets::load_or_create_jwt_secret(&common.data_dir)?,
+    };
+    let first_start = first_start(&store, &settings).await?;
+
+    let http = bind(settings.http_addr, "RZMON_HTTP_ADDR").await?;
+    let mqtt = bind(settings.mqtt_addr, "RZMON_MQTT_ADDR").await?;
+    let (http_addr, mqtt_addr) = (http.local_addr()?, mqtt.local_addr()?);
+
+    let metrics = Arc::new(Metrics::default());
+    let hub = Hub::new(hub::DEFAULT_CAPACITY.max(settings.ws_queue as usize));
+    let writer = store.spawn_writer(metrics.clone())?;
+    let verifier = device_verifier(store.clone());
+    let max_packet = settings.mqtt_max_packet as usize;
+    let mut broker = Broker::start(BrokerConfig {
+        max_packet,
+        max_connections: settings.mqtt_max_connections as usize,
+        verifier: verifier.clone(),
+    })
+    .context("the embedded MQTT broker did not start")?;
+    let link = broker.link.take().context("broker link already taken")?;
+
+    let tasks = TaskTracker::new();
+    let failed = CancellationToken::new();
+    let gate_stop = CancellationToken::new();
+    let ingest_stop = CancellationToken::new();
+    let http_stop = shutdown.child_token();
+    let sessions = Sessions::default();
+
+    let ingest_exited = CancellationToken::new();
+    let ingest_run = report(
+        "ingest",
+        failed.clone(),
+        ingest::run(
+            link,
+            settings.topic_prefix.clone(),
+            writer.sender(),
+            hub.clone(),
+            metrics.clone(),
+            ingest_stop.clone(),
+        ),
+    );
+    let exited = ingest_exited.clone();
+    let ingest_done = tasks.spawn(async move {
+        ingest_run.await;
+        exited.cancel();
+    });
+    let gate_cfg = GateConfig {
+        prefix: settings.topic_prefix.clone(),
+        max_packet,
+        connect_timeout: Duration::from_secs(10),
+        rate_per_device: settings.mqtt_rate,
+        max_connections: settings.mqtt_max_connections as usize,
+        login_failures: 10,
+        login_lock: Duration::from_secs(300),
+    };
+    let gate_done = tasks.spawn(report(
+        "mqtt gate",
+        failed.clone(),
+        broker::run_gate(
+            mqtt,
+            broker.internal_addr,
+            gate_cfg,
+            verifier,
+            sessions.clone(),
+            metrics.clone(),
+            gate_stop.clone(),
+        ),
+    ));
+    tasks.spawn(watch_devices(store.clone(), sessions, gate_stop.clone()));
+    let broker_up = Arc::new(AtomicBool::new(true));
+    let broker = Arc::new(broker);
+    tasks.spawn(watch_broker(
+        broker.clone(),
+        ingest_exited,
+        broker_up.clone(),
+        gate_stop.clone(),
+    ));
+    let ctx = api::Context {
+        store: store.clone(),
+        hub,
+        jwt_secret: Arc::new(jwt_secret),
+        metrics: metrics.clone(),
+        broker_up,
+        config: ApiConfig {
+            allowed_origins: settings.allowed_origins.clone(),
+            token_ttl: settings.token_ttl(),
+            body_limit: settings.body_limit,
+            ws_queue: settings.ws_queue as usize,
+        },
+        shutdown: http_stop.clone(),
+    };
+    let http_done = tasks.spawn(report("http", failed.clone(), api::serve(http, ctx)));
+    tasks.close();
+
+    print_banner(http_addr, mqtt_addr, &first_start);
+    tracing::info!(%http_addr, %mqtt_addr, "rzmon is running");
+
+    tokio::select! {
+        () = shutdown.cancelled() => tracing::info!("shutting down"),
+        () = failed.cancelled() => tracing::error!("a part of rzmon failed; shutting down"),
+    }
+    // 1. HTTP: stop accepting, close WebSockets.
+    http_stop.cancel();
+    let _ = http_done.await;
+    // 2. Devices: close their connections so nothing new arrives.
+    gate_stop.cancel();
+    let _ = gate_done.await;
+    // 3. Ingest: give the broker a moment to hand over what devices already sent.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    ingest_stop.cancel();
+    if tokio::time::timeout(INGEST_DRAIN, ingest_done)
+        .await
+        .is_err()
+    {
+        tracing::warn!("ingest did not stop in time");
+    }
+    // 4. Writer: commit the last batch.
+    tokio::task::spawn_blocking(move || writer.close())
+        .await
+        .context("writer thread panicked")?
+        .context("the last batch could not be committed")?;
+    tasks.wait().await;
+    tracing::info!(committed = metrics.store_committed.get(), "stopped cleanly");
+    if failed.is_cancelled() {
+        anyhow::bail!("stopped after a failure (see the log above)");
+    }
+    Ok(())
+}
+
+/// The admin password to print when this start created the admin user with a random one.
+enum FirstStart {
+    Existing,
+    FromSettings,
+    Generated(String),
+}
+
+/// Creates `admin` on an empty user table, with the configured or a random password.
+async fn first_start(store: &Store, settings: &ServeSettings) -> anyhow::Result<FirstStart> {
+    let s = store.clone();
+    if tokio::task::spawn_blocking(move || s.user_count()).await?? > 0 {
+        return Ok(FirstStart::Existing);
+    }
+    let (password, outcome) = match &settings.admin_password {
+        Some(p) => (p.expose().to_owned(), FirstStart::FromSettings),
+        None => {
+            let p = secrets::random_password(secrets::USER_PASSWORD_LEN)?;
+            (p.clone(), FirstStart::Generated(p))
+        }
+    };
+    let s = store.clone();
+    tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
+        let hash = auth::hash_password(&password)?;
+        s.create_user("admin", &hash)?;
+        Ok(())
+    })
+    .await??;
+    Ok(outcome)
+}
+
+fn print_banner(http: SocketAddr, mqtt: SocketAddr, first: &FirstStart) {
+    println!("rzmon {} is running", env!("CARGO_PKG_VERSION"));
+    println!("  Dashboard: http://{http}/");
+    println!("  MQTT:      {mqtt}   (register a device: rzmon device add <id>)");
+    match first {
+        FirstStart::Generated(p) => println!(
+            "  Admin login: admin / {p}  (shown once; change it with: rzmon user passwd admin)"
+        ),
+        FirstStart::FromSettings => {
+            println!("  Created user admin with the password from RZMON_ADMIN_PASSWORD.")
+        }
+        FirstStart::Existing => {}
+    }
+}
+
+/// MQTT credential check: an enabled device whose stored keyed hash matches.
+fn device_verifier(store: Store) -> broker::Verifier {
+    Arc::new(move |id: &str, password: &[u8]| match store.device(id) {
+        Ok(Some(d)) => d.enabled && secrets::verify_device_secret(password, &d.secret_hash),
+        Ok(None) => false,
+        Err(e) => {
+            tracing::error!(error = %e, "device lookup failed during MQTT login");
+            false
+        }
+    })
+}
+
+/// Awaits a part; an error is logged with its name and stops the whole process.
+async fn report(
+    name: &'static str,
+    failed: CancellationToken,
+    part: impl Future<Output = anyhow::Result<()>>,
+) {
+    if let Err(e) = part.await {
+        tracing::error!(
+            part = name,
+            error = format!("{e:#}"),
+            "stopped with an error"
+        );
+        failed.cancel();
+    }
+}
+
+/// Closes live sessions of devices that were removed, disabled or re-keyed (possibly by the CLI
+/// in another process).
+async fn watch_devices(store: Store, sessions: Sessions, stop: CancellationToken) {
+    let mut known: Option<HashMap<String, (String, bool)>> = None;
+    let mut tick = tokio::time::interval(DEVICE_WATCH_INTERVAL);
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let s = store.clone();
+        let now = match tokio::task::spawn_blocking(move || s.devices()).await {
+            Ok(Ok(list)) => list
+                .into_iter()
+                .map(|d| (d.id, (d.secret_hash, d.enabled)))
+                .collect::<HashMap<_, _>>(),
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "cannot read the device list");
+                continue;
+            }
+            Err(_) => continue,
+        };
+        if let Some(before) = &known {
+            for (id, old) in before {
+                if now.get(id) != Some(old) {
+                    tracing::info!(device = %id, "device removed or re-keyed; closing its connection");
+                    sessions.disconnect(id);
+                }
+            }
+        }
+        known = Some(now);
+    }
+}
+
+/// Keeps `/health`'s broker flag true only while the internal listener answers and ingest runs.
+async fn watch_broker(
+    broker: Arc<Broker>,
+    ingest_exited: CancellationToken,
+    up: Arc<AtomicBool>,
+    stop: CancellationToken,
+) {
+    let mut tick = tokio::time::interval(BROKER_CHECK_INTERVAL);
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let ok = broker.is_up().await && !ingest_exited.is_cancelled();
+        if up.swap(ok, Ordering::Relaxed) != ok {
+            tracing::warn!(up = ok, "broker health changed");
+        }
+    }
+}

@@ -1,1 +1,183 @@
-//! (lead is writing this)
+//! Typed, validated settings: command-line flags > `RZMON_*` environment > `.env` > defaults.
+//! A bad value stops startup with a message naming the flag and the variable.
+
+use clap::Args;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Shortest JWT secret we accept: 32 bytes = 256 bits for HS256.
+pub const MIN_JWT_SECRET_LEN: usize = 32;
+
+/// A value that must never reach a log: `Debug` prints `***`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(s: impl Into<String>) -> Self {
+        Self(s.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+/// Settings shared by every command (the data directory and logging).
+#[derive(Debug, Clone, Args)]
+pub struct Common {
+    /// Directory for the database and the generated JWT secret (created 0700).
+    #[arg(long, env = "RZMON_DATA_DIR", default_value = "./data", global = true)]
+    pub data_dir: PathBuf,
+
+    /// Log filter in tracing syntax, e.g. `info` or `rzmon=debug`.
+    #[arg(long, env = "RZMON_LOG", default_value = "info", global = true)]
+    pub log: String,
+}
+
+/// Settings of the running appliance (`rzmon serve`).
+#[derive(Debug, Clone, Args)]
+pub struct ServeSettings {
+    /// Address of the dashboard, REST API and WebSocket.
+    #[arg(long, env = "RZMON_HTTP_ADDR", default_value = "0.0.0.0:8080",
+          value_parser = addr("RZMON_HTTP_ADDR"), global = true)]
+    pub http_addr: SocketAddr,
+
+    /// Address of the public MQTT port devices connect to (the gate in front of the broker).
+    #[arg(long, env = "RZMON_MQTT_ADDR", default_value = "0.0.0.0:1883",
+          value_parser = addr("RZMON_MQTT_ADDR"), global = true)]
+    pub mqtt_addr: SocketAddr,
+
+    /// Password of the `admin` user created on first start; random and printed once if unset.
+    #[arg(long, env = "RZMON_ADMIN_PASSWORD", hide_env_values = true,
+          value_parser = secret("RZMON_ADMIN_PASSWORD", 8), global = true)]
+    pub admin_password: Option<Secret>,
+
+    /// HS256 secret for login tokens (≥ 32 characters); generated and kept in the data
+    /// directory if unset.
+    #[arg(long, env = "RZMON_JWT_SECRET", hide_env_values = true,
+          value_parser = secret("RZMON_JWT_SECRET", MIN_JWT_SECRET_LEN), global = true)]
+    pub jwt_secret: Option<Secret>,
+
+    /// First topic level of every device topic.
+    #[arg(long, env = "RZMON_TOPIC_PREFIX", default_value = "rz", value_parser = prefix, global = true)]
+    pub topic_prefix: String,
+
+    /// Origins of a separately hosted frontend (comma-separated) allowed for CORS and `/ws`.
+    #[arg(long, env = "RZMON_ALLOWED_ORIGINS", value_delimiter = ',', value_parser = origin, global = true)]
+    pub allowed_origins: Vec<String>,
+
+    /// Lifetime of a login token in seconds.
+    #[arg(long, env = "RZMON_TOKEN_TTL", default_value_t = 43_200,
+          value_parser = clap::value_parser!(u64).range(60..=2_592_000), global = true)]
+    pub token_ttl: u64,
+
+    /// Largest MQTT packet a device may send, in bytes (whole packet, header included).
+    #[arg(long, env = "RZMON_MQTT_MAX_PACKET", default_value_t = 16_384,
+          value_parser = clap::value_parser!(u32).range(256..=1_048_576), global = true)]
+    pub mqtt_max_packet: u32,
+
+    /// Messages per second per device; excess is delayed, not dropped. 0 = unlimited.
+    #[arg(long, env = "RZMON_MQTT_RATE", default_value_t = 100, global = true)]
+    pub mqtt_rate: u32,
+
+    /// Concurrent device connections accepted by the MQTT port.
+    #[arg(long, env = "RZMON_MQTT_MAX_CONNECTIONS", default_value_t = 256,
+          value_parser = clap::value_parser!(u32).range(1..=100_000), global = true)]
+    pub mqtt_max_connections: u32,
+
+    /// Live events a WebSocket client may fall behind before it is disconnected.
+    #[arg(long, env = "RZMON_WS_QUEUE", default_value_t = 256,
+          value_parser = clap::value_parser!(u32).range(1..=1_000_000), global = true)]
+    pub ws_queue: u32,
+
+    /// Largest accepted HTTP request body in bytes.
+    #[arg(long, env = "RZMON_BODY_LIMIT", default_value_t = 65_536,
+          value_parser = clap::value_parser!(u64).range(1024..=16_777_216), global = true)]
+    pub body_limit: u64,
+}
+
+impl ServeSettings {
+    pub fn token_ttl(&self) -> Duration {
+        Duration::from_secs(self.token_ttl)
+    }
+}
+
+fn addr(var: &'static str) -> impl Fn(&str) -> Result<SocketAddr, String> + Clone {
+    move |s: &str| {
+        s.trim()
+            .parse()
+            .map_err(|_| format!("{var} must be an address like 0.0.0.0:8080, got {s:?}"))
+    }
+}
+
+fn secret(var: &'static str, min: usize) -> impl Fn(&str) -> Result<Secret, String> + Clone {
+    move |s: &str| {
+        if s.chars().count() < min {
+            Err(format!("{var} must be at least {min} characters long"))
+        } else {
+            Ok(Secret::new(s))
+        }
+    }
+}
+
+fn prefix(s: &str) -> Result<String, String> {
+    let ok = !s.is_empty()
+        && s.len() <= 32
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if ok {
+        Ok(s.to_owned())
+    } else {
+        Err(format!(
+            "RZMON_TOPIC_PREFIX must be 1-32 characters of A-Z a-z 0-9 - _, got {s:?}"
+        ))
+    }
+}
+
+fn origin(s: &str) -> Result<String, String> {
+    let s = s.trim().trim_end_matches('/');
+    let ok = (s.starts_with("http://") || s.starts_with("https://"))
+        && !s.contains('*')
+        && s.split("://")
+            .nth(1)
+            .is_some_and(|h| !h.is_empty() && !h.contains('/'));
+    if ok {
+        Ok(s.to_owned())
+    } else {
+        Err(format!(
+            "RZMON_ALLOWED_ORIGINS entries must look like https://host[:port] (no path, no *), got {s:?}"
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bad_values_name_the_variable() {
+        let e = addr("RZMON_HTTP_ADDR")("nonsense").unwrap_err();
+        assert!(e.contains("RZMON_HTTP_ADDR"), "{e}");
+        let e = secret("RZMON_JWT_SECRET", 32)("short").unwrap_err();
+        assert!(e.contains("RZMON_JWT_SECRET"), "{e}");
+        assert!(prefix("a/b").is_err());
+        assert!(origin("*").is_err());
+        assert!(origin("https://dash.example:8443/x").is_err());
+        assert_eq!(
+            origin("https://dash.example:8443/").unwrap(),
+            "https://dash.example:8443"
+        );
+    }
+
+    #[test]
+    fn secret_debug_is_redacted() {
+        assert_eq!(format!("{:?}", Secret::new("hunter2")), "***");
+    }
+}

@@ -10,6 +10,7 @@
 //! Modules are listed in the order data flows; a module only imports the ones above it.
 //! `app` is the only module that knows every part.
 
+pub mod admin;
 pub mod api;
 pub mod app;
 pub mod auth;
@@ -21,4 +22,5 @@ pub mod ingest;
 pub mod lockout;
 pub mod metrics;
 pub mod model;
+pub mod secrets;
 pub mod store;

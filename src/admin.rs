@@ -1,0 +1,179 @@
+//! The administration commands (`user …`, `device …`, `backup`): they work on the database file
+//! directly, so they also work while the server runs (WAL); the server notices device changes.
+
+use crate::cli::{DeviceCommand, UserCommand};
+use crate::model::{DeviceId, format_ts};
+use crate::store::{Store, StoreError};
+use crate::{auth, secrets};
+use anyhow::{Context, bail};
+use serde_json::json;
+use std::io::BufRead;
+use std::path::Path;
+
+/// Shortest password accepted for a dashboard user.
+pub const MIN_USER_PASSWORD_LEN: usize = 8;
+
+pub fn user(store: &Store, cmd: UserCommand) -> anyhow::Result<()> {
+    match cmd {
+        UserCommand::Add {
+            username,
+            password_stdin,
+            json,
+        } => {
+            check_username(&username)?;
+            let (password, generated) = choose_password(password_stdin)?;
+            let hash = auth::hash_password(&password)?;
+            match store.create_user(&username, &hash) {
+                Err(StoreError::Exists(_)) => bail!("user {username:?} already exists"),
+                r => r?,
+            }
+            print_password(&username, &password, generated, json, "created");
+        }
+        UserCommand::Passwd {
+            username,
+            password_stdin,
+            json,
+        } => {
+            let (password, generated) = choose_password(password_stdin)?;
+            let hash = auth::hash_password(&password)?;
+            if !store.set_user_password(&username, &hash)? {
+                bail!("there is no user {username:?}");
+            }
+            print_password(&username, &password, generated, json, "updated");
+        }
+        UserCommand::List { json } => {
+            let users = store.users()?;
+            if json {
+                let list: Vec<_> = users
+                    .iter()
+                    .map(|u| json!({"username": u.username, "created": format_ts(u.created_ms)}))
+                    .collect();
+                println!("{}", json!({ "users": list }));
+            } else {
+                for u in users {
+                    println!("{}\tcreated {}", u.username, format_ts(u.created_ms));
+                }
+            }
+        }
+        UserCommand::Remove { username } => {
+            if store.users()?.len() == 1 && store.user(&username)?.is_some() {
+                bail!("{username:?} is the last user; add another one before removing it");
+            }
+            if !store.remove_user(&username)? {
+                bail!("there is no user {username:?}");
+            }
+            println!("User {username} removed.");
+        }
+    }
+    Ok(())
+}
+
+pub fn device(store: &Store, cmd: DeviceCommand) -> anyhow::Result<()> {
+    match cmd {
+        DeviceCommand::Add { id, json } => {
+            let device = DeviceId::parse(&id).with_context(|| {
+                format!("{id:?} is not a valid device id: use 1-64 characters of A-Z a-z 0-9 - _")
+            })?;
+            let password = secrets::random_password(secrets::DEVICE_PASSWORD_LEN)?;
+            match store.create_device(&device, &secrets::hash_device_secret(&password)?) {
+                Err(StoreError::Exists(_)) => bail!("device {id:?} already exists"),
+                r => r?,
+            }
+            print_device(&id, &password, json);
+        }
+        DeviceCommand::Passwd { id, json } => {
+            let password = secrets::random_password(secrets::DEVICE_PASSWORD_LEN)?;
+            if !store.set_device_secret(&id, &secrets::hash_device_secret(&password)?)? {
+                bail!("there is no device {id:?}");
+            }
+            print_device(&id, &password, json);
+        }
+        DeviceCommand::List { json } => {
+            let devices = store.devices()?;
+            if json {
+                let list: Vec<_> = devices
+                    .iter()
+                    .map(|d| json!({"id": d.id, "enabled": d.enabled, "created": format_ts(d.created_ms)}))
+                    .collect();
+                println!("{}", json!({ "devices": list }));
+            } else {
+                for d in devices {
+                    let state = if d.enabled { "enabled" } else { "disabled" };
+                    println!("{}\t{state}\tcreated {}", d.id, format_ts(d.created_ms));
+                }
+            }
+        }
+        DeviceCommand::Remove { id } => {
+            if !store.remove_device(&id)? {
+                bail!("there is no device {id:?}");
+            }
+            println!(
+                "Device {id} removed; its stored history stays. A running server closes its connection."
+            );
+        }
+    }
+    Ok(())
+}
+
+pub fn backup(store: &Store, file: &Path) -> anyhow::Result<()> {
+    if file.exists() {
+        bail!("{} exists already; choose a new file name", file.display());
+    }
+    store
+        .backup(file)
+        .with_context(|| format!("backup to {} failed", file.display()))?;
+    println!("Backup written to {}", file.display());
+    Ok(())
+}
+
+fn check_username(name: &str) -> anyhow::Result<()> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-@".contains(&b));
+    if !ok {
+        bail!("{name:?} is not a valid user name: use 1-64 characters of A-Z a-z 0-9 . _ - @");
+    }
+    Ok(())
+}
+
+/// The password from stdin, or a generated one (`true`).
+fn choose_password(from_stdin: bool) -> anyhow::Result<(String, bool)> {
+    if !from_stdin {
+        return Ok((secrets::random_password(secrets::USER_PASSWORD_LEN)?, true));
+    }
+    let mut line = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .context("cannot read the password from standard input")?;
+    let password = line.trim_end_matches(['\r', '\n']).to_owned();
+    if password.chars().count() < MIN_USER_PASSWORD_LEN {
+        bail!("the password must be at least {MIN_USER_PASSWORD_LEN} characters long");
+    }
+    Ok((password, false))
+}
+
+fn print_password(user: &str, password: &str, generated: bool, json: bool, what: &str) {
+    match (json, generated) {
+        (true, true) => println!("{}", json!({"username": user, "password": password})),
+        (true, false) => println!("{}", json!({ "username": user })),
+        (false, true) => println!("User {user} {what}. Password (shown once): {password}"),
+        (false, false) => println!("User {user} {what}."),
+    }
+}
+
+fn print_device(id: &str, password: &str, json: bool) {
+    if json {
+        println!(
+            "{}",
+            json!({"device": id, "username": id, "password": password})
+        );
+    } else {
+        println!("Device {id}: MQTT credentials (shown once)");
+        println!("  client id: {id}");
+        println!("  username:  {id}");
+        println!("  password:  {password}");
+    }
+}

@@ -1,0 +1,154 @@
+//! Secrets of the installation: the JWT signing key file, random passwords, and the keyed hash
+//! of device MQTT passwords. Everything random comes from the operating system's RNG.
+
+use anyhow::Context;
+use hmac::{Hmac, Mac};
+use rand::TryRngCore;
+use rand::rngs::OsRng;
+use sha2::Sha256;
+use std::fs;
+use std::io::Write;
+use std::path::Path;
+
+/// File name of the generated JWT secret inside the data directory.
+pub const JWT_SECRET_FILE: &str = "jwt_secret";
+/// 256 bits, the HS256 key size.
+const JWT_SECRET_BYTES: usize = 32;
+/// Length of generated passwords: 24 alphanumerics ≈ 142 bits (users), 32 ≈ 190 bits (devices).
+pub const USER_PASSWORD_LEN: usize = 24;
+pub const DEVICE_PASSWORD_LEN: usize = 32;
+
+/// `n` random bytes from the OS.
+pub fn random_bytes(n: usize) -> anyhow::Result<Vec<u8>> {
+    let mut buf = vec![0u8; n];
+    OsRng
+        .try_fill_bytes(&mut buf)
+        .context("the operating system's random number generator failed")?;
+    Ok(buf)
+}
+
+/// A random password of `len` characters from `A-Z a-z 0-9` (rejection sampling, no bias).
+pub fn random_password(len: usize) -> anyhow::Result<String> {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    let mut out = String::with_capacity(len);
+    while out.len() < len {
+        for b in random_bytes(len * 2)? {
+            // 248 = 4 * 62: bytes above it would bias the first characters.
+            if b < 248 && out.len() < len {
+                out.push(char::from(ALPHABET[usize::from(b) % ALPHABET.len()]));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Reads the JWT secret from `<data_dir>/jwt_secret`, creating it (mode 0600, 256 random bits,
+/// hex) if it does not exist. Refuses a file that is too short.
+pub fn load_or_create_jwt_secret(data_dir: &Path) -> anyhow::Result<Vec<u8>> {
+    let path = data_dir.join(JWT_SECRET_FILE);
+    match fs::read_to_string(&path) {
+        Ok(text) => {
+            let secret = text.trim().as_bytes().to_vec();
+            anyhow::ensure!(
+                secret.len() >= 2 * JWT_SECRET_BYTES,
+                "{} is shorter than 64 hex characters; delete it to generate a new one",
+                path.display()
+            );
+            Ok(secret)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let secret = hex::encode(random_bytes(JWT_SECRET_BYTES)?);
+            write_private(&path, secret.as_bytes())?;
+            Ok(secret.into_bytes())
+        }
+        Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
+    }
+}
+
+/// Creates `path` with mode 0600 (fails if it exists) and writes `data`.
+fn write_private(path: &Path, data: &[u8]) -> anyhow::Result<()> {
+    let mut opts = fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+    let mut f = opts
+        .open(path)
+        .with_context(|| format!("cannot create {}", path.display()))?;
+    f.write_all(data)
+        .and_then(|()| f.sync_all())
+        .with_context(|| format!("cannot write {}", path.display()))
+}
+
+type HmacSha256 = Hmac<Sha256>;
+
+/// Keyed hash of a device password: `hmac-sha256$<salt hex>$<mac hex>`. Device passwords are
+/// long random tokens, so a fast hash is enough (no argon2 on every MQTT connect).
+pub fn hash_device_secret(password: &str) -> anyhow::Result<String> {
+    let salt = random_bytes(16)?;
+    let mac = device_mac(&salt, password.as_bytes());
+    Ok(format!(
+        "hmac-sha256${}${}",
+        hex::encode(&salt),
+        hex::encode(mac.finalize().into_bytes())
+    ))
+}
+
+/// Constant-time check of a device password against `hash_device_secret`'s output.
+pub fn verify_device_secret(password: &[u8], stored: &str) -> bool {
+    let mut parts = stored.split('$');
+    let (Some("hmac-sha256"), Some(salt), Some(mac), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return false;
+    };
+    let (Ok(salt), Ok(expected)) = (hex::decode(salt), hex::decode(mac)) else {
+        return false;
+    };
+    device_mac(&salt, password).verify_slice(&expected).is_ok()
+}
+
+fn device_mac(salt: &[u8], password: &[u8]) -> HmacSha256 {
+    // HMAC accepts keys of any length, so this cannot fail.
+    let mut mac = <HmacSha256 as Mac>::new_from_slice(salt).unwrap_or_else(|_| unreachable!());
+    mac.update(password);
+    mac
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn device_secret_round_trip_and_mismatch() {
+        let h = hash_device_secret("s3cret-token").unwrap();
+        assert!(verify_device_secret(b"s3cret-token", &h));
+        assert!(!verify_device_secret(b"s3cret-tokem", &h));
+        assert!(!verify_device_secret(b"s3cret-token", "garbage"));
+        assert_ne!(h, hash_device_secret("s3cret-token").unwrap(), "salted");
+    }
+
+    #[test]
+    fn passwords_are_random_alphanumerics() {
+        let a = random_password(32).unwrap();
+        assert_eq!(a.len(), 32);
+        assert!(a.bytes().all(|b| b.is_ascii_alphanumeric()));
+        assert_ne!(a, random_password(32).unwrap());
+    }
+
+    #[test]
+    fn jwt_secret_is_created_0600_and_reused() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = load_or_create_jwt_secret(dir.path()).unwrap();
+        assert_eq!(a.len(), 64);
+        assert_eq!(a, load_or_create_jwt_secret(dir.path()).unwrap());
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = fs::metadata(dir.path().join(JWT_SECRET_FILE))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+    }
+}
