@@ -1,8 +1,9 @@
 //! `GET /ws`: live events for authenticated clients. Auth is the `Authorization` header or a
 //! first message `{"type":"auth","token":..}` within 5 s; nothing is sent before it. Then
-//! `{"type":"ready"}` and every hub event. A client that falls `ws_queue` events behind, or whose
-//! send stalls for 10 s, is dropped (never slowing ingest or other clients); the socket is closed
-//! when the token expires and with 1001 at shutdown.
+//! `{"type":"ready"}` and every hub event, written in batches. A client that falls `ws_queue`
+//! events behind, or whose send stalls for 10 s, is dropped (never slowing ingest or other
+//! clients); server pings find dead peers; the socket is closed when the token expires (1008)
+//! and at shutdown (1001).
 
 use super::Shared;
 use super::auth_filter::{self, Principal};
@@ -10,8 +11,10 @@ use super::error::ApiError;
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use serde::Deserialize;
+use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::broadcast::Receiver;
+use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 use tokio::time::Instant;
 use warp::Reply;
 use warp::http::{HeaderMap, header};
@@ -26,6 +29,13 @@ const SEND_TIMEOUT: Duration = Duration::from_secs(10);
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
 /// Clients only send the auth message: anything bigger is refused by the codec.
 const MAX_CLIENT_MESSAGE: usize = 16 * 1024;
+/// Events written per flush: a burst costs one write, not one per event.
+const MAX_BATCH: usize = 64;
+/// Server pings find dead peers (no FIN) that would otherwise linger until a send stalls.
+const PING_EVERY: Duration = Duration::from_secs(30);
+/// A client silent (not even a pong) for this long is gone.
+const IDLE_LIMIT: Duration = Duration::from_secs(75);
+const SLOW: &str = "Too slow to keep up; reconnect.";
 /// Cap on a token's remaining lifetime for the expiry timer (ten years; avoids overflow).
 const MAX_TOKEN_SECS: u64 = 10 * 365 * 86_400;
 const READY: &str = r#"{"type":"ready"}"#;
@@ -108,6 +118,8 @@ async fn session(socket: WebSocket, state: Shared, principal: Option<Principal>)
     tracing::debug!(user, "WebSocket client ready");
     let expiry = token_deadline(principal.exp);
     let queue = state.ctx.config.ws_queue.max(1);
+    let mut ping = tokio::time::interval_at(Instant::now() + PING_EVERY, PING_EVERY);
+    let mut last_seen = Instant::now();
     loop {
         tokio::select! {
             () = state.ctx.shutdown.cancelled() => {
@@ -118,28 +130,88 @@ async fn session(socket: WebSocket, state: Shared, principal: Option<Principal>)
                 close(&mut tx, POLICY, "Access token expired; log in again.").await;
                 return;
             }
+            _ = ping.tick() => {
+                if last_seen.elapsed() > IDLE_LIMIT {
+                    tracing::debug!(user, "WebSocket client stopped answering pings");
+                    return;
+                }
+                if tokio::time::timeout(SEND_TIMEOUT, tx.send(Message::ping(Vec::new()))).await.is_err() {
+                    drop_slow(&state, user, "a ping did not go out in time");
+                    return;
+                }
+            }
             incoming = rx.next() => match incoming {
-                Some(Ok(m)) if !m.is_close() => {}
+                Some(Ok(m)) if !m.is_close() => last_seen = Instant::now(),
                 _ => return,
             },
-            event = events.recv() => match event {
-                Ok(text) if events.len() < queue => {
-                    if send(&mut tx, text.to_string()).await.is_err() {
+            event = events.recv() => {
+                let first = match event {
+                    Ok(text) => text,
+                    Err(RecvError::Lagged(_)) => {
+                        drop_slow(&state, user, "it fell behind the live events");
+                        close(&mut tx, POLICY, SLOW).await;
+                        return;
+                    }
+                    Err(RecvError::Closed) => {
+                        close(&mut tx, GOING_AWAY, "Server shutting down.").await;
+                        return;
+                    }
+                };
+                match forward(&mut tx, first, &mut events, queue).await {
+                    Forward::Sent => {}
+                    Forward::Behind => {
+                        drop_slow(&state, user, "it fell behind the live events");
+                        close(&mut tx, POLICY, SLOW).await;
+                        return;
+                    }
+                    Forward::Stalled => {
                         drop_slow(&state, user, "a send did not complete in time");
                         return;
                     }
+                    Forward::Gone => return,
                 }
-                Ok(_) | Err(RecvError::Lagged(_)) => {
-                    drop_slow(&state, user, "it fell behind the live events");
-                    close(&mut tx, POLICY, "Too slow to keep up; reconnect.").await;
-                    return;
-                }
-                Err(RecvError::Closed) => {
-                    close(&mut tx, GOING_AWAY, "Server shutting down.").await;
-                    return;
-                }
-            },
+            }
         }
+    }
+}
+
+enum Forward {
+    Sent,
+    /// More than `ws_queue` events wait for this client.
+    Behind,
+    /// The socket did not take the batch within `SEND_TIMEOUT`.
+    Stalled,
+    Gone,
+}
+
+/// Writes `first` and whatever else is already queued (up to `MAX_BATCH`) with one flush.
+async fn forward(
+    tx: &mut Tx,
+    first: Arc<str>,
+    events: &mut Receiver<Arc<str>>,
+    queue: usize,
+) -> Forward {
+    if events.len() >= queue {
+        return Forward::Behind;
+    }
+    let mut batch = vec![first];
+    while batch.len() < MAX_BATCH {
+        match events.try_recv() {
+            Ok(text) => batch.push(text),
+            Err(TryRecvError::Lagged(_)) => return Forward::Behind,
+            Err(_) => break,
+        }
+    }
+    let write = async {
+        for text in batch {
+            tx.feed(Message::text(text.to_string())).await?;
+        }
+        tx.flush().await
+    };
+    match tokio::time::timeout(SEND_TIMEOUT, write).await {
+        Ok(Ok(())) => Forward::Sent,
+        Ok(Err(_)) => Forward::Gone,
+        Err(_) => Forward::Stalled,
     }
 }
 
