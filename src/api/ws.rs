@@ -31,6 +31,8 @@ const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
 const MAX_CLIENT_MESSAGE: usize = 16 * 1024;
 /// Events written per flush: a burst costs one write, not one per event.
 const MAX_BATCH: usize = 64;
+/// How often a blocked write re-checks how far behind its client is.
+const BEHIND_CHECK: Duration = Duration::from_millis(100);
 /// Server pings find dead peers (no FIN) that would otherwise linger until a send stalls.
 const PING_EVERY: Duration = Duration::from_secs(30);
 /// A client silent (not even a pong) for this long is gone.
@@ -208,10 +210,20 @@ async fn forward(
         }
         tx.flush().await
     };
-    match tokio::time::timeout(SEND_TIMEOUT, write).await {
-        Ok(Ok(())) => Forward::Sent,
-        Ok(Err(_)) => Forward::Gone,
-        Err(_) => Forward::Stalled,
+    let mut write = std::pin::pin!(write);
+    let stalled = tokio::time::sleep(SEND_TIMEOUT);
+    let mut stalled = std::pin::pin!(stalled);
+    // While the socket is full, keep watching the queue: a client that stopped reading is
+    // dropped as soon as it is `ws_queue` behind, not only after `SEND_TIMEOUT`.
+    let mut check = tokio::time::interval(BEHIND_CHECK);
+    loop {
+        tokio::select! {
+            done = &mut write => return if done.is_ok() { Forward::Sent } else { Forward::Gone },
+            () = &mut stalled => return Forward::Stalled,
+            _ = check.tick() => if events.len() >= queue {
+                return Forward::Behind;
+            },
+        }
     }
 }
 
