@@ -106,6 +106,10 @@ async fn session(socket: WebSocket, state: Shared, principal: Option<Principal>)
         Some(p) => p,
         None => match first_message_auth(&mut rx, &state).await {
             Some(p) => p,
+            None if state.ctx.shutdown.is_cancelled() => {
+                close(&mut tx, GOING_AWAY, "Server shutting down.").await;
+                return;
+            }
             None => {
                 close(&mut tx, POLICY, "Authentication required.").await;
                 return;
@@ -118,7 +122,8 @@ async fn session(socket: WebSocket, state: Shared, principal: Option<Principal>)
         return;
     }
     tracing::debug!(user, "WebSocket client ready");
-    let expiry = token_deadline(principal.exp);
+    let expired = tokio::time::sleep_until(token_deadline(principal.exp));
+    let mut expired = std::pin::pin!(expired);
     let queue = state.ctx.config.ws_queue.max(1);
     let mut ping = tokio::time::interval_at(Instant::now() + PING_EVERY, PING_EVERY);
     let mut last_seen = Instant::now();
@@ -128,7 +133,7 @@ async fn session(socket: WebSocket, state: Shared, principal: Option<Principal>)
                 close(&mut tx, GOING_AWAY, "Server shutting down.").await;
                 return;
             }
-            () = tokio::time::sleep_until(expiry) => {
+            () = &mut expired => {
                 close(&mut tx, POLICY, "Access token expired; log in again.").await;
                 return;
             }
