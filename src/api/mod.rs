@@ -1,14 +1,65 @@
 //! The warp server: REST API, `/ws` and the embedded frontend.
-//! INTERFACE STUB written by the lead: the api helper replaces the body and adds files, but keeps
-//! `Context`'s fields and `serve`'s signature, which `app` uses.
+//!
+//! API paths (first segment in [`API_SEGMENTS`]) are routed to the API, which answers every
+//! outcome itself — JSON errors included — through a `.recover()` scoped to it; every other
+//! path goes to the frontend, so a page route never swallows an API 401 or 404.
 
+mod assets;
+mod auth_filter;
+mod body;
+mod cors;
+mod data;
+mod error;
+mod health;
+mod incidents;
+mod login;
+mod metrics;
+mod params;
+mod profile;
+mod ws;
+
+use crate::auth::jwt::JwtKeys;
 use crate::hub::Hub;
+use crate::lockout::Lockout;
 use crate::metrics::Metrics;
 use crate::store::Store;
+use anyhow::Context as _;
+use error::ApiError;
+use std::convert::Infallible;
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
+use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use warp::filters::BoxedFilter;
+use warp::http::{HeaderMap, HeaderValue, header};
+use warp::reply::Response;
+use warp::{Filter, Rejection};
+
+/// First path segments that belong to the API: they get JSON answers (404 included) and never
+/// the frontend's index.html. Includes the seed's device-command paths served by a later issue.
+pub const API_SEGMENTS: &[&str] = &[
+    "login",
+    "data",
+    "incidents",
+    "user",
+    "health",
+    "ws",
+    "metrics",
+    "getConfig",
+    "setConfig",
+    "addAccessID",
+    "api",
+];
+
+/// Concurrent argon2 verifications: each takes 19 MiB and a core for ~20 ms, so a login flood
+/// queues here instead of exhausting memory or starving ingest.
+const MAX_PASSWORD_CHECKS: usize = 4;
+
+/// How long `serve` waits for WebSocket tasks to send their close frames at shutdown.
+const WS_SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
 /// Settings the API needs.
 #[derive(Debug, Clone)]
@@ -38,8 +89,213 @@ pub struct Context {
     pub shutdown: CancellationToken,
 }
 
+/// `Context` plus what the API itself owns: token keys, login lockouts, the password-check
+/// gate and the WebSocket tasks.
+pub(crate) struct State {
+    ctx: Context,
+    keys: JwtKeys,
+    ip_lockout: Lockout<IpAddr>,
+    account_lockout: Lockout<String>,
+    password_checks: Semaphore,
+    ws_tasks: TaskTracker,
+}
+
+pub(crate) type Shared = Arc<State>;
+
+impl State {
+    fn new(ctx: Context) -> anyhow::Result<Self> {
+        let keys = JwtKeys::new(&ctx.jwt_secret, ctx.config.token_ttl)
+            .context("the JWT secret cannot be used")?;
+        Ok(Self {
+            ctx,
+            keys,
+            ip_lockout: Lockout::new(login::IP_MAX_FAILURES, login::IP_LOCK),
+            account_lockout: Lockout::new(login::ACCOUNT_MAX_FAILURES, login::ACCOUNT_LOCK),
+            password_checks: Semaphore::new(MAX_PASSWORD_CHECKS),
+            ws_tasks: TaskTracker::new(),
+        })
+    }
+}
+
 /// Serves HTTP on `listener` until `ctx.shutdown` is cancelled; WebSockets are closed then too.
 pub async fn serve(listener: tokio::net::TcpListener, ctx: Context) -> anyhow::Result<()> {
-    let _ = (listener, ctx);
-    unimplemented!()
+    let shutdown = ctx.shutdown.clone();
+    let state = Arc::new(State::new(ctx)?);
+    warp::serve(routes(state.clone()))
+        .incoming(listener)
+        .graceful(shutdown.cancelled_owned())
+        .run()
+        .await;
+    state.ws_tasks.close();
+    if tokio::time::timeout(WS_SHUTDOWN_GRACE, state.ws_tasks.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!("some WebSocket clients did not close in time");
+    }
+    Ok(())
 }
+
+fn with_state(state: Shared) -> impl Filter<Extract = (Shared,), Error = Infallible> + Clone {
+    warp::any().map(move || state.clone())
+}
+
+/// Runs a blocking store call off the async threads; store errors and panics become 500s.
+async fn blocking<T, F>(store: &Store, f: F) -> Result<T, ApiError>
+where
+    T: Send + 'static,
+    F: FnOnce(&Store) -> crate::store::Result<T> + Send + 'static,
+{
+    let store = store.clone();
+    tokio::task::spawn_blocking(move || f(&store))
+        .await
+        .map_err(|e| ApiError::internal(anyhow::anyhow!("database task failed: {e}")))?
+        .map_err(ApiError::internal)
+}
+
+/// Every route of the server.
+fn routes(state: Shared) -> BoxedFilter<(Response,)> {
+    let origins = state.ctx.config.allowed_origins.clone();
+    assemble(api_routes(state), origins)
+}
+
+/// The API endpoints; each rejects only with "not mine" (404), 405, or an `ApiError`.
+fn api_routes(state: Shared) -> BoxedFilter<(Response,)> {
+    use std::collections::HashMap;
+    let limit = state.ctx.config.body_limit;
+    let st = || with_state(state.clone());
+    let auth = || auth_filter::authenticated(state.clone());
+    let query = warp::query::<HashMap<String, String>>;
+
+    let login = warp::path!("login")
+        .and(warp::post())
+        .and(warp::addr::remote())
+        .and(body::json::<login::LoginRequest>(
+            limit,
+            login::EXPECTED_BODY,
+        ))
+        .and(st())
+        .then(login::handle);
+    let data = warp::path!("data")
+        .and(warp::get())
+        .and(auth())
+        .and(query())
+        .and(st())
+        .then(data::handle);
+    let incidents = warp::path!("incidents")
+        .and(warp::get())
+        .and(auth())
+        .and(query())
+        .and(st())
+        .then(incidents::handle);
+    let profile = warp::path!("user" / "profile")
+        .and(warp::get())
+        .and(auth())
+        .then(profile::handle);
+    let metrics = warp::path!("metrics")
+        .and(warp::get())
+        .and(auth())
+        .and(st())
+        .then(metrics::handle);
+    let health = warp::path!("health")
+        .and(warp::get())
+        .and(st())
+        .then(health::handle);
+    let ws = warp::path!("ws")
+        .and(warp::ws())
+        .and(warp::header::headers_cloned())
+        .and(st())
+        .then(ws::upgrade);
+
+    login
+        .or(data)
+        .unify()
+        .or(incidents)
+        .unify()
+        .or(profile)
+        .unify()
+        .or(metrics)
+        .unify()
+        .or(health)
+        .unify()
+        .or(ws)
+        .unify()
+        .boxed()
+}
+
+/// Wraps the API endpoints: scope check, CORS preflight, JSON rejections, API headers; then
+/// the frontend for every other path.
+fn assemble(api: BoxedFilter<(Response,)>, origins: Vec<String>) -> BoxedFilter<(Response,)> {
+    let origins = Arc::new(origins);
+    let preflight = {
+        let origins = origins.clone();
+        warp::method().and(warp::header::headers_cloned()).and_then(
+            move |method, headers: HeaderMap| {
+                let res = cors::preflight(&method, &headers, &origins);
+                async move { res.ok_or_else(warp::reject::not_found) }
+            },
+        )
+    };
+    let api = api_scope()
+        .and(warp::header::headers_cloned())
+        .and(preflight.or(api).unify().recover(recover).unify())
+        .map(move |request: HeaderMap, mut res: Response| {
+            let h = res.headers_mut();
+            h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            h.insert(
+                header::X_CONTENT_TYPE_OPTIONS,
+                HeaderValue::from_static("nosniff"),
+            );
+            cors::decorate(&mut res, &request, &origins);
+            res
+        });
+    api.or(assets::routes()).unify().boxed()
+}
+
+/// Passes requests whose first path segment belongs to the API; rejects (404) the others.
+fn api_scope() -> impl Filter<Extract = (), Error = Rejection> + Clone {
+    warp::path::peek()
+        .and_then(|peek: warp::path::Peek| {
+            let api = is_api_path(peek.as_str());
+            async move {
+                if api {
+                    Ok(())
+                } else {
+                    Err(warp::reject::not_found())
+                }
+            }
+        })
+        .untuple_one()
+}
+
+/// Whether `path` (without leading slash) is an API path.
+pub fn is_api_path(path: &str) -> bool {
+    let first = path.trim_start_matches('/').split('/').next().unwrap_or("");
+    API_SEGMENTS.contains(&first)
+}
+
+/// Turns every rejection inside the API into a JSON answer.
+async fn recover(r: Rejection) -> Result<Response, Infallible> {
+    use warp::reject::{InvalidHeader, InvalidQuery, MethodNotAllowed, MissingHeader};
+    let err = if let Some(e) = r.find::<ApiError>() {
+        return Ok(e.to_response());
+    } else if r.find::<MethodNotAllowed>().is_some() {
+        ApiError::MethodNotAllowed
+    } else if r.find::<InvalidQuery>().is_some() {
+        ApiError::bad_request("The query string is malformed.")
+    } else if r.find::<warp::ws::MissingConnectionUpgrade>().is_some()
+        || r.find::<MissingHeader>().is_some()
+        || r.find::<InvalidHeader>().is_some()
+    {
+        ApiError::bad_request("This endpoint expects a WebSocket upgrade request.")
+    } else {
+        if !r.is_not_found() {
+            tracing::debug!(rejection = ?r, "unexpected rejection answered as 404");
+        }
+        ApiError::NotFound
+    };
+    Ok(err.to_response())
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,14 +1,7 @@
-//! Passwords (argon2id) and tokens (JWT HS256, algorithm pinned).
-//! INTERFACE STUB written by the lead: the api helper replaces the bodies (password.rs, jwt.rs).
+//! Who may use the HTTP API: argon2id password hashes (`password`) and the HS256 access tokens
+//! issued after a login (`jwt`, algorithm pinned, `exp` required, no leeway).
 
-/// Argon2id PHC string of `password` (OWASP parameters). Slow: call from `spawn_blocking`.
-pub fn hash_password(password: &str) -> anyhow::Result<String> {
-    let _ = password;
-    unimplemented!()
-}
+pub mod jwt;
+pub mod password;
 
-/// Constant-time check of `password` against a PHC string; false on any malformed hash.
-pub fn verify_password(password: &str, phc: &str) -> bool {
-    let _ = (password, phc);
-    unimplemented!()
-}
+pub use password::{hash_password, verify_password};

@@ -1,0 +1,116 @@
+//! Bearer authentication for protected routes: the `Authorization: Bearer <jwt>` header is
+//! verified (HS256 only, `exp` required) and the token's user must still exist, so removing a
+//! user takes effect at once. Failures are 401 rejections with `WWW-Authenticate: Bearer`.
+
+use super::error::ApiError;
+use super::{Shared, blocking, with_state};
+use crate::auth::jwt::{JwtKeys, TokenError};
+use warp::http::{HeaderMap, header};
+use warp::{Filter, Rejection};
+
+const MISSING: &str = "Log in first: send the header Authorization: Bearer <access_token>.";
+const MALFORMED: &str = "The Authorization header must look like: Bearer <access_token>.";
+const INVALID: &str = "The access token is invalid; log in again.";
+const EXPIRED: &str = "The access token has expired; log in again.";
+const GONE: &str = "The account of this access token no longer exists.";
+
+/// The logged-in user of a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    pub username: String,
+    pub created_ms: i64,
+    /// Token expiry, seconds since the Unix epoch (a WebSocket is closed then).
+    pub exp: u64,
+}
+
+/// Extracts the `Principal` or rejects with 401.
+pub fn authenticated(
+    state: Shared,
+) -> impl Filter<Extract = (Principal,), Error = Rejection> + Clone {
+    warp::header::headers_cloned()
+        .and(with_state(state))
+        .and_then(|headers: HeaderMap, state: Shared| async move {
+            let token = bearer_token(&headers)?.ok_or(ApiError::Unauthorized(MISSING))?;
+            authenticate(&state, token)
+                .await
+                .map_err(warp::reject::custom)
+        })
+}
+
+/// The token of an `Authorization: Bearer` header; `Ok(None)` when there is no header.
+pub fn bearer_token(headers: &HeaderMap) -> Result<Option<&str>, ApiError> {
+    let Some(value) = headers.get(header::AUTHORIZATION) else {
+        return Ok(None);
+    };
+    let value = value
+        .to_str()
+        .map_err(|_| ApiError::Unauthorized(MALFORMED))?;
+    let (scheme, token) = value
+        .trim()
+        .split_once(' ')
+        .ok_or(ApiError::Unauthorized(MALFORMED))?;
+    let token = token.trim();
+    if !scheme.eq_ignore_ascii_case("bearer") || token.is_empty() {
+        return Err(ApiError::Unauthorized(MALFORMED));
+    }
+    Ok(Some(token))
+}
+
+/// Checks the token's signature and expiry only.
+pub fn check_token(keys: &JwtKeys, token: &str) -> Result<crate::auth::jwt::Claims, ApiError> {
+    keys.verify(token).map_err(|e| match e {
+        TokenError::Expired => ApiError::Unauthorized(EXPIRED),
+        TokenError::Invalid => ApiError::Unauthorized(INVALID),
+    })
+}
+
+/// A valid token whose user still exists.
+pub async fn authenticate(state: &Shared, token: &str) -> Result<Principal, ApiError> {
+    let claims = check_token(&state.keys, token)?;
+    let username = claims.sub.clone();
+    let user = blocking(&state.ctx.store, move |s| s.user(&username)).await?;
+    let user = user.ok_or(ApiError::Unauthorized(GONE))?;
+    Ok(Principal {
+        username: user.username,
+        created_ms: user.created_ms,
+        exp: claims.exp,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn headers(value: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(header::AUTHORIZATION, value.parse().expect("header value"));
+        h
+    }
+
+    /// The bearer scheme is case-insensitive; other schemes and empty tokens are refused.
+    #[test]
+    fn bearer_extraction() {
+        assert_eq!(bearer_token(&HeaderMap::new()).ok(), Some(None));
+        assert_eq!(bearer_token(&headers("Bearer abc")).ok(), Some(Some("abc")));
+        assert_eq!(
+            bearer_token(&headers("bearer  abc ")).ok(),
+            Some(Some("abc"))
+        );
+        for bad in ["Basic YWRtaW46eA==", "Bearer", "Bearer ", "abc"] {
+            assert!(bearer_token(&headers(bad)).is_err(), "{bad:?}");
+        }
+    }
+
+    /// Expired and invalid tokens get different sentences, both 401.
+    #[test]
+    fn token_errors_are_401() {
+        let keys = JwtKeys::new(&[7; 32], Duration::from_secs(60)).expect("keys");
+        let (token, claims) = keys.issue("admin").expect("issue");
+        assert_eq!(check_token(&keys, &token).ok(), Some(claims));
+        match check_token(&keys, "garbage") {
+            Err(e @ ApiError::Unauthorized(INVALID)) => assert_eq!(e.status().as_u16(), 401),
+            other => panic!("{other:?}"),
+        }
+    }
+}
