@@ -1,12 +1,29 @@
-//! SQLite persistence. INTERFACE STUB written by the lead: the store helper replaces the bodies
-//! (and may split this into schema.rs / writer.rs / queries per table) but keeps these public
-//! signatures, which the api, app and cli already call.
+//! SQLite persistence: opens the database file (WAL, `synchronous=FULL`), runs migrations and
+//! lends reader connections from a small pool. The one batching writer lives in `writer`,
+//! queries per table in `events` and `accounts`.
+
+mod accounts;
+mod events;
+mod schema;
+mod writer;
+
+pub use events::{AccessRow, DeviceStatusRow};
+pub use writer::Writer;
 
 use crate::metrics::Metrics;
-use crate::model::{DeviceId, Message};
+use crate::model::DeviceId;
+use rusqlite::{Connection, OpenFlags};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// How long a connection waits for another one's write lock before giving up. The writer
+/// commits within milliseconds, so 5 s only runs out when something is badly wrong.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Idle reader connections kept open; more are opened under load and closed after use.
+const MAX_IDLE_READERS: usize = 4;
 
 /// Errors a caller branches on.
 #[derive(Debug, thiserror::Error)]
@@ -70,102 +87,140 @@ pub struct DeviceRow {
 /// All methods block: call them from `spawn_blocking` (or the CLI).
 #[derive(Clone)]
 pub struct Store {
-    #[allow(dead_code)]
     path: Arc<PathBuf>,
-}
-
-/// The running batch writer: send messages with `sender()`, then `close()` to commit the last
-/// batch and join the thread.
-pub struct Writer {
-    #[allow(dead_code)]
-    tx: tokio::sync::mpsc::UnboundedSender<Message>,
-}
-
-impl Writer {
-    pub fn sender(&self) -> tokio::sync::mpsc::UnboundedSender<Message> {
-        self.tx.clone()
-    }
-    /// Stops accepting, commits everything received, joins the writer thread. Blocks.
-    pub fn close(self) -> Result<()> {
-        unimplemented!()
-    }
+    /// Idle reader connections. WAL lets them read while the writer commits.
+    readers: Arc<Mutex<Vec<Connection>>>,
 }
 
 impl Store {
     /// Opens (creating) the database file, sets WAL/synchronous=FULL/busy timeout, runs
     /// pending migrations.
     pub fn open(path: &Path) -> Result<Self> {
-        let _ = path;
-        unimplemented!()
+        create_private(path)?;
+        let mut conn = open_connection(path)?;
+        schema::migrate(&mut conn)?;
+        Ok(Self {
+            path: Arc::new(path.to_owned()),
+            readers: Arc::new(Mutex::new(vec![conn])),
+        })
     }
+
     pub fn path(&self) -> &Path {
         &self.path
     }
+
     /// Starts the one batching writer thread. `metrics.store_committed` / `store_duplicates`
     /// are updated per commit.
     pub fn spawn_writer(&self, metrics: Arc<Metrics>) -> Result<Writer> {
-        let _ = metrics;
-        unimplemented!()
+        Writer::spawn(open_connection(&self.path)?, metrics)
     }
+
     /// `SELECT 1` on a reader connection: the database answers.
     pub fn ping(&self) -> Result<()> {
-        unimplemented!()
+        self.with_conn(|c| Ok(c.query_row("SELECT 1", [], |r| r.get::<_, i64>(0))?))
+            .map(drop)
     }
-    pub fn telemetry(&self, q: &RangeQuery) -> Result<Vec<TelemetryRow>> {
-        let _ = q;
-        unimplemented!()
+
+    /// The schema version recorded in the database.
+    pub fn schema_version(&self) -> Result<i64> {
+        self.with_conn(|c| Ok(schema::current_version(c)?))
     }
-    pub fn incidents(&self, q: &RangeQuery, kind: Option<&str>) -> Result<Vec<IncidentRow>> {
-        let _ = (q, kind);
-        unimplemented!()
-    }
-    pub fn user(&self, username: &str) -> Result<Option<UserRow>> {
-        let _ = username;
-        unimplemented!()
-    }
-    pub fn users(&self) -> Result<Vec<UserRow>> {
-        unimplemented!()
-    }
-    pub fn user_count(&self) -> Result<u64> {
-        unimplemented!()
-    }
-    /// `Err(Exists)` if taken.
-    pub fn create_user(&self, username: &str, password_hash: &str) -> Result<()> {
-        let _ = (username, password_hash);
-        unimplemented!()
-    }
-    /// `false` if there is no such user.
-    pub fn set_user_password(&self, username: &str, password_hash: &str) -> Result<bool> {
-        let _ = (username, password_hash);
-        unimplemented!()
-    }
-    pub fn remove_user(&self, username: &str) -> Result<bool> {
-        let _ = username;
-        unimplemented!()
-    }
-    pub fn device(&self, id: &str) -> Result<Option<DeviceRow>> {
-        let _ = id;
-        unimplemented!()
-    }
-    pub fn devices(&self) -> Result<Vec<DeviceRow>> {
-        unimplemented!()
-    }
-    /// `Err(Exists)` if taken.
-    pub fn create_device(&self, id: &DeviceId, secret_hash: &str) -> Result<()> {
-        let _ = (id, secret_hash);
-        unimplemented!()
-    }
-    pub fn set_device_secret(&self, id: &str, secret_hash: &str) -> Result<bool> {
-        let _ = (id, secret_hash);
-        unimplemented!()
-    }
-    pub fn remove_device(&self, id: &str) -> Result<bool> {
-        let _ = id;
-        unimplemented!()
-    }
+
     /// Consistent online copy (`VACUUM INTO`); fails if `dest` exists.
+    ///
+    /// `dest` is created empty first (0600, refusing an existing file, which `VACUUM INTO`
+    /// accepts), so the copy of the password hashes is never readable by others.
     pub fn backup(&self, dest: &Path) -> Result<()> {
-        let _ = dest;
-        unimplemented!()
+        let name = dest
+            .to_str()
+            .ok_or_else(|| rusqlite::Error::InvalidPath(dest.to_owned()))?;
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        match options.open(dest) {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                return Err(StoreError::Exists(dest.display().to_string()));
+            }
+            Err(e) => return Err(io_error(dest, &e)),
+        }
+        let copied = self.with_conn(|c| Ok(c.execute("VACUUM INTO ?1", [name])?));
+        if copied.is_err() {
+            // Leave no empty or partial file that looks like a backup.
+            let _ = std::fs::remove_file(dest);
+        }
+        copied.map(drop)
+    }
+
+    /// Runs `f` on a pooled connection, returning it to the pool afterwards unless it was
+    /// left inside a transaction.
+    fn with_conn<T>(&self, f: impl FnOnce(&mut Connection) -> Result<T>) -> Result<T> {
+        let idle = self
+            .readers
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .pop();
+        let mut conn = match idle {
+            Some(c) => c,
+            None => open_connection(&self.path)?,
+        };
+        let out = f(&mut conn);
+        if conn.is_autocommit() {
+            let mut idle = self
+                .readers
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if idle.len() < MAX_IDLE_READERS {
+                idle.push(conn);
+            }
+        }
+        out
     }
 }
+
+/// Creates the database file with mode 0600 if it does not exist, and tightens an existing
+/// one: it holds password hashes. SQLite gives the `-wal` and `-shm` files the same mode.
+fn create_private(path: &Path) -> Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(false);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options.open(path).map_err(|e| io_error(path, &e))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+            .map_err(|e| io_error(path, &e))?;
+    }
+    Ok(())
+}
+
+/// Opens one connection with the settings every connection needs. `journal_mode` is stored
+/// in the file; `synchronous`, `busy_timeout` and `foreign_keys` are per connection.
+fn open_connection(path: &Path) -> Result<Connection> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+        | OpenFlags::SQLITE_OPEN_CREATE
+        | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = Connection::open_with_flags(path, flags)?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    // `PRAGMA journal_mode` answers with a row, so it cannot go through `execute`.
+    let mode: String = conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(StoreError::Task(format!(
+            "{}: SQLite refused WAL mode (got {mode})",
+            path.display()
+        )));
+    }
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    conn.set_prepared_statement_cache_capacity(32);
+    Ok(conn)
+}
+
+fn io_error(path: &Path, e: &std::io::Error) -> StoreError {
+    StoreError::Task(format!("{}: {e}", path.display()))
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,114 @@
+//! The database schema as numbered migrations, and the code that applies the pending ones, each
+//! in its own transaction, recording it in `schema_migrations` so re-opening is idempotent.
+
+use rusqlite::{Connection, TransactionBehavior};
+
+/// Migration `n` is `MIGRATIONS[n - 1]`. Append only: never edit a released entry.
+///
+/// No foreign key ties an event row to `devices`: removing a device keeps its history.
+/// `(device, seq)` indexes are partial (only rows that carry a `seq`), they serve the writer's
+/// duplicate check and cost nothing for devices that send no `seq`.
+const MIGRATIONS: &[&str] = &[
+    // 1: accounts, events, device status.
+    "CREATE TABLE users (
+        username      TEXT PRIMARY KEY NOT NULL,
+        password_hash TEXT NOT NULL,
+        created_ms    INTEGER NOT NULL
+    ) STRICT;
+    CREATE TABLE devices (
+        id          TEXT PRIMARY KEY NOT NULL,
+        secret_hash TEXT NOT NULL,
+        enabled     INTEGER NOT NULL DEFAULT 1,
+        created_ms  INTEGER NOT NULL
+    ) STRICT;
+    CREATE TABLE telemetry (
+        id      INTEGER PRIMARY KEY,
+        device  TEXT NOT NULL,
+        ts_ms   INTEGER NOT NULL,
+        seq     INTEGER,
+        tmp     REAL,
+        lf      REAL,
+        locked  INTEGER,
+        payload TEXT NOT NULL
+    ) STRICT;
+    CREATE INDEX telemetry_ts ON telemetry (ts_ms);
+    CREATE INDEX telemetry_device_ts ON telemetry (device, ts_ms);
+    CREATE INDEX telemetry_device_seq ON telemetry (device, seq) WHERE seq IS NOT NULL;
+    CREATE TABLE incidents (
+        id      INTEGER PRIMARY KEY,
+        device  TEXT NOT NULL,
+        ts_ms   INTEGER NOT NULL,
+        seq     INTEGER,
+        type    TEXT NOT NULL,
+        payload TEXT NOT NULL
+    ) STRICT;
+    CREATE INDEX incidents_ts ON incidents (ts_ms);
+    CREATE INDEX incidents_device_ts ON incidents (device, ts_ms);
+    CREATE INDEX incidents_type_ts ON incidents (type, ts_ms);
+    CREATE INDEX incidents_device_seq ON incidents (device, seq) WHERE seq IS NOT NULL;
+    CREATE TABLE access_events (
+        id        INTEGER PRIMARY KEY,
+        device    TEXT NOT NULL,
+        ts_ms     INTEGER NOT NULL,
+        seq       INTEGER,
+        access_id TEXT NOT NULL,
+        granted   INTEGER NOT NULL,
+        payload   TEXT NOT NULL
+    ) STRICT;
+    CREATE INDEX access_events_ts ON access_events (ts_ms);
+    CREATE INDEX access_events_device_ts ON access_events (device, ts_ms);
+    CREATE INDEX access_events_device_seq ON access_events (device, seq) WHERE seq IS NOT NULL;
+    CREATE TABLE device_status (
+        device       TEXT PRIMARY KEY NOT NULL,
+        online       INTEGER NOT NULL,
+        since_ms     INTEGER NOT NULL,
+        last_seen_ms INTEGER NOT NULL
+    ) STRICT;",
+];
+
+/// The schema version this binary writes.
+pub fn latest_version() -> i64 {
+    i64::try_from(MIGRATIONS.len()).unwrap_or(i64::MAX)
+}
+
+/// The highest migration recorded in the database (0 for a new file).
+pub fn current_version(conn: &Connection) -> rusqlite::Result<i64> {
+    conn.query_row(
+        "SELECT COALESCE(MAX(version), 0) FROM schema_migrations",
+        [],
+        |r| r.get(0),
+    )
+}
+
+/// Applies every migration the database has not seen yet. Each runs in an IMMEDIATE
+/// transaction that re-checks the version, so two processes opening the file at once (server
+/// and CLI) cannot apply one twice.
+pub fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
+    conn.execute_batch(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (
+            version    INTEGER PRIMARY KEY,
+            applied_ms INTEGER NOT NULL
+        ) STRICT;",
+    )?;
+    let seen = current_version(conn)?;
+    for (version, sql) in (1..).zip(MIGRATIONS).filter(|(v, _)| *v > seen) {
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        if current_version(&tx)? < version {
+            tx.execute_batch(sql)?;
+            tx.execute(
+                "INSERT INTO schema_migrations (version, applied_ms) VALUES (?1, ?2)",
+                (version, crate::model::now_ms()),
+            )?;
+            tracing::info!(version, "applied database migration");
+        }
+        tx.commit()?;
+    }
+    if seen > latest_version() {
+        tracing::warn!(
+            found = seen,
+            known = latest_version(),
+            "database schema is newer than this binary"
+        );
+    }
+    Ok(())
+}
