@@ -22,7 +22,7 @@ const POLL: Duration = Duration::from_micros(200);
 /// A message whose (device, seq, payload) was stored this recently is a QoS 1 redelivery.
 /// Older matches are a rebooted device that restarted its `seq` (and happens to repeat a
 /// reading), so they are stored.
-const DEDUP_WINDOW_MS: i64 = 10 * 60 * 1000;
+pub(super) const DEDUP_WINDOW_MS: i64 = 10 * 60 * 1000;
 /// Back-off between attempts when a commit fails (disk full, file locked).
 const RETRY_FIRST: Duration = Duration::from_millis(10);
 const RETRY_MAX: Duration = Duration::from_secs(2);
