@@ -351,6 +351,28 @@ fn range_queries_use_indexes() {
     }
 }
 
+/// Regression: the duplicate check must look rows up by `(device, seq)`; with the
+/// `(device, ts_ms)` index it scanned ten minutes of rows per message (335 rows/s).
+#[test]
+fn duplicate_checks_use_the_seq_index() {
+    let (_dir, store) = temp_store();
+    for sql in [
+        writer::DUPLICATE_TELEMETRY,
+        writer::DUPLICATE_INCIDENT,
+        writer::DUPLICATE_ACCESS,
+    ] {
+        let plan: Vec<String> = store
+            .with_conn(|c| {
+                let mut stmt = c.prepare(&format!("EXPLAIN QUERY PLAN {sql}"))?;
+                let rows = stmt.query_map(("a", 1, 0, "{}"), |r| r.get(3))?;
+                Ok(rows.collect::<rusqlite::Result<_>>()?)
+            })
+            .expect("plan");
+        let plan = plan.join(" | ");
+        assert!(plan.contains("_device_seq (device=? AND seq=?)"), "{plan}");
+    }
+}
+
 /// Status messages set online/offline; `since_ms` moves only on a change; every message bumps
 /// `last_seen_ms`.
 #[test]

@@ -189,6 +189,19 @@ fn write_batch(conn: &mut Connection, batch: &[Message]) -> rusqlite::Result<Out
     Ok(out)
 }
 
+/// "Is this a redelivery?" per event table. `INDEXED BY` pins the `(device, seq)` index: left
+/// alone, the planner prefers `(device, ts_ms)` for the time-window term and then walks every
+/// row the device sent in the last ten minutes, once per message (measured: 335 rows/s).
+pub(super) const DUPLICATE_TELEMETRY: &str = "SELECT EXISTS (SELECT 1 FROM telemetry
+    INDEXED BY telemetry_device_seq
+    WHERE device = ?1 AND seq = ?2 AND ts_ms >= ?3 AND payload = ?4)";
+pub(super) const DUPLICATE_INCIDENT: &str = "SELECT EXISTS (SELECT 1 FROM incidents
+    INDEXED BY incidents_device_seq
+    WHERE device = ?1 AND seq = ?2 AND ts_ms >= ?3 AND payload = ?4)";
+pub(super) const DUPLICATE_ACCESS: &str = "SELECT EXISTS (SELECT 1 FROM access_events
+    INDEXED BY access_events_device_seq
+    WHERE device = ?1 AND seq = ?2 AND ts_ms >= ?3 AND payload = ?4)";
+
 /// The event table a message goes to, with the columns only that table has.
 enum Table<'a> {
     Telemetry(&'a Telemetry),
@@ -227,18 +240,9 @@ fn insert_event(
     let device = m.device.as_str();
     if let Some(seq) = seq {
         let sql = match table {
-            Table::Telemetry(_) => {
-                "SELECT EXISTS (SELECT 1 FROM telemetry
-                 WHERE device = ?1 AND seq = ?2 AND ts_ms >= ?3 AND payload = ?4)"
-            }
-            Table::Incident(_) => {
-                "SELECT EXISTS (SELECT 1 FROM incidents
-                 WHERE device = ?1 AND seq = ?2 AND ts_ms >= ?3 AND payload = ?4)"
-            }
-            Table::Access(_) => {
-                "SELECT EXISTS (SELECT 1 FROM access_events
-                 WHERE device = ?1 AND seq = ?2 AND ts_ms >= ?3 AND payload = ?4)"
-            }
+            Table::Telemetry(_) => DUPLICATE_TELEMETRY,
+            Table::Incident(_) => DUPLICATE_INCIDENT,
+            Table::Access(_) => DUPLICATE_ACCESS,
         };
         let since = m.ts_ms.saturating_sub(DEDUP_WINDOW_MS);
         let seen: bool = tx
