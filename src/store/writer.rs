@@ -64,7 +64,7 @@ impl Writer {
 }
 
 /// What one committed batch did.
-#[derive(Debug, Default, PartialEq)]
+#[derive(Debug, Default)]
 struct Outcome {
     /// Messages written: event rows plus status updates.
     stored: u64,
@@ -122,7 +122,9 @@ fn commit_with_retry(
 ) -> bool {
     let mut delay = RETRY_FIRST;
     let mut failures_since_close = 0;
-    for attempt in 1u64.. {
+    let mut attempt = 0u64;
+    loop {
+        attempt += 1;
         match write_batch(conn, batch) {
             Ok(out) => {
                 metrics.store_committed.add(out.stored);
@@ -145,7 +147,6 @@ fn commit_with_retry(
             }
         }
     }
-    false
 }
 
 /// Writes one batch in one IMMEDIATE transaction. Duplicate checks see the rows inserted
