@@ -164,7 +164,7 @@ fn device_status_tracks_state_and_last_seen() {
 }
 
 /// A commit that fails (another connection holds the write lock beyond the busy timeout) is
-/// retried until it succeeds: nothing is dropped, nothing panics.
+/// retried until it succeeds: nothing is dropped, nothing panics, and readers keep reading.
 #[test]
 fn failed_commits_are_retried_not_dropped() {
     let (_dir, store) = temp_store();
@@ -180,6 +180,12 @@ fn failed_commits_are_retried_not_dropped() {
         .expect("send");
     std::thread::sleep(BUSY_TIMEOUT + Duration::from_millis(500));
     assert_eq!(metrics.store_committed.get(), 0, "first attempt timed out");
+    let started = std::time::Instant::now();
+    assert!(store.telemetry(&all(None)).expect("read").is_empty());
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "WAL: a write lock never blocks readers"
+    );
     blocker.execute_batch("COMMIT").expect("release the lock");
     writer.close().expect("close");
     assert_eq!(metrics.store_committed.get(), 1);
