@@ -31,7 +31,7 @@ pub struct DeviceStatusRow {
 /// statement cache holds a handful of variants, and each can use the matching index
 /// (`(device, ts_ms)`, `(type, ts_ms)` or `ts_ms`) rather than an `(? IS NULL OR ...)` that
 /// the planner cannot resolve.
-fn range_sql(select: &str, q: &RangeQuery, extra: Option<&str>) -> String {
+pub(super) fn range_sql(select: &str, q: &RangeQuery, extra: Option<&str>) -> String {
     let mut sql = format!("{select} WHERE ts_ms BETWEEN ?1 AND ?2");
     let mut n = 3;
     if q.device.is_some() {
@@ -47,7 +47,7 @@ fn range_sql(select: &str, q: &RangeQuery, extra: Option<&str>) -> String {
 }
 
 /// The bound values matching `range_sql`, in the same order.
-fn range_params<'a>(q: &'a RangeQuery, extra: Option<&'a str>) -> Vec<ToSqlOutput<'a>> {
+pub(super) fn range_params<'a>(q: &'a RangeQuery, extra: Option<&'a str>) -> Vec<ToSqlOutput<'a>> {
     let mut params = vec![
         ToSqlOutput::from(q.start_ms.unwrap_or(i64::MIN)),
         ToSqlOutput::from(q.end_ms.unwrap_or(i64::MAX)),
