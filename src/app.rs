@@ -65,7 +65,9 @@ pub async fn serve(
         Some(s) => s.expose().as_bytes().to_vec(),
         None => secrets::load_or_create_jwt_secret(&common.data_dir)?,
     };
+    // Printed at once, so a later startup failure cannot swallow the one-time password.
     let first_start = first_start(&store, &settings).await?;
+    print_first_start(&first_start);
 
     let http = bind(settings.http_addr, "RZMON_HTTP_ADDR").await?;
     let mqtt = bind(settings.mqtt_addr, "RZMON_MQTT_ADDR").await?;
@@ -157,7 +159,7 @@ pub async fn serve(
     let http_done = tasks.spawn(report("http", failed.clone(), api::serve(http, ctx)));
     tasks.close();
 
-    print_banner(http_addr, mqtt_addr, &first_start);
+    print_banner(http_addr, mqtt_addr);
     tracing::info!(%http_addr, %mqtt_addr, "rzmon is running");
 
     tokio::select! {
@@ -222,10 +224,13 @@ async fn first_start(store: &Store, settings: &ServeSettings) -> anyhow::Result<
     Ok(outcome)
 }
 
-fn print_banner(http: SocketAddr, mqtt: SocketAddr, first: &FirstStart) {
+fn print_banner(http: SocketAddr, mqtt: SocketAddr) {
     println!("rzmon {} is running", env!("CARGO_PKG_VERSION"));
     println!("  Dashboard: http://{http}/");
     println!("  MQTT:      {mqtt}   (register a device: rzmon device add <id>)");
+}
+
+fn print_first_start(first: &FirstStart) {
     match first {
         FirstStart::Generated(p) => println!(
             "  Admin login: admin / {p}  (shown once; change it with: rzmon user passwd admin)"
