@@ -82,8 +82,8 @@ fn add_device(dir: &std::path::Path, id: &str) -> String {
 fn stored(db: &std::path::Path) -> u64 {
     let conn = rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
         .expect("open db");
-    conn.query_row("SELECT count(*) FROM telemetry", [], |r| r.get(0))
-        .unwrap_or(0)
+    conn.query_row("SELECT count(*) FROM telemetry", [], |r| r.get::<_, i64>(0))
+        .map_or(0, |n| n as u64)
 }
 
 async fn run(devices: usize, per_device: usize) {
