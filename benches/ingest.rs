@@ -74,14 +74,19 @@ fn add_device(dir: &std::path::Path, id: &str) -> String {
         .env("RZMON_DATA_DIR", dir)
         .output()
         .expect("device add");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
     v["password"].as_str().expect("password").to_owned()
 }
 
 fn stored(db: &std::path::Path) -> u64 {
-    let conn = rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
-        .expect("open db");
+    let conn =
+        rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .expect("open db");
     conn.query_row("SELECT count(*) FROM telemetry", [], |r| r.get::<_, i64>(0))
         .map_or(0, |n| n as u64)
 }
@@ -161,11 +166,20 @@ async fn run(devices: usize, per_device: usize) {
     println!("|---|---|");
     println!("| messages published | {total} |");
     println!("| PUBACKs received | {acked} |");
-    println!("| rows stored | {count} ({:.2} %) |", 100.0 * count as f64 / total as f64);
+    println!(
+        "| rows stored | {count} ({:.2} %) |",
+        100.0 * count as f64 / total as f64
+    );
     println!("| all acked after | {:.2} s |", t_acked.as_secs_f64());
     println!("| all stored after | {:.2} s |", t_stored.as_secs_f64());
-    println!("| persisted throughput | {:.0} msg/s |", count as f64 / t_stored.as_secs_f64());
+    println!(
+        "| persisted throughput | {:.0} msg/s |",
+        count as f64 / t_stored.as_secs_f64()
+    );
     println!("| idle RSS | {:.1} MiB |", idle_rss as f64 / 1024.0);
-    println!("| RSS after the burst | {:.1} MiB |", busy_rss as f64 / 1024.0);
+    println!(
+        "| RSS after the burst | {:.1} MiB |",
+        busy_rss as f64 / 1024.0
+    );
     assert_eq!(count, total, "not every message was stored");
 }

@@ -3,10 +3,12 @@
 //! queries per table in `events` and `accounts`.
 
 mod accounts;
+mod control;
 mod events;
 mod schema;
 mod writer;
 
+pub use control::{AccessIdRow, AuditRow, ConfigChangeRow};
 pub use events::{AccessRow, DeviceStatusRow};
 pub use writer::Writer;
 
