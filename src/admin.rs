@@ -79,6 +79,7 @@ pub fn device(store: &Store, cmd: DeviceCommand) -> anyhow::Result<()> {
                 Err(StoreError::Exists(_)) => bail!("device {id:?} already exists"),
                 r => r?,
             }
+            store.audit("cli", "deviceAdd", &id, &json!({}))?;
             print_device(&id, &password, json);
         }
         DeviceCommand::Passwd { id, json } => {
@@ -86,6 +87,7 @@ pub fn device(store: &Store, cmd: DeviceCommand) -> anyhow::Result<()> {
             if !store.set_device_secret(&id, &secrets::hash_device_secret(&password)?)? {
                 bail!("there is no device {id:?}");
             }
+            store.audit("cli", "devicePasswd", &id, &json!({}))?;
             print_device(&id, &password, json);
         }
         DeviceCommand::List { json } => {
@@ -107,6 +109,7 @@ pub fn device(store: &Store, cmd: DeviceCommand) -> anyhow::Result<()> {
             if !store.remove_device(&id)? {
                 bail!("there is no device {id:?}");
             }
+            store.audit("cli", "deviceRemove", &id, &json!({}))?;
             println!(
                 "Device {id} removed; its stored history stays. A running server closes its connection."
             );

@@ -3,9 +3,12 @@
 
 use crate::api::{self, ApiConfig};
 use crate::broker::{self, Broker, BrokerConfig, GateConfig, Sessions};
+use crate::commands::{Commands, access_sync};
 use crate::config::{Common, ServeSettings};
 use crate::hub::{self, Hub};
+use crate::ingest::Sinks;
 use crate::metrics::Metrics;
+use crate::presence::Presence;
 use crate::store::Store;
 use crate::{auth, ingest, secrets};
 use anyhow::Context;
@@ -16,6 +19,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use tokio::net::TcpListener;
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -85,13 +89,24 @@ pub async fn serve(
     })
     .context("the embedded MQTT broker did not start")?;
     let link = broker.link.take().context("broker link already taken")?;
+    let s = store.clone();
+    tokio::task::spawn_blocking(move || s.reset_presence()).await??;
+    let presence = Arc::new(Presence::default());
+    let (outbound_tx, outbound_rx) = mpsc::unbounded_channel();
+    let (commands, online_rx) = Commands::new(settings.topic_prefix.clone(), outbound_tx, presence);
+    let sinks = Sinks {
+        writer: writer.sender(),
+        hub: hub.clone(),
+        metrics: metrics.clone(),
+        commands: commands.clone(),
+    };
 
     let tasks = TaskTracker::new();
     let failed = CancellationToken::new();
     let gate_stop = CancellationToken::new();
     let ingest_stop = CancellationToken::new();
     let http_stop = shutdown.child_token();
-    let sessions = Sessions::default();
+    let (sessions, ended_rx) = Sessions::with_end_reports();
 
     let ingest_exited = CancellationToken::new();
     let ingest_run = report(
@@ -100,9 +115,8 @@ pub async fn serve(
         ingest::run(
             link,
             settings.topic_prefix.clone(),
-            writer.sender(),
-            hub.clone(),
-            metrics.clone(),
+            sinks.clone(),
+            outbound_rx,
             ingest_stop.clone(),
         ),
     );
@@ -134,6 +148,23 @@ pub async fn serve(
         ),
     ));
     tasks.spawn(watch_devices(store.clone(), sessions, gate_stop.clone()));
+    tasks.spawn(report(
+        "liveness",
+        failed.clone(),
+        ingest::liveness::run(
+            sinks,
+            ended_rx,
+            Duration::from_secs(settings.stale_after),
+            ingest_stop.clone(),
+        ),
+    ));
+    tasks.spawn(access_sync::run(
+        commands.clone(),
+        store.clone(),
+        online_rx,
+        Duration::from_secs(settings.command_timeout),
+        ingest_stop.clone(),
+    ));
     let broker_up = Arc::new(AtomicBool::new(true));
     let broker = Arc::new(broker);
     tasks.spawn(watch_broker(
@@ -145,6 +176,7 @@ pub async fn serve(
     let ctx = api::Context {
         store: store.clone(),
         hub,
+        commands: commands.clone(),
         jwt_secret: Arc::new(jwt_secret),
         metrics: metrics.clone(),
         broker_up,
@@ -153,6 +185,8 @@ pub async fn serve(
             token_ttl: settings.token_ttl(),
             body_limit: settings.body_limit,
             ws_queue: settings.ws_queue as usize,
+            command_timeout: Duration::from_secs(settings.command_timeout),
+            enrol_timeout: Duration::from_secs(settings.enrol_timeout),
         },
         shutdown: http_stop.clone(),
     };
@@ -181,6 +215,7 @@ pub async fn serve(
     {
         tracing::warn!("ingest did not stop in time");
     }
+    commands.fail_all();
     // 4. Writer: commit the last batch.
     tokio::task::spawn_blocking(move || writer.close())
         .await

@@ -67,6 +67,14 @@ async fn login(
         .issue(&req.username)
         .map_err(ApiError::internal)?;
     tracing::info!(%ip, username = ?account, "HTTP login");
+    let (user, detail) = (
+        req.username.clone(),
+        serde_json::json!({ "ip": ip.to_string() }),
+    );
+    super::blocking(&state.ctx.store, move |s| {
+        s.audit(&user, "login", &user, &detail)
+    })
+    .await?;
     Ok(json_response(
         StatusCode::OK,
         &serde_json::json!({

@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 type Map = HashMap<String, Vec<(u64, CancellationToken)>>;
@@ -12,6 +13,8 @@ type Map = HashMap<String, Vec<(u64, CancellationToken)>>;
 pub struct Sessions {
     inner: Arc<Mutex<Map>>,
     next_id: Arc<AtomicU64>,
+    /// Receives a device id when its last live connection ended.
+    ended: Option<mpsc::UnboundedSender<String>>,
 }
 
 /// Removes its session from the registry when dropped (the connection ended).
@@ -23,6 +26,16 @@ pub struct SessionGuard {
 }
 
 impl Sessions {
+    /// A registry that reports devices whose last connection ended on the returned receiver.
+    pub fn with_end_reports() -> (Self, mpsc::UnboundedReceiver<String>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let s = Self {
+            ended: Some(tx),
+            ..Self::default()
+        };
+        (s, rx)
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, Map> {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -62,10 +75,18 @@ impl Sessions {
 impl Drop for SessionGuard {
     fn drop(&mut self) {
         let mut map = self.sessions.lock();
-        if let Some(list) = map.get_mut(&self.device) {
-            list.retain(|(id, _)| *id != self.id);
-            if list.is_empty() {
-                map.remove(&self.device);
+        let last = match map.get_mut(&self.device) {
+            Some(list) => {
+                list.retain(|(id, _)| *id != self.id);
+                list.is_empty()
+            }
+            // Removed by `disconnect`: this was one of its connections.
+            None => true,
+        };
+        if last {
+            map.remove(&self.device);
+            if let Some(tx) = &self.sessions.ended {
+                let _ = tx.send(self.device.clone());
             }
         }
     }
@@ -86,5 +107,16 @@ mod tests {
         assert_eq!(s.connected(), ["b"]);
         drop(_h);
         assert!(s.connected().is_empty());
+    }
+
+    #[test]
+    fn the_end_of_the_last_connection_is_reported() {
+        let (s, mut ended) = Sessions::with_end_reports();
+        let a1 = s.register("a", CancellationToken::new());
+        let a2 = s.register("a", CancellationToken::new());
+        drop(a1);
+        assert!(ended.try_recv().is_err(), "a2 is still connected");
+        drop(a2);
+        assert_eq!(ended.try_recv().unwrap(), "a");
     }
 }

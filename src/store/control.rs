@@ -203,6 +203,16 @@ impl Store {
         })
     }
 
+    /// Marks every device offline (at startup: no device is connected to a new process).
+    pub fn reset_presence(&self) -> Result<usize> {
+        self.with_conn(|c| {
+            Ok(c.execute(
+                "UPDATE device_status SET online = 0, since_ms = ?1 WHERE online = 1",
+                [now_ms()],
+            )?)
+        })
+    }
+
     /// Records an administrative action.
     pub fn audit(&self, username: &str, action: &str, target: &str, detail: &Value) -> Result<()> {
         self.with_conn(|c| {
