@@ -25,4 +25,5 @@ pub mod metrics;
 pub mod model;
 pub mod presence;
 pub mod secrets;
+pub mod simulate;
 pub mod store;
