@@ -5,6 +5,7 @@ use crate::api::{self, ApiConfig};
 use crate::broker::{self, Broker, BrokerConfig, GateConfig, Sessions};
 use crate::commands::{Commands, access_sync};
 use crate::config::{Common, ServeSettings};
+use crate::device_auth::DeviceAuth;
 use crate::hub::{self, Hub};
 use crate::ingest::Sinks;
 use crate::metrics::Metrics;
@@ -12,7 +13,6 @@ use crate::presence::Presence;
 use crate::store::Store;
 use crate::{auth, ingest, secrets};
 use anyhow::Context;
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
@@ -25,9 +25,6 @@ use tokio_util::task::TaskTracker;
 
 /// File name of the database inside the data directory.
 pub const DB_FILE: &str = "rzmon.db";
-/// How often the device table is compared with live sessions (a device removed or re-keyed by
-/// the CLI, another process, loses its connection within this time).
-const DEVICE_WATCH_INTERVAL: Duration = Duration::from_secs(1);
 /// How often `/health`'s broker check is refreshed.
 const BROKER_CHECK_INTERVAL: Duration = Duration::from_secs(2);
 /// Longest wait for ingest to drain the broker after devices were disconnected on shutdown.
@@ -80,7 +77,8 @@ pub async fn serve(
     let metrics = Arc::new(Metrics::default());
     let hub = Hub::new(hub::DEFAULT_CAPACITY.max(settings.ws_queue as usize));
     let writer = store.spawn_writer(metrics.clone())?;
-    let verifier = device_verifier(store.clone());
+    let device_auth = DeviceAuth::new(store.clone());
+    let verifier = device_auth.verifier();
     let max_packet = settings.mqtt_max_packet as usize;
     let mut broker = Broker::start(BrokerConfig {
         max_packet,
@@ -147,7 +145,7 @@ pub async fn serve(
             gate_stop.clone(),
         ),
     ));
-    tasks.spawn(watch_devices(store.clone(), sessions, gate_stop.clone()));
+    tasks.spawn(device_auth.watch(sessions, gate_stop.clone()));
     tasks.spawn(report(
         "liveness",
         failed.clone(),
@@ -277,18 +275,6 @@ fn print_first_start(first: &FirstStart) {
     }
 }
 
-/// MQTT credential check: an enabled device whose stored keyed hash matches.
-fn device_verifier(store: Store) -> broker::Verifier {
-    Arc::new(move |id: &str, password: &[u8]| match store.device(id) {
-        Ok(Some(d)) => d.enabled && secrets::verify_device_secret(password, &d.secret_hash),
-        Ok(None) => false,
-        Err(e) => {
-            tracing::error!(error = %e, "device lookup failed during MQTT login");
-            false
-        }
-    })
-}
-
 /// Awaits a part; an error is logged with its name and stops the whole process.
 async fn report(
     name: &'static str,
@@ -302,40 +288,6 @@ async fn report(
             "stopped with an error"
         );
         failed.cancel();
-    }
-}
-
-/// Closes live sessions of devices that were removed, disabled or re-keyed (possibly by the CLI
-/// in another process).
-async fn watch_devices(store: Store, sessions: Sessions, stop: CancellationToken) {
-    let mut known: Option<HashMap<String, (String, bool)>> = None;
-    let mut tick = tokio::time::interval(DEVICE_WATCH_INTERVAL);
-    loop {
-        tokio::select! {
-            () = stop.cancelled() => return,
-            _ = tick.tick() => {}
-        }
-        let s = store.clone();
-        let now = match tokio::task::spawn_blocking(move || s.devices()).await {
-            Ok(Ok(list)) => list
-                .into_iter()
-                .map(|d| (d.id, (d.secret_hash, d.enabled)))
-                .collect::<HashMap<_, _>>(),
-            Ok(Err(e)) => {
-                tracing::warn!(error = %e, "cannot read the device list");
-                continue;
-            }
-            Err(_) => continue,
-        };
-        if let Some(before) = &known {
-            for (id, old) in before {
-                if now.get(id) != Some(old) {
-                    tracing::info!(device = %id, "device removed or re-keyed; closing its connection");
-                    sessions.disconnect(id);
-                }
-            }
-        }
-        known = Some(now);
     }
 }
 

@@ -18,6 +18,7 @@ pub mod broker;
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod device_auth;
 pub mod hub;
 pub mod ingest;
 pub mod lockout;

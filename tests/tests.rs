@@ -1,1 +1,9 @@
+//! The one integration-test binary: every test starts the real `rzmon` binary (see `util`).
 
+mod util;
+
+mod api;
+mod commands;
+mod durability;
+mod mqtt;
+mod ws;

@@ -1,0 +1,516 @@
+//! The test harness: starts the real `rzmon` binary on free ports with a temporary data
+//! directory and talks to it like the world does (HTTP, WebSocket, MQTT over TCP, the CLI, the
+//! SQLite file). Every wait is bounded; nothing sleeps and hopes.
+
+#![allow(dead_code)]
+
+use futures_util::{SinkExt, StreamExt};
+use rumqttc::{AsyncClient, ConnectReturnCode, ConnectionError, Event, MqttOptions, Packet, QoS};
+use serde_json::{Value, json};
+use std::io::{BufRead, BufReader, Read};
+use std::net::SocketAddr;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::Message as WsMessage;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_rzmon");
+pub const ADMIN_PASSWORD: &str = "integration-admin-pw";
+pub const JWT_SECRET: &str = "integration-test-jwt-secret-0123456789abcdef";
+/// Upper bound for anything that should happen "soon".
+pub const SOON: Duration = Duration::from_secs(10);
+
+pub type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// A running server.
+pub struct TestApp {
+    pub dir: Arc<tempfile::TempDir>,
+    child: Option<Child>,
+    pub http: SocketAddr,
+    pub mqtt: SocketAddr,
+    pub stdout: Arc<Mutex<Vec<String>>>,
+    stderr: Arc<Mutex<String>>,
+    env: Vec<(String, String)>,
+    pub client: reqwest::Client,
+}
+
+/// Polls `f` every 20 ms until it returns true or `timeout` passes.
+pub async fn wait_until<F, Fut>(timeout: Duration, mut f: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if f().await {
+            return true;
+        }
+        if Instant::now() > deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+impl TestApp {
+    pub async fn start() -> Self {
+        Self::start_with(&[]).await
+    }
+
+    /// Starts with the defaults of the harness plus `env` (which may override them).
+    pub async fn start_with(env: &[(&str, &str)]) -> Self {
+        let mut all: Vec<(String, String)> = vec![
+            ("RZMON_ADMIN_PASSWORD".into(), ADMIN_PASSWORD.into()),
+            ("RZMON_JWT_SECRET".into(), JWT_SECRET.into()),
+            ("RZMON_MQTT_RATE".into(), "0".into()),
+        ];
+        for (k, v) in env {
+            all.retain(|(key, _)| key != k);
+            all.push(((*k).into(), (*v).into()));
+        }
+        let dir = Arc::new(tempfile::tempdir().expect("tempdir"));
+        Self::launch(dir, all).await
+    }
+
+    /// Starts without an admin password (first start prints a random one).
+    pub async fn start_bare() -> Self {
+        let dir = Arc::new(tempfile::tempdir().expect("tempdir"));
+        Self::launch(dir, vec![]).await
+    }
+
+    async fn launch(dir: Arc<tempfile::TempDir>, env: Vec<(String, String)>) -> Self {
+        let mut cmd = Command::new(BIN);
+        cmd.env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("RZMON_DATA_DIR", dir.path())
+            .env("RZMON_HTTP_ADDR", "127.0.0.1:0")
+            .env("RZMON_MQTT_ADDR", "127.0.0.1:0")
+            .env("RZMON_LOG", "info")
+            .current_dir(dir.path())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        for (k, v) in &env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("start rzmon");
+        let stdout = Arc::new(Mutex::new(Vec::new()));
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let (tx, mut rx) = mpsc::unbounded_channel::<String>();
+        let out = child.stdout.take().expect("stdout");
+        let lines = stdout.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines().map_while(Result::ok) {
+                lines.lock().unwrap().push(line.clone());
+                let _ = tx.send(line);
+            }
+        });
+        let mut err = child.stderr.take().expect("stderr");
+        let errs = stderr.clone();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = err.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                errs.lock()
+                    .unwrap()
+                    .push_str(&String::from_utf8_lossy(&buf[..n]));
+            }
+        });
+        let (mut http, mut mqtt) = (None, None);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        while http.is_none() || mqtt.is_none() {
+            let line = tokio::time::timeout_at(deadline, rx.recv()).await;
+            let Ok(Some(line)) = line else {
+                let _ = child.kill();
+                panic!(
+                    "rzmon did not print its addresses; stderr:\n{}",
+                    stderr.lock().unwrap()
+                );
+            };
+            let line = line.trim();
+            if let Some(rest) = line.strip_prefix("Dashboard: http://") {
+                http = rest.trim_end_matches('/').parse().ok();
+            } else if let Some(rest) = line.strip_prefix("MQTT:") {
+                mqtt = rest.split_whitespace().next().and_then(|a| a.parse().ok());
+            }
+        }
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .expect("http client");
+        Self {
+            dir,
+            child: Some(child),
+            http: http.unwrap(),
+            mqtt: mqtt.unwrap(),
+            stdout,
+            stderr,
+            env,
+            client,
+        }
+    }
+
+    pub fn stderr(&self) -> String {
+        self.stderr.lock().unwrap().clone()
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.http)
+    }
+
+    pub fn db_path(&self) -> std::path::PathBuf {
+        self.dir.path().join("rzmon.db")
+    }
+
+    /// A read-only connection to the real database file.
+    pub fn db(&self) -> rusqlite::Connection {
+        rusqlite::Connection::open_with_flags(
+            self.db_path(),
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+        )
+        .expect("open db")
+    }
+
+    pub fn count(&self, table: &str) -> i64 {
+        self.db()
+            .query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0))
+            .expect("count")
+    }
+
+    pub async fn login(&self) -> String {
+        let (status, body) = self
+            .post(
+                "/login",
+                None,
+                json!({"username": "admin", "password": ADMIN_PASSWORD}),
+            )
+            .await;
+        assert_eq!(status, 200, "login failed: {body}");
+        body["access_token"].as_str().expect("token").to_owned()
+    }
+
+    pub async fn get(&self, path: &str, token: Option<&str>) -> (u16, Value) {
+        let (s, v, _) = self.get_full(path, token).await;
+        (s, v)
+    }
+
+    pub async fn get_full(
+        &self,
+        path: &str,
+        token: Option<&str>,
+    ) -> (u16, Value, reqwest::header::HeaderMap) {
+        let mut req = self.client.get(self.url(path));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        let res = req.send().await.expect("GET");
+        let status = res.status().as_u16();
+        let headers = res.headers().clone();
+        let body = res.json::<Value>().await.unwrap_or(Value::Null);
+        (status, body, headers)
+    }
+
+    pub async fn post(&self, path: &str, token: Option<&str>, body: Value) -> (u16, Value) {
+        let mut req = self.client.post(self.url(path)).json(&body);
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        let res = req.send().await.expect("POST");
+        let status = res.status().as_u16();
+        (status, res.json::<Value>().await.unwrap_or(Value::Null))
+    }
+
+    /// Runs the CLI against this server's data directory.
+    pub fn cli(&self, args: &[&str]) -> std::process::Output {
+        Command::new(BIN)
+            .args(args)
+            .env_clear()
+            .env("RZMON_DATA_DIR", self.dir.path())
+            .output()
+            .expect("run rzmon cli")
+    }
+
+    /// Registers a device with the CLI; returns its password.
+    pub fn add_device(&self, id: &str) -> String {
+        let out = self.cli(&["device", "add", id, "--json"]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let v: Value = serde_json::from_slice(&out.stdout).expect("device add --json");
+        assert_eq!(v["device"], id);
+        assert_eq!(v["username"], id);
+        v["password"].as_str().expect("password").to_owned()
+    }
+
+    /// Registers `id` and connects it; waits for the CONNACK.
+    pub async fn device(&self, id: &str) -> Device {
+        let pw = self.add_device(id);
+        let mut d = Device::connect(self.mqtt, id, Some((id, &pw))).await;
+        d.wait_connack().await.expect("device connects");
+        d.password = pw;
+        d
+    }
+
+    /// Waits until `/data` (device filter) holds `n` rows.
+    pub async fn wait_rows(&self, token: &str, device: &str, n: usize) -> bool {
+        wait_until(SOON, || async {
+            let (_, v) = self
+                .get(&format!("/data?device={device}&limit=10000"), Some(token))
+                .await;
+            v["data"].as_array().map_or(0, Vec::len) >= n
+        })
+        .await
+    }
+
+    pub async fn ws(&self, token: Option<&str>) -> Ws {
+        let mut req = format!("ws://{}/ws", self.http)
+            .into_client_request()
+            .expect("ws request");
+        if let Some(t) = token {
+            req.headers_mut()
+                .insert("Authorization", format!("Bearer {t}").parse().unwrap());
+        }
+        tokio_tungstenite::connect_async(req)
+            .await
+            .expect("ws connect")
+            .0
+    }
+
+    /// A WebSocket authenticated by its first message; returns after `{"type":"ready"}`.
+    pub async fn ws_ready(&self, token: &str) -> Ws {
+        let mut ws = self.ws(None).await;
+        ws.send(WsMessage::text(
+            json!({"type": "auth", "token": token}).to_string(),
+        ))
+        .await
+        .expect("send auth");
+        let ready = ws_json(&mut ws).await.expect("ready");
+        assert_eq!(ready["type"], "ready");
+        ws
+    }
+
+    fn pid(&self) -> i32 {
+        self.child.as_ref().expect("running").id() as i32
+    }
+
+    /// Sends SIGTERM and waits for the exit status.
+    pub fn sigterm(&mut self) -> ExitStatus {
+        let pid = self.pid();
+        let _ = Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status();
+        self.wait_exit()
+    }
+
+    pub fn kill9(&mut self) {
+        let mut child = self.child.take().expect("running");
+        child.kill().expect("kill -9");
+        let _ = child.wait();
+    }
+
+    fn wait_exit(&mut self) -> ExitStatus {
+        let mut child = self.child.take().expect("running");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(s) = child.try_wait().expect("wait") {
+                return s;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("rzmon did not exit within 20 s; stderr:\n{}", self.stderr());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Starts the binary again on the same data directory (new ports).
+    pub async fn restart(self) -> Self {
+        let (dir, env) = (self.dir.clone(), self.env.clone());
+        drop(self);
+        Self::launch(dir, env).await
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// The next JSON text message (pings skipped), or `None` on close/timeout.
+pub async fn ws_json(ws: &mut Ws) -> Option<Value> {
+    loop {
+        match tokio::time::timeout(SOON, ws.next()).await {
+            Ok(Some(Ok(WsMessage::Text(t)))) => return serde_json::from_str(&t).ok(),
+            Ok(Some(Ok(WsMessage::Ping(_) | WsMessage::Pong(_)))) => continue,
+            _ => return None,
+        }
+    }
+}
+
+/// The next event of `kind` (others skipped).
+pub async fn ws_event(ws: &mut Ws, kind: &str) -> Option<Value> {
+    loop {
+        let v = ws_json(ws).await?;
+        if v["type"] == kind {
+            return Some(v);
+        }
+    }
+}
+
+/// What the device's event loop saw.
+#[derive(Debug)]
+pub enum Seen {
+    ConnAck,
+    Refused(ConnectReturnCode),
+    PubAck,
+    Publish(rumqttc::Publish),
+    Closed(String),
+}
+
+/// An MQTT client over TCP acting as an ESP32. Its event loop runs in a task and does not
+/// reconnect: a closed connection stays closed (so tests can see it).
+pub struct Device {
+    pub client: AsyncClient,
+    pub id: String,
+    /// Set by `TestApp::device`.
+    pub password: String,
+    events: tokio::sync::Mutex<mpsc::UnboundedReceiver<Seen>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Device {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl Device {
+    /// Connects with client id `client_id` and optional (username, password).
+    pub async fn connect(mqtt: SocketAddr, client_id: &str, login: Option<(&str, &str)>) -> Self {
+        let mut opts = MqttOptions::new(client_id, mqtt.ip().to_string(), mqtt.port());
+        opts.set_keep_alive(Duration::from_secs(30))
+            .set_inflight(100)
+            .set_max_packet_size(1 << 20, 1 << 20);
+        if let Some((u, p)) = login {
+            opts.set_credentials(u, p);
+        }
+        let (client, mut eventloop) = AsyncClient::new(opts, 5000);
+        let (tx, rx) = mpsc::unbounded_channel();
+        let task = tokio::spawn(async move {
+            loop {
+                let seen = match eventloop.poll().await {
+                    Ok(Event::Incoming(Packet::ConnAck(_))) => Seen::ConnAck,
+                    Ok(Event::Incoming(Packet::PubAck(_))) => Seen::PubAck,
+                    Ok(Event::Incoming(Packet::Publish(p))) => Seen::Publish(p),
+                    Ok(_) => continue,
+                    Err(ConnectionError::ConnectionRefused(code)) => {
+                        let _ = tx.send(Seen::Refused(code));
+                        return;
+                    }
+                    Err(e) => {
+                        let _ = tx.send(Seen::Closed(e.to_string()));
+                        return;
+                    }
+                };
+                if tx.send(seen).is_err() {
+                    return;
+                }
+            }
+        });
+        Self {
+            client,
+            id: client_id.to_owned(),
+            password: login.map(|(_, p)| p.to_owned()).unwrap_or_default(),
+            events: tokio::sync::Mutex::new(rx),
+            task,
+        }
+    }
+
+    async fn next(&self, timeout: Duration) -> Option<Seen> {
+        tokio::time::timeout(timeout, self.events.lock().await.recv())
+            .await
+            .ok()
+            .flatten()
+    }
+
+    /// `Ok` on CONNACK success, `Err(code)` on a refusal.
+    pub async fn wait_connack(&self) -> Result<(), String> {
+        loop {
+            match self.next(SOON).await {
+                Some(Seen::ConnAck) => return Ok(()),
+                Some(Seen::Refused(code)) => return Err(format!("{code:?}")),
+                Some(Seen::Closed(e)) => return Err(format!("closed: {e}")),
+                Some(_) => continue,
+                None => return Err("no CONNACK".into()),
+            }
+        }
+    }
+
+    /// True when the connection is closed within `SOON`.
+    pub async fn wait_closed(&self) -> bool {
+        loop {
+            match self.next(SOON).await {
+                Some(Seen::Closed(_) | Seen::Refused(_)) => return true,
+                Some(_) => continue,
+                None => return false,
+            }
+        }
+    }
+
+    /// Waits for `n` PUBACKs.
+    pub async fn wait_pubacks(&self, n: usize) -> bool {
+        let mut got = 0;
+        while got < n {
+            match self.next(SOON).await {
+                Some(Seen::PubAck) => got += 1,
+                Some(Seen::Closed(_)) | None => return false,
+                Some(_) => {}
+            }
+        }
+        true
+    }
+
+    /// The next message the broker delivers to this device.
+    pub async fn next_publish(&self, timeout: Duration) -> Option<rumqttc::Publish> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            match self
+                .next(deadline.saturating_duration_since(Instant::now()))
+                .await
+            {
+                Some(Seen::Publish(p)) => return Some(p),
+                Some(Seen::Closed(_)) | None => return None,
+                Some(_) => {}
+            }
+        }
+    }
+
+    pub async fn publish(&self, kind: &str, payload: impl Into<Vec<u8>>) {
+        self.publish_to(&format!("rz/{}/{kind}", self.id), payload)
+            .await;
+    }
+
+    pub async fn publish_to(&self, topic: &str, payload: impl Into<Vec<u8>>) {
+        self.client
+            .publish(topic, QoS::AtLeastOnce, false, payload)
+            .await
+            .expect("queue publish");
+    }
+
+    pub async fn subscribe_commands(&self) {
+        self.client
+            .subscribe(format!("rz/{}/command", self.id), QoS::AtLeastOnce)
+            .await
+            .expect("subscribe");
+    }
+}
