@@ -92,6 +92,42 @@ async fn telemetry_is_served_by_data_with_limits_order_and_device_filter() {
     assert_eq!(body["data"], json!([]));
 }
 
+/// The chart summary aggregates per bucket in SQL and validates its parameters.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn data_summary_downsamples() {
+    let app = TestApp::start().await;
+    let token = app.login().await;
+    let d = app.device("esp32-1").await;
+    for tmp in [20.0, 22.0, 24.0] {
+        d.publish(
+            "telemetry",
+            json!({"tmp": tmp, "lf": 50, "locked": true}).to_string(),
+        )
+        .await;
+    }
+    assert!(app.wait_rows(&token, "esp32-1", 3).await);
+    let (status, body) = app
+        .get("/data/summary?device=esp32-1&buckets=1", Some(&token))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let b = &body["buckets"].as_array().unwrap()[0];
+    assert_eq!(b["count"], 3);
+    assert_eq!(b["tmp"], json!({"min": 20.0, "avg": 22.0, "max": 24.0}));
+    assert_eq!(b["lf"]["avg"], 50.0);
+    assert_eq!(b["locked"], 1.0);
+    for q in [
+        "buckets=0",
+        "buckets=5000",
+        "start_date=2030-01-01&end_date=2029-01-01",
+    ] {
+        assert_eq!(
+            app.get(&format!("/data/summary?{q}"), Some(&token)).await.0,
+            400,
+            "{q}"
+        );
+    }
+}
+
 /// Every date format filters by the server's receive time; bad dates and limits are 400.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn data_date_filters_and_bad_parameters() {

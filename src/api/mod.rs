@@ -223,6 +223,12 @@ fn api_routes(state: Shared) -> BoxedFilter<(Response,)> {
         .and(st())
         .then(ws::upgrade);
 
+    let summary = warp::path!("data" / "summary")
+        .and(warp::get())
+        .and(auth())
+        .and(query())
+        .and(st())
+        .then(data::summary);
     let get_config = warp::path!("getConfig")
         .and(warp::get())
         .and(auth())
@@ -282,7 +288,9 @@ fn api_routes(state: Shared) -> BoxedFilter<(Response,)> {
         .and(st())
         .then(devices::audit);
 
-    let commands = get_config
+    let commands = summary
+        .or(get_config)
+        .unify()
         .or(set_config)
         .unify()
         .or(config_history)

@@ -6,10 +6,12 @@ mod accounts;
 mod control;
 mod events;
 mod schema;
+mod summary;
 mod writer;
 
 pub use control::{AccessIdRow, AuditRow, ConfigChangeRow};
 pub use events::{AccessRow, DeviceStatusRow};
+pub use summary::Bucket;
 pub use writer::Writer;
 
 use crate::metrics::Metrics;
