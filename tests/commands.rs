@@ -355,6 +355,34 @@ async fn reconnecting_device_gets_the_access_list() {
         })
         .await
     );
+
+    // The list changes while the device is away; when it reconnects it gets the new list.
+    let password = d.password.clone();
+    d.publish("status", "offline").await;
+    assert!(d.wait_pubacks(2).await);
+    drop(d);
+    let (status, _) = post(
+        &app,
+        "/addAccessID",
+        &token,
+        json!({"access_id": "CAFE0002"}),
+    )
+    .await;
+    assert_eq!(status, 201);
+    let again = Device::connect(app.mqtt, "door", Some(("door", &password))).await;
+    again.wait_connack().await.unwrap();
+    again.subscribe_commands().await;
+    again.publish("status", "online").await;
+    let p = again
+        .next_publish(SOON)
+        .await
+        .expect("a command after reconnecting");
+    let v: Value = serde_json::from_slice(&p.payload).unwrap();
+    assert_eq!(v["command"], "syncAccessIds");
+    assert_eq!(
+        v["value"],
+        json!({"version": 2, "ids": ["CAFE0001", "CAFE0002"]})
+    );
 }
 
 /// Online and offline changes are pushed on /ws as `device` events; the device offline
