@@ -117,3 +117,31 @@ async fn slow_client_is_dropped_and_others_keep_receiving() {
         "ingest stored everything despite the slow client"
     );
 }
+
+/// A browser page from a foreign origin cannot open the WebSocket; a configured origin can.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn websocket_origin_must_be_this_server_or_configured() {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let app = TestApp::start_with(&[("RZMON_ALLOWED_ORIGINS", "https://dash.example:8443")]).await;
+    let token = app.login().await;
+    let attempt = |origin: &str| {
+        let mut req = format!("ws://{}/ws", app.http)
+            .into_client_request()
+            .unwrap();
+        req.headers_mut().insert("Origin", origin.parse().unwrap());
+        req.headers_mut()
+            .insert("Authorization", format!("Bearer {token}").parse().unwrap());
+        tokio_tungstenite::connect_async(req)
+    };
+    let refused = attempt("http://evil.example").await;
+    assert!(
+        matches!(&refused, Err(tokio_tungstenite::tungstenite::Error::Http(r)) if r.status() == 403),
+        "{refused:?}"
+    );
+    let own = format!("http://{}", app.http);
+    assert!(attempt(&own).await.is_ok(), "the server's own origin");
+    assert!(
+        attempt("https://dash.example:8443").await.is_ok(),
+        "a configured origin"
+    );
+}
