@@ -230,6 +230,7 @@ impl Gate {
         buf: &mut BytesMut,
     ) -> End {
         let prefix = self.cfg.prefix.as_str();
+        let rate_key = device.to_string();
         loop {
             let (packet, raw) = match frame::read(client, buf, self.cfg.max_packet).await {
                 Ok(Some(p)) => p,
@@ -245,7 +246,7 @@ impl Gate {
                         return End::Violation(format!("retained publish on {:?}", p.topic));
                     }
                     if let Some(rate) = &self.rate {
-                        rate.until_key_ready(&device.to_string()).await;
+                        rate.until_key_ready(&rate_key).await;
                     }
                 }
                 Packet::Subscribe(s) => {
