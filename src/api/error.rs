@@ -108,6 +108,11 @@ impl ApiError {
                     HeaderValue::from(retry_secs(*retry_after)),
                 );
             }
+            // The unread body is still on the wire: close the connection so that no client
+            // reuses it for its next request.
+            Self::PayloadTooLarge(_) => {
+                headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
+            }
             Self::MethodNotAllowed => {
                 headers.insert(
                     header::ALLOW,
