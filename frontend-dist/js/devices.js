@@ -46,7 +46,7 @@ export default function devicesView(main, { live }) {
   const status = h('p', { class: 'msg', role: 'status' });
   const tbody = h('tbody');
   const table = h('table', { id: 'device-list' },
-    h('thead', {}, h('tr', {}, ...['dev.id', 'dev.status', 'dev.created', 'dev.sync', ''].map((k) => h('th', { scope: 'col' }, k ? t(k) : '')))),
+    h('thead', {}, h('tr', {}, ...['dev.id', 'dev.status', 'dev.created', 'dev.sync', ''].map((k) => h('th', { scope: 'col', class: k === 'dev.created' ? 'opt' : '' }, k ? t(k) : '')))),
     tbody);
 
   const example = h('span', {}, 'esp32-1');
@@ -99,7 +99,7 @@ export default function devicesView(main, { live }) {
           h('td', {}, h('strong', {}, d.id)),
           h('td', { dataset: { level: d.online ? 'ok' : 'alarm' } }, d.online ? t('ov.online') : t('ov.offline'),
             d.last_seen ? h('div', { class: 'meta' }, t('ov.lastseen', { when: fmtRelative(d.last_seen) })) : null),
-          h('td', { class: 'num' }, fmtDate(d.created)),
+          h('td', { class: 'num opt' }, fmtDate(d.created)),
           h('td', { dataset: { level: d.access_in_sync ? 'ok' : 'warn' } }, d.access_in_sync ? t('ov.sync') : t('ov.nosync')),
           h('td', {}, cfgLink)));
         cfgDev.append(h('option', { value: d.id }, d.id));
