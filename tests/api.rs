@@ -394,3 +394,51 @@ async fn bad_requests_get_clear_errors() {
     assert_eq!(body["checks"], json!({"database": "ok", "broker": "ok"}));
     assert_eq!(body["status"], "ok");
 }
+
+/// A user changes the own password: the current one is required, the new one works, the old
+/// one no longer does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn users_change_their_own_password() {
+    let app = TestApp::start().await;
+    let token = app.login().await;
+    let change =
+        |current: &str, new: &str| json!({"current_password": current, "new_password": new});
+    let (status, body) = app
+        .post(
+            "/user/password",
+            Some(&token),
+            change("wrong", "new-password-1"),
+        )
+        .await;
+    assert_eq!(status, 403, "{body}");
+    let (status, _) = app
+        .post(
+            "/user/password",
+            Some(&token),
+            change(ADMIN_PASSWORD, "short"),
+        )
+        .await;
+    assert_eq!(status, 400);
+    let (status, _) = app
+        .post(
+            "/user/password",
+            None,
+            change(ADMIN_PASSWORD, "new-password-1"),
+        )
+        .await;
+    assert_eq!(status, 401);
+    let (status, body) = app
+        .post(
+            "/user/password",
+            Some(&token),
+            change(ADMIN_PASSWORD, "new-password-1"),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let login = |pw: &str| json!({"username": "admin", "password": pw});
+    assert_eq!(app.post("/login", None, login(ADMIN_PASSWORD)).await.0, 401);
+    assert_eq!(
+        app.post("/login", None, login("new-password-1")).await.0,
+        200
+    );
+}

@@ -3,6 +3,7 @@
 mod util;
 
 mod api;
+mod browser;
 mod commands;
 mod durability;
 mod mqtt;

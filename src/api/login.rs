@@ -87,7 +87,7 @@ async fn login(
 
 /// Checks the password in the blocking pool, at most `MAX_PASSWORD_CHECKS` at a time. An
 /// unknown user is verified against a dummy hash so the answer takes as long as a wrong password.
-async fn password_matches(
+pub(super) async fn password_matches(
     state: &Shared,
     username: String,
     password: String,
@@ -109,7 +109,7 @@ async fn password_matches(
     .await
 }
 
-fn locked(why: &str, left: Duration) -> ApiError {
+pub(super) fn locked(why: &str, left: Duration) -> ApiError {
     let secs = retry_secs(left);
     let when = if secs > 90 {
         format!("{} minutes", secs.div_ceil(60))

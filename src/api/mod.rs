@@ -223,6 +223,15 @@ fn api_routes(state: Shared) -> BoxedFilter<(Response,)> {
         .and(st())
         .then(ws::upgrade);
 
+    let password = warp::path!("user" / "password")
+        .and(warp::post())
+        .and(auth())
+        .and(body::json::<profile::PasswordChange>(
+            limit,
+            profile::EXPECTED_PASSWORD_BODY,
+        ))
+        .and(st())
+        .then(profile::change_password);
     let summary = warp::path!("data" / "summary")
         .and(warp::get())
         .and(auth())
@@ -289,6 +298,8 @@ fn api_routes(state: Shared) -> BoxedFilter<(Response,)> {
         .then(devices::audit);
 
     let commands = summary
+        .or(password)
+        .unify()
         .or(get_config)
         .unify()
         .or(set_config)
