@@ -182,3 +182,48 @@ async fn removing_a_device_disconnects_it() {
     assert!(!out.status.success(), "removing twice is an error");
     assert!(String::from_utf8_lossy(&out.stderr).contains("no device"));
 }
+
+/// The API registers a device (credentials shown once, they work on the MQTT port), refuses a
+/// duplicate, and removing it closes its connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn devices_are_managed_through_the_api() {
+    let app = TestApp::start().await;
+    let token = app.login().await;
+    let (status, creds) = app
+        .post("/devices", Some(&token), json!({"id": "esp32-9"}))
+        .await;
+    assert_eq!(status, 201, "{creds}");
+    assert_eq!(creds["username"], "esp32-9");
+    let pw = creds["password"].as_str().unwrap();
+    assert_eq!(
+        app.post("/devices", Some(&token), json!({"id": "esp32-9"}))
+            .await
+            .0,
+        409
+    );
+    assert_eq!(
+        app.post("/devices", Some(&token), json!({"id": "bad/id"}))
+            .await
+            .0,
+        400
+    );
+    let d = Device::connect(app.mqtt, "esp32-9", Some(("esp32-9", pw))).await;
+    d.wait_connack().await.unwrap();
+    let res = app
+        .client
+        .delete(app.url("/devices/esp32-9"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert!(d.wait_closed().await, "removal closes the live connection");
+    let res = app
+        .client
+        .delete(app.url("/devices/esp32-9"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 404);
+}

@@ -290,6 +290,20 @@ fn api_routes(state: Shared) -> BoxedFilter<(Response,)> {
         .and(auth())
         .and(st())
         .then(devices::list);
+    let add_device = warp::path!("devices")
+        .and(warp::post())
+        .and(auth())
+        .and(body::json::<devices::AddDevice>(
+            limit,
+            devices::EXPECTED_ADD_BODY,
+        ))
+        .and(st())
+        .then(devices::add);
+    let remove_device = warp::path!("devices" / String)
+        .and(warp::delete())
+        .and(auth())
+        .and(st())
+        .then(devices::remove);
     let audit = warp::path!("audit")
         .and(warp::get())
         .and(auth())
@@ -315,6 +329,10 @@ fn api_routes(state: Shared) -> BoxedFilter<(Response,)> {
         .or(access_log)
         .unify()
         .or(devices)
+        .unify()
+        .or(add_device)
+        .unify()
+        .or(remove_device)
         .unify()
         .or(audit)
         .unify();
