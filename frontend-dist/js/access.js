@@ -49,7 +49,7 @@ export default function accessView(main, { live }) {
 
   let names = new Map();
 
-  async function loadList() {
+  async function loadList(keep = false) {
     try {
       const res = await api('/accessIDs');
       clear(listBody);
@@ -61,7 +61,7 @@ export default function accessView(main, { live }) {
           h('td', {}, h('code', {}, r.access_id)), h('td', {}, r.name || '–'), h('td', {}, r.added_by),
           h('td', { class: 'num' }, fmtDate(r.added)), h('td', {}, revoke)));
       }
-      setMsg(listStatus, res.access_ids.length ? '' : t('acc.none'));
+      if (!keep || !res.access_ids.length) setMsg(listStatus, res.access_ids.length ? '' : t('acc.none'));
     } catch (e) { setMsg(listStatus, e.message, 'error'); }
   }
 
@@ -92,7 +92,7 @@ export default function accessView(main, { live }) {
     try {
       const res = await api(`/accessIDs/${encodeURIComponent(r.access_id)}`, { method: 'DELETE' });
       setMsg(listStatus, t('acc.revoked', { id: r.access_id }) + outcome(res), 'ok');
-      loadList();
+      loadList(true);
     } catch (e) { setMsg(listStatus, e.message, 'error'); }
   }
 
