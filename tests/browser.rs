@@ -156,9 +156,13 @@ impl Browser {
 
 /// Runs one named step; on failure saves a screenshot and fails the test with both.
 async fn step<F: Future<Output = Result<(), String>>>(b: &Browser, name: &str, f: F) {
-    if let Err(e) = f.await {
-        let shot = b.screenshot(name).await;
-        panic!("step {name:?} failed: {e}\nscreenshot: {shot}");
+    match f.await {
+        // Kept for people reviewing the pages (target/browser-screenshots/ok-*.png).
+        Ok(()) => drop(b.screenshot(&format!("ok-{name}")).await),
+        Err(e) => {
+            let shot = b.screenshot(&format!("failed-{name}")).await;
+            panic!("step {name:?} failed: {e}\nscreenshot: {shot}");
+        }
     }
 }
 
@@ -286,6 +290,42 @@ async fn dashboard_end_to_end() {
         .await;
         if !confirmed {
             return Err("the simulated device's config did not change".into());
+        }
+        Ok(())
+    })
+    .await;
+    step(&b, "device-add", async {
+        b.click("#nav-devices").await?;
+        b.fill("#device-add-id", "esp32-ui").await?;
+        b.click("#device-add-submit").await?;
+        let pw = b
+            .wait_text("#device-add-password", SOON, |t| t.len() >= 20)
+            .await?;
+        let d = Device::connect(app.mqtt, "esp32-ui", Some(("esp32-ui", pw.trim()))).await;
+        d.wait_connack()
+            .await
+            .map_err(|e| format!("the shown credentials do not work: {e}"))
+    })
+    .await;
+    step(&b, "password", async {
+        b.click("#nav-account").await?;
+        b.fill("#passwd-current", ADMIN_PASSWORD).await?;
+        b.fill("#passwd-new", "browser-new-pw-1").await?;
+        b.fill("#passwd-repeat", "browser-new-pw-1").await?;
+        b.click("#passwd-submit").await?;
+        b.wait_text("#passwd-status", SOON, |t| {
+            !t.trim().is_empty() && !t.contains('…')
+        })
+        .await?;
+        let (status, _) = app
+            .post(
+                "/login",
+                None,
+                json!({"username": "admin", "password": "browser-new-pw-1"}),
+            )
+            .await;
+        if status != 200 {
+            return Err(format!("login with the new password answered {status}"));
         }
         Ok(())
     })

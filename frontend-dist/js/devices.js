@@ -2,6 +2,7 @@
 import { api, ApiError } from './api.js';
 import { t, fmtDate, fmtRelative } from './i18n.js';
 import { h, clear, setMsg } from './dom.js';
+import { deviceAddForm } from './forms.js';
 
 const MQTT_PORT = 1883;
 const PREFIX = 'rz';
@@ -54,6 +55,7 @@ export default function devicesView(main, { live }) {
   const addBox = h('section', { class: 'card', id: 'device-add' },
     h('h2', {}, t('dev.add')),
     h('p', {}, t('dev.addtext')),
+    deviceAddForm(copyLine, () => loadDevices()),
     copyLine('rzmon device add esp32-1', 'device-add-cmd'),
     h('h3', {}, t('dev.esp')),
     h('dl', { class: 'kv' },

@@ -7,6 +7,10 @@ import { TMP_WARN, TMP_ALARM, LF_LOW, LF_HIGH } from './overview.js';
 
 const RANGES = { '1h': 3600, '24h': 86400, '7d': 7 * 86400, '30d': 30 * 86400 };
 const LIMIT = 10000;
+// Ranges longer than this are drawn from GET /data/summary (min/avg/max per bucket, computed by
+// the server) so a 30-day chart never downloads raw rows.
+const RAW_MAX_SECONDS = 3 * 3600;
+const BUCKETS = 400;
 let lastDevice = null;
 let lastRange = '1h';
 
@@ -133,28 +137,44 @@ export default function historyView(main) {
     const signal = ctrl.signal;
     setMsg(status, t('loading'));
     try {
-      const q = { device, start_date: start, end_date: end, limit: LIMIT };
+      const q = { device, start_date: start, end_date: end };
+      const summary = end - start > RAW_MAX_SECONDS;
       const [data, inc] = await Promise.all([
-        api('/data', { query: q, signal }),
+        summary
+          ? api('/data/summary', { query: { ...q, buckets: BUCKETS }, signal })
+          : api('/data', { query: { ...q, limit: LIMIT }, signal }),
         api('/incidents', { query: { ...q, limit: 1000 }, signal }).catch(() => ({ incidents: [] })),
       ]);
-      const rows = data.data.slice().reverse();
       const x = [], tmp = [], lf = [];
       const unlocked = [];
-      let openSince = null;
-      for (const r of rows) {
-        const ts = Date.parse(r.timestamp) / 1000;
-        x.push(ts);
-        tmp.push(typeof r.data.tmp === 'number' ? r.data.tmp : null);
-        lf.push(typeof r.data.lf === 'number' ? r.data.lf : null);
-        if (r.data.locked === false && openSince === null) openSince = ts;
-        if (r.data.locked === true && openSince !== null) { unlocked.push([openSince, ts]); openSince = null; }
+      let rows = [];
+      if (summary) {
+        const width = data.bucket_ms / 1000;
+        rows = data.buckets;
+        for (const b of rows) {
+          const ts = Date.parse(b.timestamp) / 1000;
+          x.push(ts);
+          tmp.push(b.tmp ? b.tmp.avg : null);
+          lf.push(b.lf ? b.lf.avg : null);
+          if (typeof b.locked === 'number' && b.locked < 1) unlocked.push([ts, ts + width]);
+        }
+      } else {
+        rows = data.data.slice().reverse();
+        let openSince = null;
+        for (const r of rows) {
+          const ts = Date.parse(r.timestamp) / 1000;
+          x.push(ts);
+          tmp.push(typeof r.data.tmp === 'number' ? r.data.tmp : null);
+          lf.push(typeof r.data.lf === 'number' ? r.data.lf : null);
+          if (r.data.locked === false && openSince === null) openSince = ts;
+          if (r.data.locked === true && openSince !== null) { unlocked.push([openSince, ts]); openSince = null; }
+        }
+        if (openSince !== null) unlocked.push([openSince, x[x.length - 1]]);
       }
-      if (openSince !== null) unlocked.push([openSince, x[x.length - 1]]);
       marks = { incidents: inc.incidents.map((i) => Date.parse(i.timestamp) / 1000), unlocked };
       draw(x, tmp, lf);
       let msg = rows.length ? t('hist.points', { n: rows.length }) : t('hist.nodata');
-      if (rows.length >= LIMIT) msg += ` ${t('hist.truncated', { n: LIMIT })}`;
+      if (!summary && rows.length >= LIMIT) msg += ` ${t('hist.truncated', { n: LIMIT })}`;
       setMsg(status, msg, rows.length ? 'info' : 'warn');
     } catch (e) {
       if (e.name !== 'AbortError') setMsg(status, e.message, 'error');
