@@ -154,6 +154,29 @@ impl Browser {
     }
 }
 
+/// Waits until the temperature chart has drawn points (the page sets `data-points`).
+async fn chart_points(b: &Browser) -> Result<(), String> {
+    b.wait("#chart-tmp canvas", SOON).await?;
+    let deadline = std::time::Instant::now() + SOON;
+    loop {
+        let el = b.wait("#chart-tmp", SOON).await?;
+        let n: usize = el
+            .attr("data-points")
+            .await
+            .ok()
+            .flatten()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        if n > 0 {
+            return Ok(());
+        }
+        if std::time::Instant::now() > deadline {
+            return Err("the temperature chart drew no points".into());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 /// Runs one named step; on failure saves a screenshot and fails the test with both.
 async fn step<F: Future<Output = Result<(), String>>>(b: &Browser, name: &str, f: F) {
     match f.await {
@@ -231,26 +254,17 @@ async fn dashboard_end_to_end() {
     .await;
     step(&b, "history", async {
         b.click("#nav-history").await?;
-        b.wait("#chart-tmp canvas", SOON).await?;
-        // The page sets data-points on the chart to the number of points it drew.
-        let deadline = std::time::Instant::now() + SOON;
-        loop {
-            let el = b.wait("#chart-tmp", SOON).await?;
-            let n: usize = el
-                .attr("data-points")
-                .await
-                .ok()
-                .flatten()
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(0);
-            if n > 0 {
-                return Ok(());
-            }
-            if std::time::Instant::now() > deadline {
-                return Err("the temperature chart drew no points".into());
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        chart_points(&b).await?;
+        // 24 h is drawn from the server-side summary (/data/summary); forget the old count first.
+        b.c()
+            .execute(
+                "document.getElementById('chart-tmp').removeAttribute('data-points')",
+                vec![],
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+        b.click("#range-24h").await?;
+        chart_points(&b).await
     })
     .await;
     step(&b, "incident", async {
