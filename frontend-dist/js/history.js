@@ -87,7 +87,7 @@ export default function historyView(main) {
 
   function destroy() { plots.forEach((p) => p.destroy()); plots = []; }
 
-  function draw(x, tmp, lf) {
+  function draw(x, tmp, lf, [start, end]) {
     destroy();
     const width = Math.max(280, chartTmp.clientWidth - 32);
     const height = width < 500 ? 200 : 260;
@@ -100,7 +100,8 @@ export default function historyView(main) {
     const mk = (el, label, data, color, bands) => new uPlot({
       width, height, plugins: [markersPlugin(() => marks)],
       cursor: { sync: { key: sync.key } },
-      scales: { x: { time: true } },
+      // The requested range, not the data's: one reading must not stretch the axis over years.
+      scales: { x: { time: true, range: () => [start, end] } },
       axes,
       series: [{ value: (u, v) => (v == null ? '–' : fmtDate(new Date(v * 1000))) },
         { label, stroke: color, width: 2, spanGaps: false, points: { show: x.length < 200 }, value: (u, v) => (v == null ? '–' : v.toFixed(1)) }],
@@ -172,7 +173,7 @@ export default function historyView(main) {
         if (openSince !== null) unlocked.push([openSince, x[x.length - 1]]);
       }
       marks = { incidents: inc.incidents.map((i) => Date.parse(i.timestamp) / 1000), unlocked };
-      draw(x, tmp, lf);
+      draw(x, tmp, lf, [start, end]);
       let msg = rows.length ? t('hist.points', { n: rows.length }) : t('hist.nodata');
       if (!summary && rows.length >= LIMIT) msg += ` ${t('hist.truncated', { n: LIMIT })}`;
       setMsg(status, msg, rows.length ? 'info' : 'warn');
