@@ -14,6 +14,7 @@ const routes = { overview, history, incidents, access, devices, account };
 const $ = (id) => document.getElementById(id);
 let cleanup = null;
 let currentRoute = null;
+let currentHash = null;
 
 function showLogin(message = '') {
   live.stop();
@@ -49,7 +50,8 @@ function route() {
   const name = (location.hash.match(/^#\/(\w+)/) || [])[1];
   if (!routes[name]) { history_replace('#/overview'); }
   const r = routes[name] ? name : 'overview';
-  if (r === currentRoute) return;
+  if (r === currentRoute && location.hash === currentHash) return;
+  currentHash = location.hash;
   if (cleanup) { try { cleanup(); } catch (e) { console.warn(e); } cleanup = null; }
   currentRoute = r;
   for (const a of document.querySelectorAll('#nav a')) {

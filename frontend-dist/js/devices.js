@@ -25,11 +25,11 @@ function copyLine(text, id) {
   return h('div', { class: 'copyline' }, h('code', { id }, text), btn);
 }
 
-function errorSentence(e) {
+function errorSentence(e, device) {
   if (!(e instanceof ApiError)) return String(e.message || e);
-  if (e.status === 503 && !e.message) return t('err.offline');
-  if (e.status === 504 && !e.message) return t('err.timeout');
-  return e.message;
+  if (e.status === 503) return t('err.offline', { device });
+  if (e.status === 504) return t('err.timeout', { device });
+  return e.message; // 422: the device's own refusal; 400: what was wrong with the input
 }
 
 function diffText(oldC, newC) {
@@ -176,7 +176,7 @@ export default function devicesView(main, { live }) {
       renderConfig(device, res.config);
       setMsg(cfgStatus, '');
     } catch (e) {
-      setMsg(cfgStatus, errorSentence(e), 'error');
+      setMsg(cfgStatus, errorSentence(e, device), 'error');
     } finally { loadBtn.disabled = false; }
   }
 
@@ -210,7 +210,7 @@ export default function devicesView(main, { live }) {
       renderConfig(device, res.config);
       setMsg(cfgStatus, t('dev.confirmed', { device }), 'ok');
     } catch (e) {
-      setMsg(cfgStatus, errorSentence(e), 'error');
+      setMsg(cfgStatus, errorSentence(e, device), 'error');
       saveBtn.disabled = false;
     }
     loadHistory(device);
