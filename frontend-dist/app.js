@@ -75,7 +75,20 @@ function closeMenu() {
   $('menu-toggle').setAttribute('aria-expanded', 'false');
 }
 
+let lockTimer = null;
+function lockoutCountdown(until) {
+  clearInterval(lockTimer);
+  const tick = () => {
+    const left = (until - Date.now()) / 1000;
+    if (left <= 0) { clearInterval(lockTimer); setMsg($('login-error'), ''); return; }
+    setMsg($('login-error'), t('login.locked', { time: fmtDuration(left) }), 'error');
+  };
+  tick();
+  lockTimer = setInterval(tick, 1000);
+}
+
 async function doLogin(ev) {
+  clearInterval(lockTimer);
   ev.preventDefault();
   const err = $('login-error');
   const username = $('login-user').value.trim();
@@ -95,7 +108,8 @@ async function doLogin(ev) {
     if (e instanceof ApiError && e.status === 401) msg = t('login.wrong');
     else if (e instanceof ApiError && e.status === 429) {
       const secs = parseInt(e.retryAfter, 10);
-      msg = t('login.locked', { time: fmtDuration(Number.isFinite(secs) ? secs : 300) });
+      lockoutCountdown(Date.now() + (Number.isFinite(secs) ? secs : 300) * 1000);
+      return;
     }
     setMsg(err, msg, 'error');
     $('login-password').focus();
@@ -143,7 +157,7 @@ function init() {
   });
   window.addEventListener('hashchange', () => {
     if (location.hash === '#/login' && getToken()) { logout(); return; }
-    if (getToken()) route(); else showLogin();
+    if (getToken()) { route(); $('main').focus({ preventScroll: true }); } else showLogin();
   });
   if (getToken()) showApp(); else showLogin();
 }

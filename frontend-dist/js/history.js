@@ -39,7 +39,7 @@ function markersPlugin(getMarks) {
   };
 }
 
-export default function historyView(main) {
+export default function historyView(main, { live }) {
   const devSel = h('select', { id: 'history-device' });
   const from = h('input', { id: 'history-from', type: 'datetime-local' });
   const to = h('input', { id: 'history-to', type: 'datetime-local' });
@@ -65,6 +65,7 @@ export default function historyView(main) {
     h('p', { class: 'meta' }, t('hist.markers')));
 
   let plots = [];
+  let series = null; // [x, tmp, lf] as drawn, ascending
   let marks = { incidents: [], unlocked: [] };
   let ctrl = null;
 
@@ -152,6 +153,7 @@ export default function historyView(main) {
       }
       if (openSince !== null) unlocked.push([openSince, x[x.length - 1]]);
       marks = { incidents: inc.incidents.map((i) => Date.parse(i.timestamp) / 1000), unlocked };
+      series = [x, tmp, lf];
       draw(x, tmp, lf);
       let msg = rows.length ? t('hist.points', { n: rows.length }) : t('hist.nodata');
       if (rows.length >= LIMIT) msg += ` ${t('hist.truncated', { n: LIMIT })}`;
@@ -162,6 +164,22 @@ export default function historyView(main) {
   }
 
   devSel.addEventListener('change', load);
+  // Fixed ranges follow the live telemetry: append new points and slide the window.
+  const offLive = live.on('telemetry', (m) => {
+    if (!series || lastRange === 'custom' || m.device !== devSel.value || plots.length !== 2) return;
+    const ts = Date.parse(m.timestamp) / 1000;
+    const [x, tmp, lf] = series;
+    if (x.length && ts <= x[x.length - 1]) return;
+    x.push(ts);
+    tmp.push(typeof m.data.tmp === 'number' ? m.data.tmp : null);
+    lf.push(typeof m.data.lf === 'number' ? m.data.lf : null);
+    const cutoff = ts - RANGES[lastRange];
+    while (x.length && x[0] < cutoff) { x.shift(); tmp.shift(); lf.shift(); }
+    plots[0].setData([x, tmp]);
+    plots[1].setData([x, lf]);
+    chartTmp.dataset.points = String(x.length);
+    chartLf.dataset.points = String(x.length);
+  });
   let resizeTimer = null;
   const onResize = () => { clearTimeout(resizeTimer); resizeTimer = setTimeout(() => {
     const width = Math.max(280, chartTmp.clientWidth - 32);
@@ -181,5 +199,5 @@ export default function historyView(main) {
     } catch (e) { setMsg(status, e.message, 'error'); }
   })();
 
-  return () => { destroy(); if (ctrl) ctrl.abort(); window.removeEventListener('resize', onResize); };
+  return () => { offLive(); destroy(); if (ctrl) ctrl.abort(); window.removeEventListener('resize', onResize); };
 }
