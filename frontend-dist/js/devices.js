@@ -1,7 +1,7 @@
 // Devices: list, how to add one (CLI + ESP32 settings), config view/edit via getConfig/setConfig, history.
 import { api, ApiError } from './api.js';
 import { t, fmtDate, fmtRelative } from './i18n.js';
-import { h, clear, setMsg } from './dom.js';
+import { h, clear, setMsg, responsiveTable } from './dom.js';
 
 const MQTT_PORT = 1883;
 const PREFIX = 'rz';
@@ -82,6 +82,8 @@ export default function devicesView(main, { live }) {
     cfgStatus, cfgForm,
     h('h3', {}, t('dev.history')), histStatus, h('div', { class: 'table-wrap' }, histTable));
 
+  responsiveTable(table);
+  responsiveTable(histTable);
   main.append(h('h1', {}, t('dev.title')), status, h('section', {}, h('div', { class: 'table-wrap card' }, table)), cfgBox, addBox);
 
   let current = null; // { device, config }

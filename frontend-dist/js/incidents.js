@@ -1,7 +1,7 @@
 // Incidents: filterable table, newest first, paged by time cursor; live incidents prepended.
 import { api } from './api.js';
 import { t, fmtDate } from './i18n.js';
-import { h, clear, setMsg, deviceOptions, inputToEpoch } from './dom.js';
+import { h, clear, setMsg, responsiveTable, deviceOptions, inputToEpoch } from './dom.js';
 
 function details(data) {
   const rest = { ...data };
@@ -37,6 +37,7 @@ export default function incidentsView(main, { live }) {
       h('th', { scope: 'col' }, t('inc.device')), h('th', { scope: 'col' }, t('inc.details')))), tbody);
   const newer = h('button', { type: 'button', id: 'inc-newer', disabled: true }, t('inc.newer'));
   const older = h('button', { type: 'button', id: 'inc-older', disabled: true }, t('inc.older'));
+  responsiveTable(table);
   main.append(h('h1', {}, t('inc.title')), form, status, h('div', { class: 'table-wrap card' }, table), h('div', { class: 'pager' }, newer, older));
 
   const cursors = []; // end_date of each page before the current one
