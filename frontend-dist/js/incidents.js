@@ -13,7 +13,7 @@ function details(data) {
 export function incidentRow(r, isNew = false) {
   return h('tr', { class: isNew ? 'new' : '', dataset: { device: r.device, type: r.type, timestamp: r.timestamp } },
     h('td', { class: 'num' }, h('time', { datetime: r.timestamp }, fmtDate(r.timestamp))),
-    h('td', {}, r.type), h('td', {}, r.device), h('td', {}, details(r.data || {})));
+    h('td', {}, r.type), h('td', {}, h('a', { href: `#/history?device=${encodeURIComponent(r.device)}` }, r.device)), h('td', {}, details(r.data || {})));
 }
 
 export default function incidentsView(main, { live }) {
