@@ -123,7 +123,12 @@ function connState(state, sock) {
   el.dataset.state = state;
   clearInterval(connState.timer);
   if (state === 'retrying') {
-    const tick = () => { el.textContent = t('conn.offline', { s: Math.max(0, Math.ceil((sock.retryAt - Date.now()) / 1000)) }); };
+    // The seconds tick visibly but are hidden from screen readers, so the status is announced once.
+    const secs = document.createElement('span');
+    secs.setAttribute('aria-hidden', 'true');
+    el.textContent = `${t('conn.offline')} `;
+    el.append(secs);
+    const tick = () => { secs.textContent = t('conn.in', { s: Math.max(0, Math.ceil((sock.retryAt - Date.now()) / 1000)) }); };
     tick();
     connState.timer = setInterval(tick, 1000);
   } else {

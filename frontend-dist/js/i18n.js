@@ -3,7 +3,7 @@ const STRINGS = {
   en: {
     'app.title': 'rzmon', 'nav.overview': 'Overview', 'nav.history': 'History', 'nav.incidents': 'Incidents',
     'nav.access': 'Access', 'nav.devices': 'Devices', 'nav.account': 'Account', 'nav.menu': 'Menu',
-    'conn.connecting': 'Connecting…', 'conn.live': 'Live', 'conn.offline': 'Disconnected – retrying in {s} s',
+    'conn.connecting': 'Connecting…', 'conn.live': 'Live', 'conn.offline': 'Disconnected – retrying', 'conn.in': 'in {s} s',
     'conn.off': 'Not connected',
     'login.title': 'Sign in', 'login.user': 'Username', 'login.password': 'Password', 'login.submit': 'Sign in',
     'login.wrong': 'Wrong username or password.',
@@ -51,7 +51,7 @@ const STRINGS = {
   de: {
     'app.title': 'rzmon', 'nav.overview': 'Übersicht', 'nav.history': 'Verlauf', 'nav.incidents': 'Vorfälle',
     'nav.access': 'Zutritt', 'nav.devices': 'Geräte', 'nav.account': 'Konto', 'nav.menu': 'Menü',
-    'conn.connecting': 'Verbinde…', 'conn.live': 'Live', 'conn.offline': 'Getrennt – neuer Versuch in {s} s',
+    'conn.connecting': 'Verbinde…', 'conn.live': 'Live', 'conn.offline': 'Getrennt – neuer Versuch', 'conn.in': 'in {s} s',
     'conn.off': 'Nicht verbunden',
     'login.title': 'Anmelden', 'login.user': 'Benutzername', 'login.password': 'Passwort', 'login.submit': 'Anmelden',
     'login.wrong': 'Benutzername oder Passwort ist falsch.',
