@@ -60,6 +60,7 @@ impl Browser {
                 "prefs": { "intl.accept_languages": "en-US" },
             }),
         );
+        caps.insert("goog:loggingPrefs".into(), json!({ "browser": "ALL" }));
         let url = format!("http://127.0.0.1:{port}");
         let mut builder =
             ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new());
@@ -154,6 +155,40 @@ impl Browser {
     }
 }
 
+/// chromedriver's log endpoint (not in the W3C set, so fantoccini has no method for it).
+#[derive(Debug)]
+struct BrowserLog;
+
+impl fantoccini::wd::WebDriverCompatibleCommand for BrowserLog {
+    fn endpoint(
+        &self,
+        base: &url::Url,
+        session: Option<&str>,
+    ) -> Result<url::Url, url::ParseError> {
+        base.join(&format!("session/{}/se/log", session.unwrap_or_default()))
+    }
+
+    fn method_and_body(&self, _: &url::Url) -> (http::Method, Option<String>) {
+        (http::Method::POST, Some(r#"{"type":"browser"}"#.into()))
+    }
+}
+
+impl Browser {
+    /// Console messages at level SEVERE (errors, failed requests) since the last call.
+    async fn console_errors(&self) -> Vec<String> {
+        let Ok(entries) = self.c().issue_cmd(BrowserLog).await else {
+            return vec!["the browser log could not be read".into()];
+        };
+        entries
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|e| e["level"] == "SEVERE")
+            .map(|e| e["message"].as_str().unwrap_or_default().to_owned())
+            .collect()
+    }
+}
+
 /// Waits until the temperature chart has drawn points (the page sets `data-points`).
 async fn chart_points(b: &Browser) -> Result<(), String> {
     b.wait("#chart-tmp canvas", SOON).await?;
@@ -179,7 +214,24 @@ async fn chart_points(b: &Browser) -> Result<(), String> {
 
 /// Runs one named step; on failure saves a screenshot and fails the test with both.
 async fn step<F: Future<Output = Result<(), String>>>(b: &Browser, name: &str, f: F) {
-    match f.await {
+    let result = match f.await {
+        Ok(()) => {
+            // The wrong login answers 401 on purpose; Chromium logs every failed request.
+            let errors: Vec<String> = b
+                .console_errors()
+                .await
+                .into_iter()
+                .filter(|e| !(e.contains("/login") && e.contains("401")))
+                .collect();
+            if errors.is_empty() {
+                Ok(())
+            } else {
+                Err(format!("console errors: {errors:?}"))
+            }
+        }
+        e => e,
+    };
+    match result {
         // Kept for people reviewing the pages (target/browser-screenshots/ok-*.png).
         Ok(()) => drop(b.screenshot(&format!("ok-{name}")).await),
         Err(e) => {

@@ -269,6 +269,7 @@ async fn access_ids_enrolment_revocation_and_log() {
     );
 
     let door = scripted(&app, "door").await;
+    wait_online(&app, &token, "door").await;
     let (status, body) = app
         .client
         .delete(app.url("/accessIDs/04A1B2C3"))
