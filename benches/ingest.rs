@@ -1,1 +1,185 @@
-fn main() {}
+//! Ingest benchmark through the real path: 10 devices publish QoS 1 telemetry with rumqttc over
+//! TCP to the release binary's gate → rumqttd → ingest → batching writer (`synchronous=FULL`).
+//! Reports persisted messages per second, the share stored, and the server's RSS.
+//!
+//! Run: `cargo bench --bench ingest` (optionally `-- <devices> <messages per device>`).
+
+use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_rzmon");
+
+fn main() {
+    let args: Vec<usize> = std::env::args()
+        .skip(1)
+        .filter_map(|a| a.parse().ok())
+        .collect();
+    let devices = args.first().copied().unwrap_or(10);
+    let per_device = args.get(1).copied().unwrap_or(10_000);
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    rt.block_on(run(devices, per_device));
+}
+
+struct Server {
+    child: Child,
+    mqtt_port: u16,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start(dir: &std::path::Path) -> Server {
+    let mut child = Command::new(BIN)
+        .env("RZMON_DATA_DIR", dir)
+        .env("RZMON_HTTP_ADDR", "127.0.0.1:0")
+        .env("RZMON_MQTT_ADDR", "127.0.0.1:0")
+        .env("RZMON_ADMIN_PASSWORD", "bench-password-1234")
+        .env("RZMON_MQTT_RATE", "0")
+        .env("RZMON_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start rzmon");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut lines = BufReader::new(stdout).lines();
+    let mqtt_port = loop {
+        let line = lines.next().expect("rzmon exited").expect("read stdout");
+        if let Some(rest) = line.trim().strip_prefix("MQTT:") {
+            let addr = rest.split_whitespace().next().expect("address");
+            break addr.rsplit(':').next().unwrap().parse().expect("port");
+        }
+    };
+    std::thread::spawn(move || for _ in lines {});
+    Server { child, mqtt_port }
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+fn add_device(dir: &std::path::Path, id: &str) -> String {
+    let out = Command::new(BIN)
+        .args(["device", "add", id, "--json"])
+        .env("RZMON_DATA_DIR", dir)
+        .output()
+        .expect("device add");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    v["password"].as_str().expect("password").to_owned()
+}
+
+fn stored(db: &std::path::Path) -> u64 {
+    let conn =
+        rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .expect("open db");
+    conn.query_row("SELECT count(*) FROM telemetry", [], |r| r.get::<_, i64>(0))
+        .map_or(0, |n| n as u64)
+}
+
+async fn run(devices: usize, per_device: usize) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let creds: Vec<(String, String)> = (1..=devices)
+        .map(|i| {
+            let id = format!("bench-{i}");
+            let pw = add_device(dir.path(), &id);
+            (id, pw)
+        })
+        .collect();
+    let server = start(dir.path());
+    let pid = server.child.id();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let idle_rss = rss_kib(pid);
+    let total = (devices * per_device) as u64;
+    let db = dir.path().join("rzmon.db");
+
+    let t0 = Instant::now();
+    let mut publishers = Vec::new();
+    for (id, pw) in creds {
+        let port = server.mqtt_port;
+        publishers.push(tokio::spawn(async move {
+            let mut opts = MqttOptions::new(&id, "127.0.0.1", port);
+            opts.set_credentials(&id, &pw)
+                .set_keep_alive(Duration::from_secs(30))
+                .set_inflight(100)
+                .set_request_channel_capacity(1000);
+            let (client, mut eventloop) = AsyncClient::new(opts, 1000);
+            let topic = format!("rz/{id}/telemetry");
+            let sender = tokio::spawn(async move {
+                for seq in 0..per_device {
+                    let payload = format!(
+                        r#"{{"tmp":{:.1},"lf":{:.1},"locked":{},"seq":{seq}}}"#,
+                        20.0 + (seq % 100) as f64 / 10.0,
+                        40.0 + (seq % 50) as f64 / 10.0,
+                        seq % 2 == 0
+                    );
+                    client
+                        .publish(&topic, QoS::AtLeastOnce, false, payload)
+                        .await
+                        .expect("publish");
+                }
+                client
+            });
+            let mut acked = 0;
+            while acked < per_device {
+                match eventloop.poll().await {
+                    Ok(Event::Incoming(Packet::PubAck(_))) => acked += 1,
+                    Ok(_) => {}
+                    Err(e) => panic!("{id}: MQTT error {e}"),
+                }
+            }
+            let client = sender.await.expect("sender");
+            let _ = client.disconnect().await;
+            acked
+        }));
+    }
+    let mut acked = 0;
+    for p in publishers {
+        acked += p.await.expect("publisher");
+    }
+    let t_acked = t0.elapsed();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut count = stored(&db);
+    while count < total && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        count = stored(&db);
+    }
+    let t_stored = t0.elapsed();
+    let busy_rss = rss_kib(pid);
+    println!();
+    println!("rzmon ingest benchmark (release, QoS 1, synchronous=FULL, {devices} devices)");
+    println!("| measure | value |");
+    println!("|---|---|");
+    println!("| messages published | {total} |");
+    println!("| PUBACKs received | {acked} |");
+    println!(
+        "| rows stored | {count} ({:.2} %) |",
+        100.0 * count as f64 / total as f64
+    );
+    println!("| all acked after | {:.2} s |", t_acked.as_secs_f64());
+    println!("| all stored after | {:.2} s |", t_stored.as_secs_f64());
+    println!(
+        "| persisted throughput | {:.0} msg/s |",
+        count as f64 / t_stored.as_secs_f64()
+    );
+    println!("| idle RSS | {:.1} MiB |", idle_rss as f64 / 1024.0);
+    println!(
+        "| RSS after the burst | {:.1} MiB |",
+        busy_rss as f64 / 1024.0
+    );
+    assert_eq!(count, total, "not every message was stored");
+}

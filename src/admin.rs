@@ -1,8 +1,10 @@
 //! The administration commands (`user …`, `device …`, `backup`): they work on the database file
 //! directly, so they also work while the server runs (WAL); the server notices device changes.
 
-use crate::cli::{DeviceCommand, UserCommand};
+use crate::cli::{DeviceCommand, SimulateArgs, UserCommand};
+use crate::config::Common;
 use crate::model::{DeviceId, format_ts};
+use crate::simulate::{Credentials, SimOptions};
 use crate::store::{Store, StoreError};
 use crate::{auth, secrets};
 use anyhow::{Context, bail};
@@ -79,6 +81,7 @@ pub fn device(store: &Store, cmd: DeviceCommand) -> anyhow::Result<()> {
                 Err(StoreError::Exists(_)) => bail!("device {id:?} already exists"),
                 r => r?,
             }
+            store.audit("cli", "deviceAdd", &id, &json!({}))?;
             print_device(&id, &password, json);
         }
         DeviceCommand::Passwd { id, json } => {
@@ -86,6 +89,7 @@ pub fn device(store: &Store, cmd: DeviceCommand) -> anyhow::Result<()> {
             if !store.set_device_secret(&id, &secrets::hash_device_secret(&password)?)? {
                 bail!("there is no device {id:?}");
             }
+            store.audit("cli", "devicePasswd", &id, &json!({}))?;
             print_device(&id, &password, json);
         }
         DeviceCommand::List { json } => {
@@ -107,12 +111,93 @@ pub fn device(store: &Store, cmd: DeviceCommand) -> anyhow::Result<()> {
             if !store.remove_device(&id)? {
                 bail!("there is no device {id:?}");
             }
+            store.audit("cli", "deviceRemove", &id, &json!({}))?;
             println!(
                 "Device {id} removed; its stored history stays. A running server closes its connection."
             );
         }
     }
     Ok(())
+}
+
+/// Options and credentials for `rzmon simulate`: from flags, a `device add --json` file, or
+/// (demo mode) devices `sim-1..N` registered or re-keyed in the local database.
+pub fn simulation(
+    common: &Common,
+    prefix: &str,
+    args: SimulateArgs,
+) -> anyhow::Result<(SimOptions, Vec<Credentials>)> {
+    let (host, port) = args
+        .broker
+        .rsplit_once(':')
+        .and_then(|(h, p)| Some((h.trim_matches(['[', ']']).to_owned(), p.parse().ok()?)))
+        .with_context(|| format!("--broker must look like host:port, got {:?}", args.broker))?;
+    for (name, p) in [
+        ("--access-probability", args.access_probability),
+        ("--incident-probability", args.incident_probability),
+    ] {
+        if !(0.0..=1.0).contains(&p) {
+            bail!("{name} must be between 0 and 1");
+        }
+    }
+    if !(0.001..=3600.0).contains(&args.interval) {
+        bail!("--interval must be between 0.001 and 3600 seconds");
+    }
+    let devices = if let Some(n) = args.devices {
+        let store = crate::app::open_store(&common.data_dir)?;
+        (1..=n)
+            .map(|i| {
+                let id = format!("sim-{i}");
+                let password = secrets::random_password(secrets::DEVICE_PASSWORD_LEN)?;
+                let hash = secrets::hash_device_secret(&password)?;
+                if !store.set_device_secret(&id, &hash)? {
+                    let device = DeviceId::parse(&id).context("simulated device id")?;
+                    store.create_device(&device, &hash)?;
+                    store.audit("cli", "deviceAdd", &id, &json!({ "simulated": true }))?;
+                }
+                Ok(Credentials {
+                    device: id,
+                    password,
+                })
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?
+    } else if let Some(path) = &args.credentials {
+        let text = if path.as_os_str() == "-" {
+            std::io::read_to_string(std::io::stdin())
+                .context("cannot read credentials from stdin")?
+        } else {
+            std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read {}", path.display()))?
+        };
+        let v: serde_json::Value = serde_json::from_str(&text)
+            .context("credentials must be the JSON printed by `rzmon device add ID --json`")?;
+        let field = |k: &str| v.get(k).and_then(|x| x.as_str()).map(str::to_owned);
+        vec![Credentials {
+            device: field("username")
+                .or_else(|| field("device"))
+                .context("credentials lack `username`")?,
+            password: field("password").context("credentials lack `password`")?,
+        }]
+    } else {
+        match (args.device, args.password) {
+            (Some(device), Some(password)) => vec![Credentials { device, password }],
+            _ => bail!("give --device and --password, --credentials FILE, or --devices N"),
+        }
+    };
+    let opts = SimOptions {
+        host,
+        port,
+        prefix: prefix.to_owned(),
+        interval: args.interval,
+        enrol_delay: args.enrol_delay,
+        access_probability: args.access_probability,
+        incident_probability: args.incident_probability,
+        count: args.count,
+        seed: args
+            .seed
+            .unwrap_or_else(|| u64::try_from(crate::model::now_ms()).unwrap_or(0)),
+    };
+    Ok((opts, devices))
 }
 
 pub fn backup(store: &Store, file: &Path) -> anyhow::Result<()> {

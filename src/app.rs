@@ -3,27 +3,28 @@
 
 use crate::api::{self, ApiConfig};
 use crate::broker::{self, Broker, BrokerConfig, GateConfig, Sessions};
+use crate::commands::{Commands, access_sync};
 use crate::config::{Common, ServeSettings};
+use crate::device_auth::DeviceAuth;
 use crate::hub::{self, Hub};
+use crate::ingest::Sinks;
 use crate::metrics::Metrics;
+use crate::presence::Presence;
 use crate::store::Store;
 use crate::{auth, ingest, secrets};
 use anyhow::Context;
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use tokio::net::TcpListener;
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 /// File name of the database inside the data directory.
 pub const DB_FILE: &str = "rzmon.db";
-/// How often the device table is compared with live sessions (a device removed or re-keyed by
-/// the CLI, another process, loses its connection within this time).
-const DEVICE_WATCH_INTERVAL: Duration = Duration::from_secs(1);
 /// How often `/health`'s broker check is refreshed.
 const BROKER_CHECK_INTERVAL: Duration = Duration::from_secs(2);
 /// Longest wait for ingest to drain the broker after devices were disconnected on shutdown.
@@ -65,7 +66,9 @@ pub async fn serve(
         Some(s) => s.expose().as_bytes().to_vec(),
         None => secrets::load_or_create_jwt_secret(&common.data_dir)?,
     };
+    // Printed at once, so a later startup failure cannot swallow the one-time password.
     let first_start = first_start(&store, &settings).await?;
+    print_first_start(&first_start);
 
     let http = bind(settings.http_addr, "RZMON_HTTP_ADDR").await?;
     let mqtt = bind(settings.mqtt_addr, "RZMON_MQTT_ADDR").await?;
@@ -74,7 +77,8 @@ pub async fn serve(
     let metrics = Arc::new(Metrics::default());
     let hub = Hub::new(hub::DEFAULT_CAPACITY.max(settings.ws_queue as usize));
     let writer = store.spawn_writer(metrics.clone())?;
-    let verifier = device_verifier(store.clone());
+    let device_auth = DeviceAuth::new(store.clone());
+    let verifier = device_auth.verifier();
     let max_packet = settings.mqtt_max_packet as usize;
     let mut broker = Broker::start(BrokerConfig {
         max_packet,
@@ -83,13 +87,24 @@ pub async fn serve(
     })
     .context("the embedded MQTT broker did not start")?;
     let link = broker.link.take().context("broker link already taken")?;
+    let s = store.clone();
+    tokio::task::spawn_blocking(move || s.reset_presence()).await??;
+    let presence = Arc::new(Presence::default());
+    let (outbound_tx, outbound_rx) = mpsc::unbounded_channel();
+    let (commands, online_rx) = Commands::new(settings.topic_prefix.clone(), outbound_tx, presence);
+    let sinks = Sinks {
+        writer: writer.sender(),
+        hub: hub.clone(),
+        metrics: metrics.clone(),
+        commands: commands.clone(),
+    };
 
     let tasks = TaskTracker::new();
     let failed = CancellationToken::new();
     let gate_stop = CancellationToken::new();
     let ingest_stop = CancellationToken::new();
     let http_stop = shutdown.child_token();
-    let sessions = Sessions::default();
+    let (sessions, ended_rx) = Sessions::with_end_reports();
 
     let ingest_exited = CancellationToken::new();
     let ingest_run = report(
@@ -98,9 +113,8 @@ pub async fn serve(
         ingest::run(
             link,
             settings.topic_prefix.clone(),
-            writer.sender(),
-            hub.clone(),
-            metrics.clone(),
+            sinks.clone(),
+            outbound_rx,
             ingest_stop.clone(),
         ),
     );
@@ -131,7 +145,24 @@ pub async fn serve(
             gate_stop.clone(),
         ),
     ));
-    tasks.spawn(watch_devices(store.clone(), sessions, gate_stop.clone()));
+    tasks.spawn(device_auth.watch(sessions, gate_stop.clone()));
+    tasks.spawn(report(
+        "liveness",
+        failed.clone(),
+        ingest::liveness::run(
+            sinks,
+            ended_rx,
+            Duration::from_secs(settings.stale_after),
+            ingest_stop.clone(),
+        ),
+    ));
+    tasks.spawn(access_sync::run(
+        commands.clone(),
+        store.clone(),
+        online_rx,
+        Duration::from_secs(settings.command_timeout),
+        ingest_stop.clone(),
+    ));
     let broker_up = Arc::new(AtomicBool::new(true));
     let broker = Arc::new(broker);
     tasks.spawn(watch_broker(
@@ -143,6 +174,7 @@ pub async fn serve(
     let ctx = api::Context {
         store: store.clone(),
         hub,
+        commands: commands.clone(),
         jwt_secret: Arc::new(jwt_secret),
         metrics: metrics.clone(),
         broker_up,
@@ -151,13 +183,15 @@ pub async fn serve(
             token_ttl: settings.token_ttl(),
             body_limit: settings.body_limit,
             ws_queue: settings.ws_queue as usize,
+            command_timeout: Duration::from_secs(settings.command_timeout),
+            enrol_timeout: Duration::from_secs(settings.enrol_timeout),
         },
         shutdown: http_stop.clone(),
     };
     let http_done = tasks.spawn(report("http", failed.clone(), api::serve(http, ctx)));
     tasks.close();
 
-    print_banner(http_addr, mqtt_addr, &first_start);
+    print_banner(http_addr, mqtt_addr);
     tracing::info!(%http_addr, %mqtt_addr, "rzmon is running");
 
     tokio::select! {
@@ -179,6 +213,7 @@ pub async fn serve(
     {
         tracing::warn!("ingest did not stop in time");
     }
+    commands.fail_all();
     // 4. Writer: commit the last batch.
     tokio::task::spawn_blocking(move || writer.close())
         .await
@@ -222,10 +257,13 @@ async fn first_start(store: &Store, settings: &ServeSettings) -> anyhow::Result<
     Ok(outcome)
 }
 
-fn print_banner(http: SocketAddr, mqtt: SocketAddr, first: &FirstStart) {
+fn print_banner(http: SocketAddr, mqtt: SocketAddr) {
     println!("rzmon {} is running", env!("CARGO_PKG_VERSION"));
     println!("  Dashboard: http://{http}/");
     println!("  MQTT:      {mqtt}   (register a device: rzmon device add <id>)");
+}
+
+fn print_first_start(first: &FirstStart) {
     match first {
         FirstStart::Generated(p) => println!(
             "  Admin login: admin / {p}  (shown once; change it with: rzmon user passwd admin)"
@@ -235,18 +273,6 @@ fn print_banner(http: SocketAddr, mqtt: SocketAddr, first: &FirstStart) {
         }
         FirstStart::Existing => {}
     }
-}
-
-/// MQTT credential check: an enabled device whose stored keyed hash matches.
-fn device_verifier(store: Store) -> broker::Verifier {
-    Arc::new(move |id: &str, password: &[u8]| match store.device(id) {
-        Ok(Some(d)) => d.enabled && secrets::verify_device_secret(password, &d.secret_hash),
-        Ok(None) => false,
-        Err(e) => {
-            tracing::error!(error = %e, "device lookup failed during MQTT login");
-            false
-        }
-    })
 }
 
 /// Awaits a part; an error is logged with its name and stops the whole process.
@@ -262,40 +288,6 @@ async fn report(
             "stopped with an error"
         );
         failed.cancel();
-    }
-}
-
-/// Closes live sessions of devices that were removed, disabled or re-keyed (possibly by the CLI
-/// in another process).
-async fn watch_devices(store: Store, sessions: Sessions, stop: CancellationToken) {
-    let mut known: Option<HashMap<String, (String, bool)>> = None;
-    let mut tick = tokio::time::interval(DEVICE_WATCH_INTERVAL);
-    loop {
-        tokio::select! {
-            () = stop.cancelled() => return,
-            _ = tick.tick() => {}
-        }
-        let s = store.clone();
-        let now = match tokio::task::spawn_blocking(move || s.devices()).await {
-            Ok(Ok(list)) => list
-                .into_iter()
-                .map(|d| (d.id, (d.secret_hash, d.enabled)))
-                .collect::<HashMap<_, _>>(),
-            Ok(Err(e)) => {
-                tracing::warn!(error = %e, "cannot read the device list");
-                continue;
-            }
-            Err(_) => continue,
-        };
-        if let Some(before) = &known {
-            for (id, old) in before {
-                if now.get(id) != Some(old) {
-                    tracing::info!(device = %id, "device removed or re-keyed; closing its connection");
-                    sessions.disconnect(id);
-                }
-            }
-        }
-        known = Some(now);
     }
 }
 

@@ -28,6 +28,8 @@ pub enum Command {
     /// Manage devices (MQTT credentials of ESP32s).
     #[command(subcommand)]
     Device(DeviceCommand),
+    /// Simulated ESP32(s) speaking the device protocol through the MQTT port (no hardware needed).
+    Simulate(SimulateArgs),
     /// Write a consistent copy of the database to FILE while the server may be running.
     Backup {
         /// Destination file; must not exist.
@@ -86,4 +88,47 @@ pub enum DeviceCommand {
     },
     /// Remove a device (its live connection is closed; its stored history stays).
     Remove { id: String },
+}
+
+#[derive(Debug, clap::Args)]
+pub struct SimulateArgs {
+    /// MQTT address of rzmon (the gate).
+    #[arg(long, env = "RZMON_SIM_BROKER", default_value = "127.0.0.1:1883")]
+    pub broker: String,
+    /// Device id (= MQTT username); taken from --credentials when given.
+    #[arg(long, conflicts_with = "devices")]
+    pub device: Option<String>,
+    /// The device's MQTT password.
+    #[arg(
+        long,
+        env = "RZMON_SIM_PASSWORD",
+        hide_env_values = true,
+        conflicts_with = "devices"
+    )]
+    pub password: Option<String>,
+    /// File with the `--json` output of `rzmon device add` (`-` = standard input).
+    #[arg(long, conflicts_with_all = ["device", "password", "devices"])]
+    pub credentials: Option<PathBuf>,
+    /// Demo mode: N devices `sim-1`…`sim-N`, registered (or re-keyed) in the local database of
+    /// --data-dir, so this works next to a running server without copying passwords.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub devices: Option<u32>,
+    /// Seconds between telemetry messages.
+    #[arg(long, default_value_t = 5.0)]
+    pub interval: f64,
+    /// Seconds until a card is presented when the backend asks to enrol one.
+    #[arg(long, default_value_t = 2.0)]
+    pub enrol_delay: f64,
+    /// Probability per telemetry message of an access event.
+    #[arg(long, default_value_t = 0.1)]
+    pub access_probability: f64,
+    /// Probability per telemetry message of an incident.
+    #[arg(long, default_value_t = 0.02)]
+    pub incident_probability: f64,
+    /// Stop after this many telemetry messages per device (0 = run until Ctrl-C).
+    #[arg(long, default_value_t = 0)]
+    pub count: u64,
+    /// Seed of the random readings (same seed, same story).
+    #[arg(long)]
+    pub seed: Option<u64>,
 }

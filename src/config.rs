@@ -101,6 +101,21 @@ pub struct ServeSettings {
     #[arg(long, env = "RZMON_BODY_LIMIT", default_value_t = 65_536,
           value_parser = clap::value_parser!(u64).range(1024..=16_777_216), global = true)]
     pub body_limit: u64,
+
+    /// Seconds to wait for a device's reply to a command (getConfig, setConfig, ...).
+    #[arg(long, env = "RZMON_COMMAND_TIMEOUT", default_value_t = 5, global = true,
+          value_parser = clap::value_parser!(u64).range(1..=300))]
+    pub command_timeout: u64,
+
+    /// Seconds a device waits for a card to be presented when enrolling an access id.
+    #[arg(long, env = "RZMON_ENROL_TIMEOUT", default_value_t = 30, global = true,
+          value_parser = clap::value_parser!(u64).range(1..=600))]
+    pub enrol_timeout: u64,
+
+    /// A device that sent nothing for this many seconds is shown offline.
+    #[arg(long, env = "RZMON_STALE_AFTER", default_value_t = 180, global = true,
+          value_parser = clap::value_parser!(u64).range(5..=86_400))]
+    pub stale_after: u64,
 }
 
 impl ServeSettings {

@@ -4,11 +4,15 @@
 //! ESP32 ──MQTT──▶ broker::gate ──loopback──▶ broker (rumqttd) ──local link──▶ ingest
 //!                                                             ingest ──▶ store (one batching writer)
 //!                                                             ingest ──▶ hub (broadcast)
+//!                                                             ingest ──▶ commands (replies, presence)
 //! browser ◀──HTTP/WS── api ◀── store (readers) + hub
+//!                      api ──▶ commands ──▶ ingest's link ──▶ broker ──▶ ESP32 (msgID request/response)
 //! ```
 //!
-//! Modules are listed in the order data flows; a module only imports the ones above it.
-//! `app` is the only module that knows every part.
+//! Lower parts never import higher ones: `model` imports nothing of ours; `store` and `hub`
+//! only `model`; `broker` never reaches into `store` (credentials are checked by a closure from
+//! `device_auth`); `api` never touches rumqttd. `app` is the only module that knows every part.
+//! (rustfmt keeps the list below alphabetical.)
 
 pub mod admin;
 pub mod api;
@@ -16,11 +20,15 @@ pub mod app;
 pub mod auth;
 pub mod broker;
 pub mod cli;
+pub mod commands;
 pub mod config;
+pub mod device_auth;
 pub mod hub;
 pub mod ingest;
 pub mod lockout;
 pub mod metrics;
 pub mod model;
+pub mod presence;
 pub mod secrets;
+pub mod simulate;
 pub mod store;

@@ -41,6 +41,15 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::User(cmd) => admin::user(&app::open_store(&cli.common.data_dir)?, cmd),
         Command::Device(cmd) => admin::device(&app::open_store(&cli.common.data_dir)?, cmd),
+        Command::Simulate(args) => {
+            let (opts, devices) = admin::simulation(&cli.common, &cli.serve.topic_prefix, args)?;
+            let rt = tokio::runtime::Runtime::new()?;
+            rt.block_on(async {
+                let shutdown = CancellationToken::new();
+                tokio::spawn(cancel_on_signal(shutdown.clone()));
+                rzmon::simulate::run(opts, devices, shutdown).await
+            })
+        }
         Command::Backup { file } => admin::backup(&app::open_store(&cli.common.data_dir)?, &file),
     }
 }

@@ -40,7 +40,7 @@ pub struct Metrics {
     pub ingest_accepted: Counter,
     /// Device messages rejected by ingest (bad JSON, missing/invalid fields).
     pub ingest_rejected: Counter,
-    /// Rows committed by the store writer.
+    /// Messages committed by the store writer (event rows and status updates).
     pub store_committed: Counter,
     /// Re-delivered (device, seq) messages the writer ignored.
     pub store_duplicates: Counter,

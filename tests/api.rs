@@ -1,214 +1,444 @@
-//! REST API: login, /data, /incidents, bad input, tokens, lockout.
+//! HTTP API: first start, login and lockout, tokens, /data and /incidents filters, bad input.
 
 use crate::util::*;
-use serde_json::{Value, json};
-use std::time::Duration;
+use serde_json::json;
 
-/// First start without RZMON_ADMIN_PASSWORD prints a one-time random admin password that works; none is printed with it set.
-#[tokio::test]
-async fn first_start_prints_generated_admin_password_and_it_works() {
-    let app = TestApp::start().await;
-    assert!(!app.stdout.lock().unwrap().iter().any(|l| l.contains("Admin login")));
-    drop(app);
-    let dir = tempfile::tempdir().unwrap();
-    let app = TestApp::start_with(&[("RZMON_ADMIN_PASSWORD", "")]).await;
-    drop(dir);
-    let line = app
-        .stdout
-        .lock()
+/// First start without RZMON_ADMIN_PASSWORD prints a random admin password once; it works,
+/// and the secrets on disk are private.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn first_start_prints_a_random_admin_password_that_logs_in() {
+    let app = TestApp::start_bare().await;
+    let out = app.stdout.lock().unwrap().join("\n");
+    let line = out
+        .lines()
+        .find(|l| l.contains("Admin login: admin / "))
+        .expect("password line");
+    let password = line
+        .split("Admin login: admin / ")
+        .nth(1)
         .unwrap()
-        .iter()
-        .find(|l| l.contains("Admin login:"))
-        .cloned()
-        .unwrap_or_else(|| panic!("no admin line: {}", app.logs()));
-    let pw = line.split("admin /").nth(1).unwrap().split_whitespace().next().unwrap().to_string();
-    assert!(pw.len() >= 12, "weak generated password {pw}");
-    let t = app.login_as("admin", &pw).await;
-    let p = app.get_json("/user/profile", &t).await;
-    assert_eq!(p["username"], "admin");
+        .split_whitespace()
+        .next()
+        .unwrap();
+    assert!(password.len() >= 20, "{password}");
+    let (status, body) = app
+        .post(
+            "/login",
+            None,
+            json!({"username": "admin", "password": password}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["token_type"], "Bearer");
+    assert_eq!(body["expires_in"], 43200);
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&app.dir.path().join("jwt_secret")), 0o600);
+    assert_eq!(mode(&app.db_path()), 0o600);
+    let second = app.restart().await;
+    let out = second.stdout.lock().unwrap().join("\n");
+    assert!(
+        !out.contains("Admin login"),
+        "the password is printed only once"
+    );
 }
 
-/// Login returns a Bearer token; wrong user and wrong password both give the same 401 sentence.
-#[tokio::test]
-async fn login_ok_and_failures() {
+/// Telemetry reaches /data with its fields, newest first, default limit 100, explicit limit and
+/// device filter.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn telemetry_is_served_by_data_with_limits_order_and_device_filter() {
     let app = TestApp::start().await;
-    let r = app.post_json("/login", json!({"username":"admin","password":ADMIN_PASSWORD}), None).await;
-    assert_eq!(r.status(), 200);
-    assert_eq!(r.headers()["cache-control"], "no-store");
-    let v: Value = r.json().await.unwrap();
-    assert_eq!(v["token_type"], "Bearer");
-    assert!(v["expires_in"].as_u64().unwrap() > 0);
-    let e1 = assert_error(app.post_json("/login", json!({"username":"nobody","password":"x"}), None).await, 401).await;
-    let e2 = assert_error(app.post_json("/login", json!({"username":"admin","password":"x"}), None).await, 401).await;
-    assert_eq!(e1, "Invalid username or password.");
-    assert_eq!(e1, e2);
-}
-
-/// Telemetry published over MQTT appears in /data newest first, with fields, limits, device filter and every date format.
-#[tokio::test]
-async fn telemetry_to_data_with_queries() {
-    let app = TestApp::start().await;
-    let t = app.login().await;
-    let a = app.device("dev-a").await;
-    let b = app.device("dev-b").await;
+    let token = app.login().await;
+    let a = app.device("esp32-a").await;
+    let b = app.device("esp32-b").await;
     for i in 0..105 {
-        a.publish("rz/dev-a/telemetry", json!({"tmp": 20.5, "lf": 40, "locked": true, "seq": i, "extra": "x"}).to_string()).await;
+        a.publish(
+            "telemetry",
+            json!({"tmp": 20.0 + f64::from(i) / 10.0, "lf": 40, "locked": i % 2 == 0, "n": i})
+                .to_string(),
+        )
+        .await;
     }
-    b.publish("rz/dev-b/telemetry", json!({"tmp": -3, "lf": 1, "locked": false}).to_string()).await;
-    assert!(a.wait_acks(105).await && b.wait_acks(1).await);
-    let all = wait_rows(&app, &t, "?limit=1000", 106).await;
-    assert_eq!(all.len(), 106);
-    // default limit 100
-    assert_eq!(data(&app, &t, "").await.len(), 100);
-    assert_eq!(data(&app, &t, "?limit=7").await.len(), 7);
-    // device filter + order + fields
-    let rows = data(&app, &t, "?device=dev-a&limit=1000").await;
-    assert_eq!(rows.len(), 105);
-    assert_eq!(rows[0]["data"]["seq"], 104, "newest first");
-    assert_eq!(rows[0]["device"], "dev-a");
-    assert_eq!(rows[0]["data"]["tmp"], 20.5);
+    b.publish(
+        "telemetry",
+        json!({"tmp": 30.5, "lf": 55.5, "locked": false}).to_string(),
+    )
+    .await;
+    assert!(app.wait_rows(&token, "esp32-a", 105).await);
+    assert!(app.wait_rows(&token, "esp32-b", 1).await);
+
+    let (status, body, headers) = app.get_full("/data", Some(&token)).await;
+    assert_eq!(status, 200);
+    assert_eq!(headers["cache-control"], "no-store");
+    assert_eq!(body["data"].as_array().unwrap().len(), 100, "default limit");
+    let (_, body) = app.get("/data?device=esp32-a&limit=5", Some(&token)).await;
+    let rows = body["data"].as_array().unwrap();
+    assert_eq!(rows.len(), 5);
+    assert_eq!(rows[0]["data"]["n"], 104, "newest first");
+    assert_eq!(rows[4]["data"]["n"], 100);
+    assert_eq!(rows[0]["device"], "esp32-a");
     assert_eq!(rows[0]["data"]["locked"], true);
-    assert_eq!(rows[0]["data"]["extra"], "x");
     let ts = rows[0]["timestamp"].as_str().unwrap();
-    assert!(ts.ends_with('Z') && ts.len() == 24 && &ts[19..20] == ".", "timestamp {ts}");
-    let timestamps: Vec<&str> = rows.iter().map(|r| r["timestamp"].as_str().unwrap()).collect();
-    assert!(timestamps.windows(2).all(|w| w[0] >= w[1]));
-    let bq = data(&app, &t, "?device=dev-b").await;
-    assert_eq!(bq.len(), 1);
-    assert_eq!(bq[0]["data"]["tmp"], -3);
-    // date formats: all rows are "today"
-    let now = time::OffsetDateTime::now_utc();
-    let day = format!("{:04}-{:02}-{:02}", now.year(), now.month() as u8, now.day());
-    let ep = now.unix_timestamp();
-    for q in [
-        format!("?start_date={day}&end_date={day}&limit=1000"),
-        format!("?start_date={day}T00:00:00&limit=1000"),
-        format!("?start_date={day}T00:00:00Z&limit=1000"),
-        format!("?start_date={day}T00:00:00%2B00:00&limit=1000"),
-        format!("?start_date={}&end_date={}&limit=1000", ep - 3600, ep + 3600),
-    ] {
-        assert_eq!(data(&app, &t, &q).await.len(), 106, "{q}");
-    }
-    // a range in the past is empty
-    assert_eq!(data(&app, &t, "?start_date=2020-01-01&end_date=2020-01-02").await.len(), 0);
+    assert!(
+        ts.ends_with('Z') && ts.len() == 24 && ts.as_bytes()[19] == b'.',
+        "{ts}"
+    );
+    let (_, body) = app.get("/data?device=esp32-b", Some(&token)).await;
+    assert_eq!(
+        body["data"][0]["data"],
+        json!({"tmp": 30.5, "lf": 55.5, "locked": false})
+    );
+    let (_, body) = app.get("/data?device=nobody", Some(&token)).await;
+    assert_eq!(body["data"], json!([]));
 }
 
-/// Incidents are listed in /incidents and filtered by type.
-#[tokio::test]
+/// The chart summary aggregates per bucket in SQL and validates its parameters.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn data_summary_downsamples() {
+    let app = TestApp::start().await;
+    let token = app.login().await;
+    let d = app.device("esp32-1").await;
+    for tmp in [20.0, 22.0, 24.0] {
+        d.publish(
+            "telemetry",
+            json!({"tmp": tmp, "lf": 50, "locked": true}).to_string(),
+        )
+        .await;
+    }
+    assert!(app.wait_rows(&token, "esp32-1", 3).await);
+    let (status, body) = app
+        .get("/data/summary?device=esp32-1&buckets=1", Some(&token))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let b = &body["buckets"].as_array().unwrap()[0];
+    assert_eq!(b["count"], 3);
+    assert_eq!(b["tmp"], json!({"min": 20.0, "avg": 22.0, "max": 24.0}));
+    assert_eq!(b["lf"]["avg"], 50.0);
+    assert_eq!(b["locked"], 1.0);
+    for q in [
+        "buckets=0",
+        "buckets=5000",
+        "start_date=2030-01-01&end_date=2029-01-01",
+    ] {
+        assert_eq!(
+            app.get(&format!("/data/summary?{q}"), Some(&token)).await.0,
+            400,
+            "{q}"
+        );
+    }
+}
+
+/// Every date format filters by the server's receive time; bad dates and limits are 400.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn data_date_filters_and_bad_parameters() {
+    let app = TestApp::start().await;
+    let token = app.login().await;
+    let d = app.device("esp32-1").await;
+    d.publish("telemetry", r#"{"tmp":21.0}"#).await;
+    assert!(app.wait_rows(&token, "esp32-1", 1).await);
+    let now = time::OffsetDateTime::now_utc();
+    let today = format!(
+        "{}-{:02}-{:02}",
+        now.year(),
+        u8::from(now.month()),
+        now.day()
+    );
+    let epoch = now.unix_timestamp();
+    let count = |v: &serde_json::Value| v["data"].as_array().map_or(usize::MAX, Vec::len);
+    let cases = [
+        (format!("start_date={today}"), 1),
+        (format!("end_date={today}"), 1),
+        (format!("start_date={}", epoch - 60), 1),
+        (format!("start_date={}", epoch + 60), 0),
+        (format!("end_date={}", epoch - 3600), 0),
+        (format!("start_date={today}T00:00:00"), 1),
+        (
+            format!("start_date={today}T00:00:00Z&end_date={}", epoch + 60),
+            1,
+        ),
+        ("start_date=2999-01-01T00:00:00%2B01:00".to_owned(), 0),
+        ("end_date=2000-01-01".to_owned(), 0),
+    ];
+    for (q, want) in cases {
+        let (status, body) = app.get(&format!("/data?{q}"), Some(&token)).await;
+        assert_eq!(status, 200, "{q}: {body}");
+        assert_eq!(count(&body), want, "{q}");
+    }
+    for q in [
+        "start_date=yesterday",
+        "start_date=2026-13-01",
+        "start_date=2026-02-30",
+        "start_date=2026-11-28&end_date=2026-11-01",
+        "limit=0",
+        "limit=10001",
+        "limit=ten",
+        "device=a/b",
+    ] {
+        let (status, body) = app.get(&format!("/data?{q}"), Some(&token)).await;
+        assert_eq!(status, 400, "{q}: {body}");
+        assert!(
+            body["error"].as_str().is_some_and(|s| s.len() > 10),
+            "{q}: {body}"
+        );
+    }
+}
+
+/// Incidents are stored and filtered by type.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn incidents_with_type_filter() {
     let app = TestApp::start().await;
-    let t = app.login().await;
-    let a = app.device("dev-i").await;
-    a.publish("rz/dev-i/incident", json!({"type": "door", "note": 1}).to_string()).await;
-    a.publish("rz/dev-i/incident", json!({"type": "fire"}).to_string()).await;
-    a.publish("rz/dev-i/incident", json!({"type": "door"}).to_string()).await;
-    assert!(a.wait_acks(3).await);
-    let ok = wait_until(Duration::from_secs(10), || async {
-        app.get_json("/incidents", &t).await["incidents"].as_array().unwrap().len() == 3
-    })
+    let token = app.login().await;
+    let d = app.device("esp32-1").await;
+    d.publish(
+        "incident",
+        r#"{"type":"door_open_too_long","message":"60 s"}"#,
+    )
     .await;
-    assert!(ok, "{}", app.logs());
-    let v = app.get_json("/incidents?type=door", &t).await;
-    let inc = v["incidents"].as_array().unwrap();
-    assert_eq!(inc.len(), 2);
-    assert!(inc.iter().all(|i| i["type"] == "door" && i["device"] == "dev-i"));
+    d.publish(
+        "incident",
+        r#"{"type":"unauthorized_access","message":"forced"}"#,
+    )
+    .await;
+    d.publish("incident", r#"{"message":"no type"}"#).await;
+    assert!(
+        wait_until(SOON, || async {
+            app.get("/incidents", Some(&token)).await.1["incidents"]
+                .as_array()
+                .map_or(0, Vec::len)
+                == 2
+        })
+        .await
+    );
+    let (status, body) = app
+        .get("/incidents?type=unauthorized_access", Some(&token))
+        .await;
+    assert_eq!(status, 200);
+    let rows = body["incidents"].as_array().unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0]["type"], "unauthorized_access");
+    assert_eq!(rows[0]["device"], "esp32-1");
+    assert_eq!(rows[0]["data"]["message"], "forced");
+    let (_, body) = app.get("/incidents?limit=1", Some(&token)).await;
+    assert_eq!(
+        body["incidents"][0]["type"], "unauthorized_access",
+        "newest first"
+    );
 }
 
-/// Each bad input gets the right status and a JSON sentence.
-#[tokio::test]
-async fn bad_inputs_are_rejected_with_json() {
-    let app = TestApp::start_with(&[("RZMON_BODY_LIMIT", "1024")]).await;
-    let t = app.login().await;
-    for q in [
-        "?start_date=yesterday",
-        "?end_date=2026-13-45",
-        "?start_date=2026-11-28&end_date=2026-11-27",
-        "?limit=0",
-        "?limit=10001",
-        "?limit=abc",
-    ] {
-        let r = app.get(&format!("/data{q}"), Some(&t)).await;
-        assert_error(r, 400).await;
-    }
-    assert_eq!(data(&app, &t, "?limit=10000").await.len(), 0);
-    for p in ["/data/xyz", "/api/nope"] {
-        assert_error(app.get(p, Some(&t)).await, 404).await;
-    }
-    let big = "x".repeat(4096);
-    let r = app.post_json("/login", json!({"username": big, "password": "p"}), None).await;
-    assert_error(r, 413).await;
-    let r = app.client.post(app.url("/login")).header("content-type", "application/json").body("{not json").send().await.unwrap();
-    assert_error(r, 400).await;
-    let r = app.get("/data", Some(&t)).await;
-    assert_eq!(r.headers()["cache-control"], "no-store");
-}
-
-fn b64(s: &[u8]) -> String {
-    const A: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+fn b64(s: &str) -> String {
+    use std::fmt::Write;
+    const T: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let bytes = s.as_bytes();
     let mut out = String::new();
-    for c in s.chunks(3) {
-        let n = (c[0] as u32) << 16 | (*c.get(1).unwrap_or(&0) as u32) << 8 | *c.get(2).unwrap_or(&0) as u32;
-        for i in 0..=c.len() {
-            out.push(A[(n >> (18 - 6 * i) & 63) as usize] as char);
+    for chunk in bytes.chunks(3) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |acc, (i, b)| acc | (u32::from(*b) << (16 - 8 * i)));
+        for i in 0..=chunk.len() {
+            let _ = write!(out, "{}", T[((n >> (18 - 6 * i)) & 63) as usize] as char);
         }
     }
     out
 }
 
-/// Missing, garbage, alg:none, wrong-key and expired tokens are all 401; a valid self-made token is accepted.
-#[tokio::test]
-async fn token_cases() {
+/// Missing, garbage, alg:none, wrong-key and expired tokens are all 401 with a sentence.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_tokens_are_refused() {
     use jsonwebtoken::{EncodingKey, Header, encode};
     let app = TestApp::start().await;
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
-    let claims = |exp: i64| json!({"sub": "admin", "iat": now - 10, "exp": exp});
-    let mk = |secret: &str, exp: i64| {
-        encode(&Header::default(), &claims(exp), &EncodingKey::from_secret(secret.as_bytes())).unwrap()
+    let claims = |exp: i64| json!({"sub": "admin", "iat": now - 100, "exp": exp});
+    let forge = |secret: &[u8], exp: i64| {
+        encode(
+            &Header::default(),
+            &claims(exp),
+            &EncodingKey::from_secret(secret).unwrap(),
+        )
+        .unwrap()
     };
+    let valid = forge(JWT_SECRET.as_bytes(), now + 600);
+    let (status, _) = app.get("/user/profile", Some(&valid)).await;
+    assert_eq!(status, 200, "a correctly signed token works");
     let none = format!(
         "{}.{}.",
-        b64(br#"{"alg":"none","typ":"JWT"}"#),
-        b64(claims(now + 3600).to_string().as_bytes())
+        b64(r#"{"alg":"none","typ":"JWT"}"#),
+        b64(&claims(now + 600).to_string())
     );
-    assert_error(app.get("/data", None).await, 401).await;
-    for tok in [
-        "garbage".to_string(),
-        none,
-        mk("another-secret-that-is-also-long-enough-0000", now + 3600),
-        mk(JWT_SECRET, now - 3600),
+    for (what, token) in [
+        ("garbage", Some("not.a.token".to_owned())),
+        ("alg none", Some(none)),
+        (
+            "wrong key",
+            Some(forge(
+                b"another-secret-another-secret-0123456789",
+                now + 600,
+            )),
+        ),
+        ("expired", Some(forge(JWT_SECRET.as_bytes(), now - 5))),
+        ("missing", None),
     ] {
-        assert_error(app.get("/data", Some(&tok)).await, 401).await;
-        assert_error(app.get("/user/profile", Some(&tok)).await, 401).await;
+        let (status, body) = app.get("/user/profile", token.as_deref()).await;
+        assert_eq!(status, 401, "{what}");
+        assert!(body["error"].is_string(), "{what}: {body}");
     }
-    let real = app.login().await;
-    assert_eq!(app.get("/user/profile", Some(&real)).await.status(), 200);
-    let h = app.get("/health", None).await;
-    assert_eq!(h.status(), 200);
-    let v: Value = h.json().await.unwrap();
-    assert!(v["checks"]["database"].is_string() || v["checks"]["database"].is_object());
 }
 
-/// 10 failed logins → the 11th is 429 with Retry-After even with the right password; another IP is unaffected; success resets.
-#[tokio::test]
-async fn login_lockout() {
+/// 10 failed logins lock the IP (429 + Retry-After, even with the right password); another IP
+/// is unaffected; a success resets the count; unknown user and wrong password answer alike.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn login_lockout_per_ip() {
     let app = TestApp::start().await;
-    let bad = json!({"username":"admin","password":"wrong"});
-    let good = json!({"username":"admin","password":ADMIN_PASSWORD});
-    // success resets the count
-    for _ in 0..9 {
-        assert_eq!(app.post_json("/login", bad.clone(), None).await.status(), 401);
+    let wrong = json!({"username": "admin", "password": "wrong-password"});
+    let (s1, unknown) = app
+        .post(
+            "/login",
+            None,
+            json!({"username": "ghost", "password": "x"}),
+        )
+        .await;
+    let (s2, bad) = app.post("/login", None, wrong.clone()).await;
+    assert_eq!((s1, s2), (401, 401));
+    assert_eq!(unknown, bad, "unknown user and wrong password answer alike");
+    for _ in 0..8 {
+        assert_eq!(app.post("/login", None, wrong.clone()).await.0, 401);
     }
-    assert_eq!(app.post_json("/login", good.clone(), None).await.status(), 200);
-    for _ in 0..10 {
-        assert_eq!(app.post_json("/login", bad.clone(), None).await.status(), 401);
-    }
-    let r = app.post_json("/login", good.clone(), None).await;
-    assert!(r.headers().contains_key("retry-after"));
-    assert_error(r, 429).await;
+    let res = app
+        .client
+        .post(app.url("/login"))
+        .json(&json!({"username": "admin", "password": ADMIN_PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 429);
+    let retry: u64 = res.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((250..=300).contains(&retry), "{retry}");
+    assert!(res.json::<serde_json::Value>().await.unwrap()["error"].is_string());
+
     let other = reqwest::Client::builder()
-        .local_address(Some("127.0.0.2".parse().unwrap()))
+        .local_address("127.0.0.2".parse::<std::net::IpAddr>().unwrap())
         .build()
         .unwrap();
-    let r = other.post(app.url("/login")).json(&good).send().await.unwrap();
-    assert_eq!(r.status(), 200, "other IP must be unaffected");
+    let post = |c: &reqwest::Client, pw: &str| {
+        c.post(app.url("/login"))
+            .json(&json!({"username": "admin", "password": pw}))
+            .send()
+    };
+    assert_eq!(
+        post(&other, ADMIN_PASSWORD).await.unwrap().status(),
+        200,
+        "another IP is unaffected"
+    );
+    for _ in 0..9 {
+        assert_eq!(post(&other, "nope-nope").await.unwrap().status(), 401);
+    }
+    assert_eq!(post(&other, ADMIN_PASSWORD).await.unwrap().status(), 200);
+    for _ in 0..9 {
+        assert_eq!(
+            post(&other, "nope-nope").await.unwrap().status(),
+            401,
+            "the success reset the count"
+        );
+    }
+}
+
+/// Malformed or oversized bodies, unknown paths and wrong methods get a status and a sentence;
+/// the server keeps serving.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_requests_get_clear_errors() {
+    let app = TestApp::start().await;
+    let raw = |body: &'static str| {
+        app.client
+            .post(app.url("/login"))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+    };
+    for body in [
+        "{not json",
+        r#"{"username":"admin"}"#,
+        r#"{"username":1,"password":2}"#,
+        "[]",
+    ] {
+        let res = raw(body).await.unwrap();
+        assert_eq!(res.status(), 400, "{body}");
+        assert!(res.json::<serde_json::Value>().await.unwrap()["error"].is_string());
+    }
+    let huge = "x".repeat(100_000);
+    let res = app
+        .client
+        .post(app.url("/login"))
+        .json(&json!({"username": huge, "password": "x"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 413);
+    let token = app.login().await;
+    for path in ["/nope/x", "/data/extra", "/api/v2"] {
+        let (status, body) = app.get(path, Some(&token)).await;
+        if path == "/nope/x" {
+            assert_eq!(status, 200, "page routes get the dashboard");
+        } else {
+            assert_eq!(status, 404, "{path}");
+            assert!(body["error"].is_string(), "{path}");
+        }
+    }
+    let res = app.client.get(app.url("/login")).send().await.unwrap();
+    assert_eq!(res.status(), 405);
+    let (status, body) = app.get("/health", None).await;
+    assert_eq!(status, 200);
+    assert_eq!(body["checks"], json!({"database": "ok", "broker": "ok"}));
+    assert_eq!(body["status"], "ok");
+}
+
+/// A user changes the own password: the current one is required, the new one works, the old
+/// one no longer does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn users_change_their_own_password() {
+    let app = TestApp::start().await;
+    let token = app.login().await;
+    let change =
+        |current: &str, new: &str| json!({"current_password": current, "new_password": new});
+    let (status, body) = app
+        .post(
+            "/user/password",
+            Some(&token),
+            change("wrong", "new-password-1"),
+        )
+        .await;
+    assert_eq!(status, 403, "{body}");
+    let (status, _) = app
+        .post(
+            "/user/password",
+            Some(&token),
+            change(ADMIN_PASSWORD, "short"),
+        )
+        .await;
+    assert_eq!(status, 400);
+    let (status, _) = app
+        .post(
+            "/user/password",
+            None,
+            change(ADMIN_PASSWORD, "new-password-1"),
+        )
+        .await;
+    assert_eq!(status, 401);
+    let (status, body) = app
+        .post(
+            "/user/password",
+            Some(&token),
+            change(ADMIN_PASSWORD, "new-password-1"),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let login = |pw: &str| json!({"username": "admin", "password": pw});
+    assert_eq!(app.post("/login", None, login(ADMIN_PASSWORD)).await.0, 401);
+    assert_eq!(
+        app.post("/login", None, login("new-password-1")).await.0,
+        200
+    );
 }

@@ -1,4 +1,10 @@
-//! The one integration-test binary: real `rzmon` processes driven over HTTP, MQTT and WebSocket.
+//! The one integration-test binary: every test starts the real `rzmon` binary (see `util`).
 
 mod util;
+
 mod api;
+mod browser;
+mod commands;
+mod durability;
+mod mqtt;
+mod ws;

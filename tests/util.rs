@@ -1,327 +1,47 @@
-//! Test harness: starts the real `rzmon` binary on free ports with a temp data dir.
+//! The test harness: starts the real `rzmon` binary on free ports with a temporary data
+//! directory and talks to it like the world does (HTTP, WebSocket, MQTT over TCP, the CLI, the
+//! SQLite file). Every wait is bounded; nothing sleeps and hopes.
+
 #![allow(dead_code)]
 
-use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use futures_util::{SinkExt, StreamExt};
+use rumqttc::{AsyncClient, ConnectReturnCode, ConnectionError, Event, MqttOptions, Packet, QoS};
+use serde_json::{Value, json};
+use std::io::{BufRead, BufReader, Read};
+use std::net::SocketAddr;
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::Message as WsMessage;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
-use rumqttc::{AsyncClient, ConnectReturnCode, Event, MqttOptions, Packet, QoS};
-use serde_json::{Value, json};
-
-pub const ADMIN_PASSWORD: &str = "test-admin-password-123";
-pub const JWT_SECRET: &str = "test-jwt-secret-that-is-long-enough-0123456789";
 pub const BIN: &str = env!("CARGO_BIN_EXE_rzmon");
+pub const ADMIN_PASSWORD: &str = "integration-admin-pw";
+pub const JWT_SECRET: &str = "integration-test-jwt-secret-0123456789abcdef";
+/// Upper bound for anything that should happen "soon".
+pub const SOON: Duration = Duration::from_secs(10);
 
+pub type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// A running server.
 pub struct TestApp {
-    pub dir: tempfile::TempDir,
-    pub env: Vec<(String, String)>,
-    pub child: Option<Child>,
-    pub http: String,
-    pub mqtt_addr: String,
+    pub dir: Arc<tempfile::TempDir>,
+    child: Option<Child>,
+    pub http: SocketAddr,
+    pub mqtt: SocketAddr,
     pub stdout: Arc<Mutex<Vec<String>>>,
-    pub stderr: Arc<Mutex<Vec<String>>>,
+    stderr: Arc<Mutex<String>>,
+    env: Vec<(String, String)>,
     pub client: reqwest::Client,
 }
 
-impl TestApp {
-    pub async fn start() -> TestApp {
-        Self::start_with(&[]).await
-    }
-
-    pub async fn start_with(extra: &[(&str, &str)]) -> TestApp {
-        let dir = tempfile::tempdir().unwrap();
-        let mut env: Vec<(String, String)> = vec![
-            ("RZMON_ADMIN_PASSWORD", ADMIN_PASSWORD),
-            ("RZMON_JWT_SECRET", JWT_SECRET),
-            ("RZMON_HTTP_ADDR", "127.0.0.1:0"),
-            ("RZMON_MQTT_ADDR", "127.0.0.1:0"),
-            ("RZMON_MQTT_RATE", "0"),
-            ("RZMON_LOG", "info"),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-        for (k, v) in extra {
-            env.retain(|(ek, _)| ek != k);
-            env.push((k.to_string(), v.to_string()));
-        }
-        let mut app = TestApp {
-            dir,
-            env,
-            child: None,
-            http: String::new(),
-            mqtt_addr: String::new(),
-            stdout: Default::default(),
-            stderr: Default::default(),
-            client: reqwest::Client::new(),
-        };
-        app.spawn().await;
-        app
-    }
-
-    pub fn data_dir(&self) -> PathBuf {
-        self.dir.path().to_path_buf()
-    }
-
-    pub fn db_path(&self) -> PathBuf {
-        self.dir.path().join("rzmon.db")
-    }
-
-    fn command(&self) -> Command {
-        let mut c = Command::new(BIN);
-        c.env_clear();
-        if let Ok(p) = std::env::var("PATH") {
-            c.env("PATH", p);
-        }
-        c.env("RZMON_DATA_DIR", self.dir.path());
-        for (k, v) in &self.env {
-            c.env(k, v);
-        }
-        c.current_dir(self.dir.path());
-        c
-    }
-
-    async fn spawn(&mut self) {
-        let mut child = self
-            .command()
-            .arg("serve")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn rzmon");
-        let out = child.stdout.take().unwrap();
-        let err = child.stderr.take().unwrap();
-        self.stdout = Default::default();
-        self.stderr = Default::default();
-        let (o, e) = (self.stdout.clone(), self.stderr.clone());
-        std::thread::spawn(move || {
-            for l in BufReader::new(out).lines().map_while(Result::ok) {
-                o.lock().unwrap().push(l);
-            }
-        });
-        std::thread::spawn(move || {
-            for l in BufReader::new(err).lines().map_while(Result::ok) {
-                e.lock().unwrap().push(l);
-            }
-        });
-        self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let (mut http, mut mqtt) = (None, None);
-            for l in self.stdout.lock().unwrap().iter() {
-                let t = l.trim();
-                if let Some(r) = t.strip_prefix("Dashboard:") {
-                    let r = r.trim().trim_start_matches("http://");
-                    http = Some(r.trim_end_matches('/').to_string());
-                }
-                if let Some(r) = t.strip_prefix("MQTT:") {
-                    mqtt = r.split_whitespace().next().map(str::to_string);
-                }
-            }
-            if let (Some(h), Some(m)) = (http, mqtt) {
-                self.http = format!("http://{h}");
-                self.mqtt_addr = m;
-                return;
-            }
-            if let Some(st) = self.child.as_mut().unwrap().try_wait().unwrap() {
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                panic!("rzmon exited early ({st}): {}", self.logs());
-            }
-            if Instant::now() > deadline {
-                panic!("rzmon did not become ready in 30 s: {}", self.logs());
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-
-    pub fn logs(&self) -> String {
-        format!(
-            "\n--- stdout ---\n{}\n--- stderr ---\n{}",
-            self.stdout.lock().unwrap().join("\n"),
-            self.stderr.lock().unwrap().join("\n")
-        )
-    }
-
-    pub fn url(&self, path: &str) -> String {
-        format!("{}{}", self.http, path)
-    }
-
-    pub fn mqtt_host_port(&self) -> (String, u16) {
-        let (h, p) = self.mqtt_addr.rsplit_once(':').unwrap();
-        (h.to_string(), p.parse().unwrap())
-    }
-
-    pub async fn login(&self) -> String {
-        self.login_as("admin", ADMIN_PASSWORD).await
-    }
-
-    pub async fn login_as(&self, user: &str, pass: &str) -> String {
-        let r = self
-            .post_json("/login", json!({"username": user, "password": pass}), None)
-            .await;
-        assert_eq!(r.status(), 200, "login failed {}", self.logs());
-        let v: Value = r.json().await.unwrap();
-        v["access_token"].as_str().unwrap().to_string()
-    }
-
-    pub async fn get(&self, path: &str, token: Option<&str>) -> reqwest::Response {
-        let mut rq = self.client.get(self.url(path));
-        if let Some(t) = token {
-            rq = rq.bearer_auth(t);
-        }
-        rq.send().await.unwrap()
-    }
-
-    /// GET that must succeed with 200; returns the JSON.
-    pub async fn get_json(&self, path: &str, token: &str) -> Value {
-        let r = self.get(path, Some(token)).await;
-        let st = r.status();
-        let body = r.text().await.unwrap();
-        assert_eq!(st, 200, "GET {path}: {body}");
-        serde_json::from_str(&body).unwrap()
-    }
-
-    pub async fn post_json(&self, path: &str, body: Value, token: Option<&str>) -> reqwest::Response {
-        let mut rq = self.client.post(self.url(path)).json(&body);
-        if let Some(t) = token {
-            rq = rq.bearer_auth(t);
-        }
-        rq.send().await.unwrap()
-    }
-
-    /// Runs the CLI against the same data dir; returns (status, stdout, stderr).
-    pub fn cli(&self, args: &[&str]) -> (i32, String, String) {
-        let o = self.command().args(args).output().unwrap();
-        (
-            o.status.code().unwrap_or(-1),
-            String::from_utf8_lossy(&o.stdout).into_owned(),
-            String::from_utf8_lossy(&o.stderr).into_owned(),
-        )
-    }
-
-    pub fn cli_json(&self, args: &[&str]) -> Value {
-        let (code, out, err) = self.cli(args);
-        assert_eq!(code, 0, "rzmon {args:?}: {err}");
-        serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("{e}: {out}"))
-    }
-
-    /// Adds a device via the CLI; returns its password.
-    pub fn add_device(&self, id: &str) -> String {
-        let v = self.cli_json(&["device", "add", id, "--json"]);
-        v["password"].as_str().unwrap().to_string()
-    }
-
-    pub fn mqtt_opts(&self, client_id: &str, user: Option<&str>, pass: Option<&str>) -> MqttOptions {
-        let (h, p) = self.mqtt_host_port();
-        let mut o = MqttOptions::new(client_id, h, p);
-        o.set_keep_alive(Duration::from_secs(30));
-        o.set_inflight(100);
-        o.set_max_packet_size(1 << 20, 1 << 20);
-        if let Some(u) = user {
-            o.set_credentials(u, pass.unwrap_or(""));
-        }
-        o
-    }
-
-    pub async fn mqtt(&self, id: &str, password: &str) -> Mqtt {
-        Mqtt::connect(self.mqtt_opts(id, Some(id), Some(password)))
-    }
-
-    /// Connects a device and waits for a successful CONNACK.
-    pub async fn device(&self, id: &str) -> Mqtt {
-        let pw = self.add_device(id);
-        let m = self.mqtt(id, &pw).await;
-        let rc = m.wait_connected().await;
-        assert_eq!(rc, Some(ConnectReturnCode::Success), "{}", self.logs());
-        m
-    }
-
-    pub async fn ws(&self, token: Option<&str>) -> Ws {
-        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-        let url = self.http.replace("http://", "ws://") + "/ws";
-        let mut rq = url.into_client_request().unwrap();
-        if let Some(t) = token {
-            rq.headers_mut()
-                .insert("Authorization", format!("Bearer {t}").parse().unwrap());
-        }
-        let (s, _) = tokio_tungstenite::connect_async(rq).await.expect("ws connect");
-        s
-    }
-
-    pub async fn metrics(&self, token: &str) -> Value {
-        self.get_json("/metrics", token).await
-    }
-
-    pub fn pid(&self) -> i32 {
-        self.child.as_ref().unwrap().id() as i32
-    }
-
-    pub fn signal(&self, sig: &str) {
-        let st = Command::new("kill")
-            .args([sig, &self.pid().to_string()])
-            .status()
-            .unwrap();
-        assert!(st.success());
-    }
-
-    /// SIGTERM and wait (bounded 20 s) for exit; returns the exit code.
-    pub async fn sigterm(&mut self) -> Option<i32> {
-        self.signal("-TERM");
-        self.wait_exit(Duration::from_secs(20)).await
-    }
-
-    pub async fn wait_exit(&mut self, t: Duration) -> Option<i32> {
-        let deadline = Instant::now() + t;
-        loop {
-            if let Some(st) = self.child.as_mut().unwrap().try_wait().unwrap() {
-                return st.code();
-            }
-            if Instant::now() > deadline {
-                panic!("rzmon did not exit: {}", self.logs());
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-
-    pub async fn kill9(&mut self) {
-        let c = self.child.as_mut().unwrap();
-        c.kill().unwrap();
-        c.wait().unwrap();
-    }
-
-    /// Starts the server again on the same data dir (fresh ports).
-    pub async fn restart(&mut self) {
-        if let Some(c) = self.child.as_mut() {
-            if c.try_wait().unwrap().is_none() {
-                c.kill().ok();
-                c.wait().ok();
-            }
-        }
-        self.spawn().await;
-    }
-}
-
-impl Drop for TestApp {
-    fn drop(&mut self) {
-        if let Some(c) = self.child.as_mut() {
-            c.kill().ok();
-            c.wait().ok();
-        }
-    }
-}
-
-pub type Ws = tokio_tungstenite::WebSocketStream<
-    tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
->;
-
-/// Polls `f` every 20 ms until true or timeout; returns whether it became true.
+/// Polls `f` every 20 ms until it returns true or `timeout` passes.
 pub async fn wait_until<F, Fut>(timeout: Duration, mut f: F) -> bool
 where
     F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
+    Fut: Future<Output = bool>,
 {
     let deadline = Instant::now() + timeout;
     loop {
@@ -335,121 +55,462 @@ where
     }
 }
 
-#[derive(Default, Debug)]
-pub struct MqttState {
-    pub connack: Option<ConnectReturnCode>,
-    pub closed: bool,
-    pub error: Option<String>,
-    pub acks: usize,
-    pub received: Vec<(String, Vec<u8>)>,
+impl TestApp {
+    pub async fn start() -> Self {
+        Self::start_with(&[]).await
+    }
+
+    /// Starts with the defaults of the harness plus `env` (which may override them).
+    pub async fn start_with(env: &[(&str, &str)]) -> Self {
+        let mut all: Vec<(String, String)> = vec![
+            ("RZMON_ADMIN_PASSWORD".into(), ADMIN_PASSWORD.into()),
+            ("RZMON_JWT_SECRET".into(), JWT_SECRET.into()),
+            ("RZMON_MQTT_RATE".into(), "0".into()),
+        ];
+        for (k, v) in env {
+            all.retain(|(key, _)| key != k);
+            all.push(((*k).into(), (*v).into()));
+        }
+        let dir = Arc::new(tempfile::tempdir().expect("tempdir"));
+        Self::launch(dir, all).await
+    }
+
+    /// Starts without an admin password (first start prints a random one).
+    pub async fn start_bare() -> Self {
+        let dir = Arc::new(tempfile::tempdir().expect("tempdir"));
+        Self::launch(dir, vec![]).await
+    }
+
+    async fn launch(dir: Arc<tempfile::TempDir>, env: Vec<(String, String)>) -> Self {
+        let mut cmd = Command::new(BIN);
+        cmd.env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("RZMON_DATA_DIR", dir.path())
+            .env("RZMON_HTTP_ADDR", "127.0.0.1:0")
+            .env("RZMON_MQTT_ADDR", "127.0.0.1:0")
+            .env("RZMON_LOG", "info")
+            .current_dir(dir.path())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        for (k, v) in &env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("start rzmon");
+        let stdout = Arc::new(Mutex::new(Vec::new()));
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let (tx, mut rx) = mpsc::unbounded_channel::<String>();
+        let out = child.stdout.take().expect("stdout");
+        let lines = stdout.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines().map_while(Result::ok) {
+                lines.lock().unwrap().push(line.clone());
+                let _ = tx.send(line);
+            }
+        });
+        let mut err = child.stderr.take().expect("stderr");
+        let errs = stderr.clone();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = err.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                errs.lock()
+                    .unwrap()
+                    .push_str(&String::from_utf8_lossy(&buf[..n]));
+            }
+        });
+        let (mut http, mut mqtt) = (None, None);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        while http.is_none() || mqtt.is_none() {
+            let line = tokio::time::timeout_at(deadline, rx.recv()).await;
+            let Ok(Some(line)) = line else {
+                let _ = child.kill();
+                panic!(
+                    "rzmon did not print its addresses; stderr:\n{}",
+                    stderr.lock().unwrap()
+                );
+            };
+            let line = line.trim();
+            if let Some(rest) = line.strip_prefix("Dashboard: http://") {
+                http = rest.trim_end_matches('/').parse().ok();
+            } else if let Some(rest) = line.strip_prefix("MQTT:") {
+                mqtt = rest.split_whitespace().next().and_then(|a| a.parse().ok());
+            }
+        }
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .expect("http client");
+        Self {
+            dir,
+            child: Some(child),
+            http: http.unwrap(),
+            mqtt: mqtt.unwrap(),
+            stdout,
+            stderr,
+            env,
+            client,
+        }
+    }
+
+    pub fn stderr(&self) -> String {
+        self.stderr.lock().unwrap().clone()
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.http)
+    }
+
+    pub fn db_path(&self) -> std::path::PathBuf {
+        self.dir.path().join("rzmon.db")
+    }
+
+    /// A read-only connection to the real database file.
+    pub fn db(&self) -> rusqlite::Connection {
+        rusqlite::Connection::open_with_flags(
+            self.db_path(),
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+        )
+        .expect("open db")
+    }
+
+    pub fn count(&self, table: &str) -> i64 {
+        self.db()
+            .query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0))
+            .expect("count")
+    }
+
+    pub async fn login(&self) -> String {
+        let (status, body) = self
+            .post(
+                "/login",
+                None,
+                json!({"username": "admin", "password": ADMIN_PASSWORD}),
+            )
+            .await;
+        assert_eq!(status, 200, "login failed: {body}");
+        body["access_token"].as_str().expect("token").to_owned()
+    }
+
+    pub async fn get(&self, path: &str, token: Option<&str>) -> (u16, Value) {
+        let (s, v, _) = self.get_full(path, token).await;
+        (s, v)
+    }
+
+    pub async fn get_full(
+        &self,
+        path: &str,
+        token: Option<&str>,
+    ) -> (u16, Value, reqwest::header::HeaderMap) {
+        let mut req = self.client.get(self.url(path));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        let res = req.send().await.expect("GET");
+        let status = res.status().as_u16();
+        let headers = res.headers().clone();
+        let body = res.json::<Value>().await.unwrap_or(Value::Null);
+        (status, body, headers)
+    }
+
+    pub async fn post(&self, path: &str, token: Option<&str>, body: Value) -> (u16, Value) {
+        let mut req = self.client.post(self.url(path)).json(&body);
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        let res = req.send().await.expect("POST");
+        let status = res.status().as_u16();
+        (status, res.json::<Value>().await.unwrap_or(Value::Null))
+    }
+
+    /// Runs the CLI against this server's data directory.
+    pub fn cli(&self, args: &[&str]) -> std::process::Output {
+        Command::new(BIN)
+            .args(args)
+            .env_clear()
+            .env("RZMON_DATA_DIR", self.dir.path())
+            .output()
+            .expect("run rzmon cli")
+    }
+
+    /// Registers a device with the CLI; returns its password.
+    pub fn add_device(&self, id: &str) -> String {
+        let out = self.cli(&["device", "add", id, "--json"]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let v: Value = serde_json::from_slice(&out.stdout).expect("device add --json");
+        assert_eq!(v["device"], id);
+        assert_eq!(v["username"], id);
+        v["password"].as_str().expect("password").to_owned()
+    }
+
+    /// Registers `id` and connects it; waits for the CONNACK.
+    pub async fn device(&self, id: &str) -> Device {
+        let pw = self.add_device(id);
+        let mut d = Device::connect(self.mqtt, id, Some((id, &pw))).await;
+        d.wait_connack().await.expect("device connects");
+        d.password = pw;
+        d
+    }
+
+    /// Waits until `/data` (device filter) holds `n` rows.
+    pub async fn wait_rows(&self, token: &str, device: &str, n: usize) -> bool {
+        wait_until(SOON, || async {
+            let (_, v) = self
+                .get(&format!("/data?device={device}&limit=10000"), Some(token))
+                .await;
+            v["data"].as_array().map_or(0, Vec::len) >= n
+        })
+        .await
+    }
+
+    pub async fn ws(&self, token: Option<&str>) -> Ws {
+        let mut req = format!("ws://{}/ws", self.http)
+            .into_client_request()
+            .expect("ws request");
+        if let Some(t) = token {
+            req.headers_mut()
+                .insert("Authorization", format!("Bearer {t}").parse().unwrap());
+        }
+        tokio_tungstenite::connect_async(req)
+            .await
+            .expect("ws connect")
+            .0
+    }
+
+    /// A WebSocket authenticated by its first message; returns after `{"type":"ready"}`.
+    pub async fn ws_ready(&self, token: &str) -> Ws {
+        let mut ws = self.ws(None).await;
+        ws.send(WsMessage::text(
+            json!({"type": "auth", "token": token}).to_string(),
+        ))
+        .await
+        .expect("send auth");
+        let ready = ws_json(&mut ws).await.expect("ready");
+        assert_eq!(ready["type"], "ready");
+        ws
+    }
+
+    fn pid(&self) -> i32 {
+        self.child.as_ref().expect("running").id() as i32
+    }
+
+    /// Sends SIGTERM and waits for the exit status.
+    pub fn sigterm(&mut self) -> ExitStatus {
+        let pid = self.pid();
+        let _ = Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status();
+        self.wait_exit()
+    }
+
+    pub fn kill9(&mut self) {
+        let mut child = self.child.take().expect("running");
+        child.kill().expect("kill -9");
+        let _ = child.wait();
+    }
+
+    fn wait_exit(&mut self) -> ExitStatus {
+        let mut child = self.child.take().expect("running");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(s) = child.try_wait().expect("wait") {
+                return s;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("rzmon did not exit within 20 s; stderr:\n{}", self.stderr());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Starts the binary again on the same data directory (new ports).
+    pub async fn restart(self) -> Self {
+        let (dir, env) = (self.dir.clone(), self.env.clone());
+        drop(self);
+        Self::launch(dir, env).await
+    }
 }
 
-/// rumqttc client + a task polling the event loop. Stops at the first error (no reconnect).
-pub struct Mqtt {
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// The next JSON text message (pings skipped), or `None` on close/timeout.
+pub async fn ws_json(ws: &mut Ws) -> Option<Value> {
+    loop {
+        match tokio::time::timeout(SOON, ws.next()).await {
+            Ok(Some(Ok(WsMessage::Text(t)))) => return serde_json::from_str(&t).ok(),
+            Ok(Some(Ok(WsMessage::Ping(_) | WsMessage::Pong(_)))) => continue,
+            _ => return None,
+        }
+    }
+}
+
+/// The next event of `kind` (others skipped).
+pub async fn ws_event(ws: &mut Ws, kind: &str) -> Option<Value> {
+    loop {
+        let v = ws_json(ws).await?;
+        if v["type"] == kind {
+            return Some(v);
+        }
+    }
+}
+
+/// What the device's event loop saw.
+#[derive(Debug)]
+pub enum Seen {
+    ConnAck,
+    Refused(ConnectReturnCode),
+    PubAck,
+    Publish(rumqttc::Publish),
+    Closed(String),
+}
+
+/// An MQTT client over TCP acting as an ESP32. Its event loop runs in a task and does not
+/// reconnect: a closed connection stays closed (so tests can see it).
+pub struct Device {
     pub client: AsyncClient,
-    pub state: Arc<Mutex<MqttState>>,
+    pub id: String,
+    /// Set by `TestApp::device`.
+    pub password: String,
+    events: tokio::sync::Mutex<mpsc::UnboundedReceiver<Seen>>,
     task: tokio::task::JoinHandle<()>,
 }
 
-impl Mqtt {
-    pub fn connect(opts: MqttOptions) -> Mqtt {
-        let (client, mut el) = AsyncClient::new(opts, 4000);
-        let state: Arc<Mutex<MqttState>> = Default::default();
-        let st = state.clone();
-        let task = tokio::spawn(async move {
-            loop {
-                match el.poll().await {
-                    Ok(Event::Incoming(Packet::ConnAck(c))) => st.lock().unwrap().connack = Some(c.code),
-                    Ok(Event::Incoming(Packet::PubAck(_))) => st.lock().unwrap().acks += 1,
-                    Ok(Event::Incoming(Packet::Publish(p))) => {
-                        st.lock().unwrap().received.push((p.topic.clone(), p.payload.to_vec()))
-                    }
-                    Ok(_) => {}
-                    Err(e) => {
-                        let mut s = st.lock().unwrap();
-                        if let rumqttc::ConnectionError::ConnectionRefused(c) = &e {
-                            s.connack = Some(*c);
-                        }
-                        s.error = Some(e.to_string());
-                        s.closed = true;
-                        return;
-                    }
-                }
-            }
-        });
-        Mqtt { client, state, task }
-    }
-
-    /// Waits (≤10 s) for a CONNACK or an error; returns the CONNACK code if any.
-    pub async fn wait_connected(&self) -> Option<ConnectReturnCode> {
-        wait_until(Duration::from_secs(10), || async {
-            let s = self.state.lock().unwrap();
-            s.connack.is_some() || s.closed
-        })
-        .await;
-        self.state.lock().unwrap().connack
-    }
-
-    /// Waits (≤ t) for the connection to be closed; returns whether it was.
-    pub async fn wait_closed(&self, t: Duration) -> bool {
-        wait_until(t, || async { self.state.lock().unwrap().closed }).await
-    }
-
-    pub fn is_closed(&self) -> bool {
-        self.state.lock().unwrap().closed
-    }
-
-    pub fn acks(&self) -> usize {
-        self.state.lock().unwrap().acks
-    }
-
-    pub async fn publish(&self, topic: &str, payload: impl Into<Vec<u8>>) {
-        self.client
-            .publish(topic, QoS::AtLeastOnce, false, payload.into())
-            .await
-            .unwrap();
-    }
-
-    /// Waits (≤ 20 s) until `n` PUBACKs were received.
-    pub async fn wait_acks(&self, n: usize) -> bool {
-        wait_until(Duration::from_secs(20), || async { self.acks() >= n }).await
-    }
-}
-
-impl Drop for Mqtt {
+impl Drop for Device {
     fn drop(&mut self) {
         self.task.abort();
     }
 }
 
-/// Rows of GET /data for a query string (e.g. "?limit=10").
-pub async fn data(app: &TestApp, token: &str, q: &str) -> Vec<Value> {
-    let v = app.get_json(&format!("/data{q}"), token).await;
-    v["data"].as_array().unwrap().clone()
-}
-
-/// Waits until GET /data{q} returns at least n rows.
-pub async fn wait_rows(app: &TestApp, token: &str, q: &str, n: usize) -> Vec<Value> {
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        let last = data(app, token, q).await;
-        if last.len() >= n {
-            return last;
+impl Device {
+    /// Connects with client id `client_id` and optional (username, password).
+    pub async fn connect(mqtt: SocketAddr, client_id: &str, login: Option<(&str, &str)>) -> Self {
+        let mut opts = MqttOptions::new(client_id, mqtt.ip().to_string(), mqtt.port());
+        opts.set_keep_alive(Duration::from_secs(30))
+            .set_inflight(100)
+            .set_max_packet_size(1 << 20, 1 << 20);
+        if let Some((u, p)) = login {
+            opts.set_credentials(u, p);
         }
-        if Instant::now() > deadline {
-            panic!("expected {n} rows for {q}, got {}: {}", last.len(), app.logs());
+        let (client, mut eventloop) = AsyncClient::new(opts, 5000);
+        let (tx, rx) = mpsc::unbounded_channel();
+        let task = tokio::spawn(async move {
+            loop {
+                let seen = match eventloop.poll().await {
+                    Ok(Event::Incoming(Packet::ConnAck(_))) => Seen::ConnAck,
+                    Ok(Event::Incoming(Packet::PubAck(_))) => Seen::PubAck,
+                    Ok(Event::Incoming(Packet::Publish(p))) => Seen::Publish(p),
+                    Ok(_) => continue,
+                    Err(ConnectionError::ConnectionRefused(code)) => {
+                        let _ = tx.send(Seen::Refused(code));
+                        return;
+                    }
+                    Err(e) => {
+                        let _ = tx.send(Seen::Closed(e.to_string()));
+                        return;
+                    }
+                };
+                if tx.send(seen).is_err() {
+                    return;
+                }
+            }
+        });
+        Self {
+            client,
+            id: client_id.to_owned(),
+            password: login.map(|(_, p)| p.to_owned()).unwrap_or_default(),
+            events: tokio::sync::Mutex::new(rx),
+            task,
         }
-        tokio::time::sleep(Duration::from_millis(20)).await;
     }
-}
 
-/// Asserts an error response: status and a JSON {"error": sentence}.
-pub async fn assert_error(r: reqwest::Response, status: u16) -> String {
-    let st = r.status().as_u16();
-    let body = r.text().await.unwrap();
-    assert_eq!(st, status, "body: {body}");
-    let v: Value = serde_json::from_str(&body).unwrap_or_else(|e| panic!("{e}: not JSON: {body}"));
-    let e = v["error"].as_str().unwrap_or_else(|| panic!("no error field: {body}"));
-    assert!(!e.is_empty());
-    e.to_string()
+    async fn next(&self, timeout: Duration) -> Option<Seen> {
+        tokio::time::timeout(timeout, self.events.lock().await.recv())
+            .await
+            .ok()
+            .flatten()
+    }
+
+    /// `Ok` on CONNACK success, `Err(code)` on a refusal.
+    pub async fn wait_connack(&self) -> Result<(), String> {
+        loop {
+            match self.next(SOON).await {
+                Some(Seen::ConnAck) => return Ok(()),
+                Some(Seen::Refused(code)) => return Err(format!("{code:?}")),
+                Some(Seen::Closed(e)) => return Err(format!("closed: {e}")),
+                Some(_) => continue,
+                None => return Err("no CONNACK".into()),
+            }
+        }
+    }
+
+    /// True when the connection is closed within `SOON`.
+    pub async fn wait_closed(&self) -> bool {
+        loop {
+            match self.next(SOON).await {
+                Some(Seen::Closed(_) | Seen::Refused(_)) => return true,
+                Some(_) => continue,
+                None => return false,
+            }
+        }
+    }
+
+    /// Waits for `n` PUBACKs.
+    pub async fn wait_pubacks(&self, n: usize) -> bool {
+        let mut got = 0;
+        while got < n {
+            match self.next(SOON).await {
+                Some(Seen::PubAck) => got += 1,
+                Some(Seen::Closed(_)) | None => return false,
+                Some(_) => {}
+            }
+        }
+        true
+    }
+
+    /// The next message the broker delivers to this device.
+    pub async fn next_publish(&self, timeout: Duration) -> Option<rumqttc::Publish> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            match self
+                .next(deadline.saturating_duration_since(Instant::now()))
+                .await
+            {
+                Some(Seen::Publish(p)) => return Some(p),
+                Some(Seen::Closed(_)) | None => return None,
+                Some(_) => {}
+            }
+        }
+    }
+
+    pub async fn publish(&self, kind: &str, payload: impl Into<Vec<u8>>) {
+        self.publish_to(&format!("rz/{}/{kind}", self.id), payload)
+            .await;
+    }
+
+    pub async fn publish_to(&self, topic: &str, payload: impl Into<Vec<u8>>) {
+        self.client
+            .publish(topic, QoS::AtLeastOnce, false, payload)
+            .await
+            .expect("queue publish");
+    }
+
+    pub async fn subscribe_commands(&self) {
+        self.client
+            .subscribe(format!("rz/{}/command", self.id), QoS::AtLeastOnce)
+            .await
+            .expect("subscribe");
+    }
 }

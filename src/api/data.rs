@@ -1,5 +1,6 @@
 //! `GET /data`: telemetry rows, newest first, filtered by time range, device and limit →
-//! `{"data":[{"timestamp","device","data"}]}`.
+//! `{"data":[{"timestamp","device","data"}]}`; `GET /data/summary`: the same range downsampled
+//! to min/avg/max per time bucket for charts.
 
 use super::auth_filter::Principal;
 use super::error::{ApiError, json_response, respond};
@@ -35,5 +36,65 @@ async fn data(q: HashMap<String, String>, state: &Shared) -> Result<Response, Ap
     Ok(json_response(
         StatusCode::OK,
         &serde_json::json!({ "data": rows }),
+    ))
+}
+
+/// Buckets in a summary when `buckets` is absent, and the most accepted.
+const DEFAULT_BUCKETS: i64 = 200;
+const MAX_BUCKETS: i64 = 2_000;
+/// Range of a summary when `start_date` is absent: the last 24 hours.
+const DEFAULT_SPAN_MS: i64 = 24 * 3600 * 1000;
+
+pub async fn summary(_user: Principal, q: HashMap<String, String>, state: Shared) -> Response {
+    respond(data_summary(q, &state).await)
+}
+
+/// `GET /data/summary?device&start_date&end_date&buckets=`: min/avg/max per time bucket.
+async fn data_summary(q: HashMap<String, String>, state: &Shared) -> Result<Response, ApiError> {
+    let range = params::range_query(&q).map_err(ApiError::BadRequest)?;
+    let end = range.end_ms.unwrap_or_else(crate::model::now_ms);
+    let start = range.start_ms.unwrap_or(end - DEFAULT_SPAN_MS);
+    if start > end {
+        return Err(ApiError::bad_request(
+            "start_date must not be after end_date.",
+        ));
+    }
+    let buckets = match q.get("buckets").filter(|v| !v.is_empty()) {
+        None => DEFAULT_BUCKETS,
+        Some(v) => v
+            .parse::<i64>()
+            .ok()
+            .filter(|n| (1..=MAX_BUCKETS).contains(n))
+            .ok_or_else(|| {
+                ApiError::bad_request(format!(
+                    "buckets must be a whole number from 1 to {MAX_BUCKETS}."
+                ))
+            })?,
+    };
+    let width = ((end - start) / buckets + 1).max(1);
+    let device = range.device.map(|d| d.to_string());
+    let dev = device.clone();
+    let rows = blocking(&state.ctx.store, move |s| {
+        s.telemetry_summary(dev.as_deref(), start, end, width)
+    })
+    .await?;
+    let stats = |t: Option<(f64, f64, f64)>| {
+        t.map(|(min, avg, max)| serde_json::json!({"min": min, "avg": avg, "max": max}))
+    };
+    let rows: Vec<serde_json::Value> = rows
+        .into_iter()
+        .map(|b| {
+            serde_json::json!({
+                "timestamp": format_ts(b.start_ms), "count": b.count,
+                "tmp": stats(b.tmp), "lf": stats(b.lf), "locked": b.locked,
+            })
+        })
+        .collect();
+    Ok(json_response(
+        StatusCode::OK,
+        &serde_json::json!({
+            "device": device, "start": format_ts(start), "end": format_ts(end),
+            "bucket_ms": width, "buckets": rows,
+        }),
     ))
 }

@@ -21,6 +21,21 @@ pub enum ApiError {
     /// 404 for an unknown API path.
     #[error("No such API endpoint.")]
     NotFound,
+    /// 404 for a named thing (device, access id) that does not exist.
+    #[error("{0}")]
+    Missing(String),
+    /// 409: it exists already.
+    #[error("{0}")]
+    Conflict(String),
+    /// 422: the device refused the command; the sentence is the device's.
+    #[error("{0}")]
+    Refused(String),
+    /// 503: the device is offline (or the broker link is gone).
+    #[error("{0}")]
+    Unavailable(String),
+    /// 504: the device did not answer in time.
+    #[error("{0}")]
+    Timeout(String),
     /// 405 for a known path with the wrong method.
     #[error("This method is not allowed for this endpoint.")]
     MethodNotAllowed,
@@ -57,7 +72,11 @@ impl ApiError {
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
-            Self::NotFound => StatusCode::NOT_FOUND,
+            Self::NotFound | Self::Missing(_) => StatusCode::NOT_FOUND,
+            Self::Conflict(_) => StatusCode::CONFLICT,
+            Self::Refused(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -89,15 +108,34 @@ impl ApiError {
                     HeaderValue::from(retry_secs(*retry_after)),
                 );
             }
+            // The unread body is still on the wire: close the connection so that no client
+            // reuses it for its next request.
+            Self::PayloadTooLarge(_) => {
+                headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
+            }
             Self::MethodNotAllowed => {
                 headers.insert(
                     header::ALLOW,
-                    HeaderValue::from_static("GET, POST, OPTIONS"),
+                    HeaderValue::from_static("GET, POST, DELETE, OPTIONS"),
                 );
             }
             _ => {}
         }
         res
+    }
+}
+
+impl From<crate::commands::CommandError> for ApiError {
+    fn from(e: crate::commands::CommandError) -> Self {
+        use crate::commands::CommandError as C;
+        match e {
+            C::Offline(d) => Self::Unavailable(format!("Device {d} is offline.")),
+            C::Timeout(d, s) => Self::Timeout(format!("Device {d} did not answer within {s} s.")),
+            C::Rejected(sentence) => Self::Refused(sentence),
+            C::Unavailable => Self::Unavailable(
+                "The MQTT broker link is not available; try again shortly.".into(),
+            ),
+        }
     }
 }
 

@@ -67,6 +67,14 @@ async fn login(
         .issue(&req.username)
         .map_err(ApiError::internal)?;
     tracing::info!(%ip, username = ?account, "HTTP login");
+    let (user, detail) = (
+        req.username.clone(),
+        serde_json::json!({ "ip": ip.to_string() }),
+    );
+    super::blocking(&state.ctx.store, move |s| {
+        s.audit(&user, "login", &user, &detail)
+    })
+    .await?;
     Ok(json_response(
         StatusCode::OK,
         &serde_json::json!({
@@ -79,7 +87,7 @@ async fn login(
 
 /// Checks the password in the blocking pool, at most `MAX_PASSWORD_CHECKS` at a time. An
 /// unknown user is verified against a dummy hash so the answer takes as long as a wrong password.
-async fn password_matches(
+pub(super) async fn password_matches(
     state: &Shared,
     username: String,
     password: String,
@@ -101,7 +109,7 @@ async fn password_matches(
     .await
 }
 
-fn locked(why: &str, left: Duration) -> ApiError {
+pub(super) fn locked(why: &str, left: Duration) -> ApiError {
     let secs = retry_secs(left);
     let when = if secs > 90 {
         format!("{} minutes", secs.div_ceil(60))

@@ -4,11 +4,14 @@
 //! outcome itself — JSON errors included — through a `.recover()` scoped to it; every other
 //! path goes to the frontend, so a page route never swallows an API 401 or 404.
 
+mod access;
 mod assets;
 mod auth_filter;
 mod body;
+mod config;
 mod cors;
 mod data;
+mod devices;
 mod error;
 mod health;
 mod incidents;
@@ -16,9 +19,11 @@ mod login;
 mod metrics;
 mod params;
 mod profile;
+mod target;
 mod ws;
 
 use crate::auth::jwt::JwtKeys;
+use crate::commands::Commands;
 use crate::hub::Hub;
 use crate::lockout::Lockout;
 use crate::metrics::Metrics;
@@ -51,6 +56,11 @@ pub const API_SEGMENTS: &[&str] = &[
     "getConfig",
     "setConfig",
     "addAccessID",
+    "accessIDs",
+    "access",
+    "devices",
+    "configHistory",
+    "audit",
     "api",
 ];
 
@@ -72,6 +82,10 @@ pub struct ApiConfig {
     pub body_limit: u64,
     /// Events a WebSocket client may fall behind before it is dropped.
     pub ws_queue: usize,
+    /// How long a command waits for the device's reply.
+    pub command_timeout: Duration,
+    /// How long an enrolment waits for a card to be presented.
+    pub enrol_timeout: Duration,
 }
 
 /// Everything the handlers share.
@@ -79,6 +93,8 @@ pub struct ApiConfig {
 pub struct Context {
     pub store: Store,
     pub hub: Hub,
+    /// Requests to devices (getConfig, setConfig, access ids) and their presence.
+    pub commands: Commands,
     /// HS256 secret (≥ 32 bytes).
     pub jwt_secret: Arc<Vec<u8>>,
     pub metrics: Arc<Metrics>,
@@ -207,7 +223,123 @@ fn api_routes(state: Shared) -> BoxedFilter<(Response,)> {
         .and(st())
         .then(ws::upgrade);
 
+    let password = warp::path!("user" / "password")
+        .and(warp::post())
+        .and(auth())
+        .and(body::json::<profile::PasswordChange>(
+            limit,
+            profile::EXPECTED_PASSWORD_BODY,
+        ))
+        .and(st())
+        .then(profile::change_password);
+    let summary = warp::path!("data" / "summary")
+        .and(warp::get())
+        .and(auth())
+        .and(query())
+        .and(st())
+        .then(data::summary);
+    let get_config = warp::path!("getConfig")
+        .and(warp::get())
+        .and(auth())
+        .and(query())
+        .and(st())
+        .then(config::get);
+    let set_config = warp::path!("setConfig")
+        .and(warp::post())
+        .and(auth())
+        .and(query())
+        .and(body::json::<serde_json::Value>(
+            limit,
+            "Send the config changes as a JSON object.",
+        ))
+        .and(st())
+        .then(config::set);
+    let config_history = warp::path!("configHistory")
+        .and(warp::get())
+        .and(auth())
+        .and(query())
+        .and(st())
+        .then(config::history);
+    let add_access = warp::path!("addAccessID")
+        .and(warp::post())
+        .and(auth())
+        .and(body::json::<access::AddRequest>(
+            limit,
+            access::EXPECTED_BODY,
+        ))
+        .and(st())
+        .then(access::add);
+    let list_access = warp::path!("accessIDs")
+        .and(warp::get())
+        .and(auth())
+        .and(st())
+        .then(access::list);
+    let revoke_access = warp::path!("accessIDs" / String)
+        .and(warp::delete())
+        .and(auth())
+        .and(st())
+        .then(access::revoke);
+    let access_log = warp::path!("access")
+        .and(warp::get())
+        .and(auth())
+        .and(query())
+        .and(st())
+        .then(access::log);
+    let devices = warp::path!("devices")
+        .and(warp::get())
+        .and(auth())
+        .and(st())
+        .then(devices::list);
+    let add_device = warp::path!("devices")
+        .and(warp::post())
+        .and(auth())
+        .and(body::json::<devices::AddDevice>(
+            limit,
+            devices::EXPECTED_ADD_BODY,
+        ))
+        .and(st())
+        .then(devices::add);
+    let remove_device = warp::path!("devices" / String)
+        .and(warp::delete())
+        .and(auth())
+        .and(st())
+        .then(devices::remove);
+    let audit = warp::path!("audit")
+        .and(warp::get())
+        .and(auth())
+        .and(query())
+        .and(st())
+        .then(devices::audit);
+
+    let commands = summary
+        .or(password)
+        .unify()
+        .or(get_config)
+        .unify()
+        .or(set_config)
+        .unify()
+        .or(config_history)
+        .unify()
+        .or(add_access)
+        .unify()
+        .or(list_access)
+        .unify()
+        .or(revoke_access)
+        .unify()
+        .or(access_log)
+        .unify()
+        .or(devices)
+        .unify()
+        .or(add_device)
+        .unify()
+        .or(remove_device)
+        .unify()
+        .or(audit)
+        .unify();
+
     login
+        .or(commands)
+        .unify()
         .or(data)
         .unify()
         .or(incidents)

@@ -72,7 +72,7 @@ async fn unknown_api_paths_are_json_404() {
 /// Page routes get index.html with page headers; other methods on pages get 405.
 #[tokio::test]
 async fn pages_fall_back_to_index_html() {
-    for path in ["/", "/devices/esp32-1", "/Login"] {
+    for path in ["/", "/overview/esp32-1", "/Login"] {
         let res = warp::test::request().path(path).reply(&app(&[])).await;
         assert_eq!(res.status(), StatusCode::OK, "{path}");
         assert_eq!(res.headers()[header::CONTENT_TYPE], "text/html");
@@ -80,7 +80,7 @@ async fn pages_fall_back_to_index_html() {
     }
     let res = warp::test::request()
         .method("POST")
-        .path("/devices")
+        .path("/overview")
         .reply(&app(&[]))
         .await;
     assert_eq!(res.status(), StatusCode::METHOD_NOT_ALLOWED);

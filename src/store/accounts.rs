@@ -6,7 +6,7 @@ use crate::model::{DeviceId, now_ms};
 use rusqlite::{OptionalExtension, Row, TransactionBehavior};
 
 /// `Exists(name)` when `e` is a primary-key or unique violation, else the error itself.
-fn exists_or(e: rusqlite::Error, name: &str) -> StoreError {
+pub(super) fn exists_or(e: rusqlite::Error, name: &str) -> StoreError {
     let duplicate = matches!(
         &e,
         rusqlite::Error::SqliteFailure(f, _)

@@ -3,11 +3,15 @@
 //! queries per table in `events` and `accounts`.
 
 mod accounts;
+mod control;
 mod events;
 mod schema;
+mod summary;
 mod writer;
 
+pub use control::{AccessIdRow, AuditRow, ConfigChangeRow};
 pub use events::{AccessRow, DeviceStatusRow};
+pub use summary::Bucket;
 pub use writer::Writer;
 
 use crate::metrics::Metrics;

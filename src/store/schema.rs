@@ -64,6 +64,49 @@ const MIGRATIONS: &[&str] = &[
         since_ms     INTEGER NOT NULL,
         last_seen_ms INTEGER NOT NULL
     ) STRICT;",
+    // 2: talking back to devices: access ids and list versions, reported configs and their
+    // history, and the audit log of administrative actions.
+    "CREATE TABLE access_ids (
+        access_id TEXT PRIMARY KEY NOT NULL,
+        name      TEXT NOT NULL,
+        added_by  TEXT NOT NULL,
+        added_ms  INTEGER NOT NULL
+    ) STRICT;
+    CREATE TABLE counters (
+        name  TEXT PRIMARY KEY NOT NULL,
+        value INTEGER NOT NULL
+    ) STRICT;
+    INSERT INTO counters (name, value) VALUES ('access_version', 0);
+    CREATE TABLE device_sync (
+        device         TEXT PRIMARY KEY NOT NULL,
+        access_version INTEGER NOT NULL,
+        synced_ms      INTEGER NOT NULL
+    ) STRICT;
+    CREATE TABLE device_config (
+        device      TEXT PRIMARY KEY NOT NULL,
+        config      TEXT NOT NULL,
+        reported_ms INTEGER NOT NULL
+    ) STRICT;
+    CREATE TABLE config_history (
+        id        INTEGER PRIMARY KEY,
+        device    TEXT NOT NULL,
+        ts_ms     INTEGER NOT NULL,
+        username  TEXT NOT NULL,
+        old       TEXT,
+        new       TEXT NOT NULL,
+        confirmed INTEGER NOT NULL,
+        outcome   TEXT NOT NULL
+    ) STRICT;
+    CREATE INDEX config_history_device_ts ON config_history (device, ts_ms);
+    CREATE TABLE audit (
+        id       INTEGER PRIMARY KEY,
+        ts_ms    INTEGER NOT NULL,
+        username TEXT NOT NULL,
+        action   TEXT NOT NULL,
+        target   TEXT NOT NULL,
+        detail   TEXT NOT NULL
+    ) STRICT;
+    CREATE INDEX audit_ts ON audit (ts_ms);",
 ];
 
 /// The schema version this binary writes.

@@ -1,0 +1,149 @@
+// Entry: login, hash router, connection state, language switch.
+import { api, getToken, setToken, clearToken, onUnauthorized, ApiError } from './js/api.js';
+import { t, translateDom, setLang, getLang, onLangChange, fmtDuration } from './js/i18n.js';
+import { live } from './js/ws.js';
+import { clear, setMsg } from './js/dom.js';
+import overview from './js/overview.js';
+import history from './js/history.js';
+import incidents from './js/incidents.js';
+import access from './js/access.js';
+import devices from './js/devices.js';
+import account from './js/account.js';
+
+const routes = { overview, history, incidents, access, devices, account };
+const $ = (id) => document.getElementById(id);
+let cleanup = null;
+let currentRoute = null;
+
+function showLogin(message = '') {
+  live.stop();
+  if (cleanup) { cleanup(); cleanup = null; }
+  currentRoute = null;
+  $('topbar').hidden = true;
+  $('main').hidden = true;
+  clear($('main'));
+  $('login-view').hidden = false;
+  setMsg($('login-error'), message, 'error');
+  $('login-password').value = '';
+  $('login-user').focus();
+}
+
+export function logout() {
+  clearToken();
+  if (location.hash !== '#/login') history_replace('#/login');
+  showLogin();
+}
+
+function history_replace(hash) { window.history.replaceState(null, '', hash); }
+
+function showApp() {
+  $('login-view').hidden = true;
+  $('topbar').hidden = false;
+  $('main').hidden = false;
+  if (live.stopped) live.start();
+  route();
+}
+
+function route() {
+  if (!getToken()) { showLogin(); return; }
+  const name = (location.hash.match(/^#\/(\w+)/) || [])[1];
+  if (!routes[name]) { history_replace('#/overview'); }
+  const r = routes[name] ? name : 'overview';
+  if (r === currentRoute) return;
+  if (cleanup) { try { cleanup(); } catch (e) { console.warn(e); } cleanup = null; }
+  currentRoute = r;
+  for (const a of document.querySelectorAll('#nav a')) {
+    if (a.id === `nav-${r}`) a.setAttribute('aria-current', 'page'); else a.removeAttribute('aria-current');
+  }
+  closeMenu();
+  const main = clear($('main'));
+  main.dataset.view = r;
+  cleanup = routes[r](main, { live, logout }) || null;
+  document.title = `${t(`nav.${r}`)} · rzmon`;
+}
+
+function rerender() {
+  const r = currentRoute;
+  currentRoute = null;
+  if (r && getToken()) route();
+}
+
+function closeMenu() {
+  $('nav').classList.remove('open');
+  $('menu-toggle').setAttribute('aria-expanded', 'false');
+}
+
+async function doLogin(ev) {
+  ev.preventDefault();
+  const err = $('login-error');
+  const username = $('login-user').value.trim();
+  const password = $('login-password').value;
+  if (!username || !password) { setMsg(err, `${t('login.user')} / ${t('login.password')}?`, 'error'); return; }
+  $('login-submit').disabled = true;
+  setMsg(err, t('login.busy'), 'info');
+  try {
+    const res = await api('/login', { method: 'POST', body: { username, password } });
+    setToken(res.access_token);
+    setMsg(err, '');
+    $('login-password').value = '';
+    if (!routes[(location.hash.match(/^#\/(\w+)/) || [])[1]]) history_replace('#/overview');
+    showApp();
+  } catch (e) {
+    let msg = e.message;
+    if (e instanceof ApiError && e.status === 401) msg = t('login.wrong');
+    else if (e instanceof ApiError && e.status === 429) {
+      const secs = parseInt(e.retryAfter, 10);
+      msg = t('login.locked', { time: fmtDuration(Number.isFinite(secs) ? secs : 300) });
+    }
+    setMsg(err, msg, 'error');
+    $('login-password').focus();
+  } finally {
+    $('login-submit').disabled = false;
+  }
+}
+
+function connState(state, sock) {
+  const el = $('conn-state');
+  el.dataset.state = state;
+  clearInterval(connState.timer);
+  if (state === 'retrying') {
+    const tick = () => { el.textContent = t('conn.offline', { s: Math.max(0, Math.ceil((sock.retryAt - Date.now()) / 1000)) }); };
+    tick();
+    connState.timer = setInterval(tick, 1000);
+  } else {
+    el.textContent = t({ live: 'conn.live', connecting: 'conn.connecting', off: 'conn.off' }[state] || 'conn.off');
+  }
+}
+
+function init() {
+  translateDom();
+  for (const id of ['lang-select', 'login-lang']) {
+    const sel = $(id);
+    sel.value = getLang();
+    sel.addEventListener('change', () => setLang(sel.value));
+  }
+  onLangChange((l) => {
+    $('lang-select').value = l;
+    $('login-lang').value = l;
+    connState(live.state, live);
+    rerender();
+  });
+  onUnauthorized((msg) => showLogin(msg));
+  live.onState(connState);
+  live.on('closed', (ev) => {
+    // 1008 after auth means the token expired or was refused: check it once (a 401 logs out).
+    if (ev.code === 1008 && getToken()) api('/user/profile').catch(() => {});
+  });
+  $('login-form').addEventListener('submit', doLogin);
+  $('menu-toggle').addEventListener('click', () => {
+    const open = $('nav').classList.toggle('open');
+    $('menu-toggle').setAttribute('aria-expanded', String(open));
+  });
+  window.addEventListener('hashchange', () => {
+    if (location.hash === '#/login' && getToken()) { logout(); return; }
+    if (getToken()) route(); else showLogin();
+  });
+  if (getToken()) showApp(); else showLogin();
+}
+
+init();

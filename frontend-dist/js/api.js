@@ -1,0 +1,51 @@
+// fetch wrapper: bearer token from sessionStorage, 401 ends the session, {"error"} becomes the message.
+import { t } from './i18n.js';
+
+const KEY = 'rzmon.token';
+let unauthorized = () => {};
+
+export const getToken = () => sessionStorage.getItem(KEY);
+export const setToken = (tok) => sessionStorage.setItem(KEY, tok);
+export const clearToken = () => sessionStorage.removeItem(KEY);
+export function onUnauthorized(fn) { unauthorized = fn; }
+
+export class ApiError extends Error {
+  constructor(message, status, retryAfter = null) {
+    super(message);
+    this.status = status;
+    this.retryAfter = retryAfter;
+  }
+}
+
+/** api('/data', {query: {device}}) or api('/setConfig', {method: 'POST', query, body}). */
+export async function api(path, { method = 'GET', query, body, signal } = {}) {
+  const url = new URL(path, location.origin);
+  for (const [k, v] of Object.entries(query || {})) {
+    if (v !== undefined && v !== null && v !== '') url.searchParams.set(k, v);
+  }
+  const headers = { Accept: 'application/json' };
+  const token = getToken();
+  if (token && path !== '/login') headers.Authorization = `Bearer ${token}`;
+  if (body !== undefined) headers['Content-Type'] = 'application/json';
+  let res;
+  try {
+    res = await fetch(url, { method, headers, body: body === undefined ? undefined : JSON.stringify(body), signal, cache: 'no-store' });
+  } catch (e) {
+    if (e.name === 'AbortError') throw e;
+    throw new ApiError(t('err.network'), 0);
+  }
+  let data = null;
+  const text = await res.text();
+  if (text) {
+    try { data = JSON.parse(text); } catch { data = null; }
+  }
+  if (!res.ok) {
+    const msg = (data && typeof data.error === 'string' && data.error) || t('err.status', { status: res.status });
+    if (res.status === 401 && path !== '/login') {
+      clearToken();
+      unauthorized(t('err.session'));
+    }
+    throw new ApiError(msg, res.status, res.headers.get('Retry-After'));
+  }
+  return data;
+}

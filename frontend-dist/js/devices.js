@@ -1,0 +1,231 @@
+// Devices: list, how to add one (CLI + ESP32 settings), config view/edit via getConfig/setConfig, history.
+import { api, ApiError } from './api.js';
+import { t, fmtDate, fmtRelative } from './i18n.js';
+import { h, clear, setMsg } from './dom.js';
+import { deviceAddForm } from './forms.js';
+
+const MQTT_PORT = 1883;
+const PREFIX = 'rz';
+
+async function copy(text, btn) {
+  try {
+    if (navigator.clipboard && window.isSecureContext) await navigator.clipboard.writeText(text);
+    else {
+      const ta = h('textarea', { readonly: true });
+      ta.value = text;
+      document.body.append(ta); ta.select(); document.execCommand('copy'); ta.remove();
+    }
+    const old = btn.textContent; btn.textContent = t('dev.copied');
+    setTimeout(() => { btn.textContent = old; }, 1500);
+  } catch { /* copying is a convenience */ }
+}
+
+function copyLine(text, id) {
+  const btn = h('button', { type: 'button', class: 'copy', 'aria-label': `${t('dev.copy')}: ${text}` }, t('dev.copy'));
+  btn.addEventListener('click', () => copy(text, btn));
+  return h('div', { class: 'copyline' }, h('code', { id }, text), btn);
+}
+
+function errorSentence(e) {
+  if (!(e instanceof ApiError)) return String(e.message || e);
+  if (e.status === 503 && !e.message) return t('err.offline');
+  if (e.status === 504 && !e.message) return t('err.timeout');
+  return e.message;
+}
+
+function diffText(oldC, newC) {
+  const o = oldC && typeof oldC === 'object' ? oldC : {};
+  const n = newC && typeof newC === 'object' ? newC : {};
+  const parts = [];
+  for (const k of Object.keys(n)) {
+    if (JSON.stringify(o[k]) !== JSON.stringify(n[k])) parts.push(`${k}: ${o[k] === undefined ? '–' : JSON.stringify(o[k])} → ${JSON.stringify(n[k])}`);
+  }
+  return parts.join(', ') || '–';
+}
+
+export default function devicesView(main, { live }) {
+  const status = h('p', { class: 'msg', role: 'status' });
+  const tbody = h('tbody');
+  const table = h('table', { id: 'device-list' },
+    h('thead', {}, h('tr', {}, ...['dev.id', 'dev.status', 'dev.created', 'dev.sync', ''].map((k) => h('th', { scope: 'col', class: k === 'dev.created' ? 'opt' : '' }, k ? t(k) : '')))),
+    tbody);
+
+  const example = h('span', {}, 'esp32-1');
+  const host = location.hostname;
+  const addBox = h('section', { class: 'card', id: 'device-add' },
+    h('h2', {}, t('dev.add')),
+    h('p', {}, t('dev.addtext')),
+    deviceAddForm(copyLine, () => loadDevices()),
+    copyLine('rzmon device add esp32-1', 'device-add-cmd'),
+    h('h3', {}, t('dev.esp')),
+    h('dl', { class: 'kv' },
+      h('dt', {}, t('dev.host')), h('dd', {}, copyLine(host, 'esp-host')),
+      h('dt', {}, t('dev.port')), h('dd', {}, copyLine(String(MQTT_PORT), 'esp-port')),
+      h('dt', {}, t('dev.clientid')), h('dd', {}, example, ' (MQTT 3.1.1, keepalive 30–60 s)'),
+      h('dt', {}, t('dev.lwt')), h('dd', {}, h('code', {}, `${PREFIX}/esp32-1/status`), ' = offline'),
+      h('dt', {}, t('dev.pub')), h('dd', {}, h('code', {}, `${PREFIX}/esp32-1/{telemetry,incident,access,reply,status}`)),
+      h('dt', {}, t('dev.sub')), h('dd', {}, h('code', {}, `${PREFIX}/esp32-1/command`))));
+
+  // config
+  const cfgDev = h('select', { id: 'config-device' });
+  const loadBtn = h('button', { type: 'button', id: 'config-load' }, t('dev.load'));
+  const fields = h('div', { class: 'stack', id: 'config-fields' });
+  const saveBtn = h('button', { type: 'submit', class: 'primary', id: 'config-save', disabled: true }, t('dev.save'));
+  const cfgStatus = h('p', { class: 'msg', id: 'config-status', role: 'status', 'aria-live': 'polite' });
+  const cfgForm = h('form', { id: 'config-form', class: 'stack', novalidate: true }, fields, saveBtn);
+  const histBody = h('tbody');
+  const histTable = h('table', { id: 'config-history' },
+    h('thead', {}, h('tr', {}, ...['inc.time', 'dev.user', 'dev.change', 'dev.outcome'].map((k) => h('th', { scope: 'col' }, t(k))))),
+    histBody);
+  const histStatus = h('p', { class: 'msg', role: 'status' });
+  const cfgBox = h('section', { class: 'card', id: 'device-config' },
+    h('h2', {}, t('dev.config')),
+    h('div', { class: 'toolbar' }, h('div', {}, h('label', { for: 'config-device' }, t('dev.id')), cfgDev), loadBtn),
+    cfgStatus, cfgForm,
+    h('h3', {}, t('dev.history')), histStatus, h('div', { class: 'table-wrap' }, histTable));
+
+  main.append(h('h1', {}, t('dev.title')), status, h('section', {}, h('div', { class: 'table-wrap card' }, table)), cfgBox, addBox);
+
+  let current = null; // { device, config }
+
+  async function loadDevices() {
+    try {
+      const res = await api('/devices');
+      clear(tbody);
+      const keep = cfgDev.value;
+      clear(cfgDev);
+      for (const d of res.devices) {
+        const cfgLink = h('button', { type: 'button', dataset: { configure: d.id } }, t('dev.config'));
+        cfgLink.addEventListener('click', () => { cfgDev.value = d.id; loadConfig(); cfgBox.scrollIntoView({ behavior: 'smooth' }); });
+        tbody.append(h('tr', { dataset: { device: d.id } },
+          h('td', {}, h('strong', {}, d.id)),
+          h('td', { dataset: { level: d.online ? 'ok' : 'alarm' } }, d.online ? t('ov.online') : t('ov.offline'),
+            d.last_seen ? h('div', { class: 'meta' }, t('ov.lastseen', { when: fmtRelative(d.last_seen) })) : null),
+          h('td', { class: 'num opt' }, fmtDate(d.created)),
+          h('td', { dataset: { level: d.access_in_sync ? 'ok' : 'warn' } }, d.access_in_sync ? t('ov.sync') : t('ov.nosync')),
+          h('td', {}, cfgLink)));
+        cfgDev.append(h('option', { value: d.id }, d.id));
+      }
+      if (keep) cfgDev.value = keep;
+      setMsg(status, res.devices.length ? '' : t('dev.none'));
+    } catch (e) { setMsg(status, e.message, 'error'); }
+  }
+
+  function inputFor(key, value) {
+    const id = `cfg-${key.replace(/[^\w-]/g, '_')}`;
+    let input;
+    if (typeof value === 'boolean') {
+      input = h('input', { type: 'checkbox', id, checked: value });
+    } else if (typeof value === 'number') {
+      input = h('input', { type: 'number', id, step: 'any', inputmode: 'decimal', value: String(value) });
+    } else if (typeof value === 'string') {
+      input = h('input', { type: 'text', id, value });
+    } else {
+      input = h('textarea', { id, rows: 2 });
+      input.value = JSON.stringify(value);
+    }
+    input.dataset.key = key;
+    input.dataset.kind = typeof value === 'object' ? 'json' : typeof value;
+    const row = h('div', { class: 'cfg-row', dataset: { key } }, h('label', { for: id }, key), input);
+    input.addEventListener('input', () => { row.classList.toggle('changed', changes().has(key)); saveBtn.disabled = changes().size === 0; });
+    input.addEventListener('change', () => { row.classList.toggle('changed', changes().has(key)); saveBtn.disabled = changes().size === 0; });
+    return row;
+  }
+
+  function readInput(input) {
+    const kind = input.dataset.kind;
+    if (kind === 'boolean') return { value: input.checked };
+    if (kind === 'number') {
+      const v = input.value.trim();
+      const n = Number(v);
+      if (v === '' || !Number.isFinite(n)) return { error: t('dev.badnum', { key: input.dataset.key }) };
+      return { value: n };
+    }
+    if (kind === 'json') {
+      try { return { value: JSON.parse(input.value) }; } catch { return { error: t('dev.badjson', { key: input.dataset.key }) }; }
+    }
+    return { value: input.value };
+  }
+
+  function changes() {
+    const out = new Map();
+    if (!current) return out;
+    for (const input of fields.querySelectorAll('[data-key]:is(input,textarea)')) {
+      const r = readInput(input);
+      const key = input.dataset.key;
+      if (r.error || JSON.stringify(r.value) !== JSON.stringify(current.config[key])) out.set(key, r);
+    }
+    return out;
+  }
+
+  function renderConfig(device, config) {
+    current = { device, config };
+    clear(fields);
+    for (const [k, v] of Object.entries(config)) fields.append(inputFor(k, v));
+    saveBtn.disabled = true;
+    cfgForm.dataset.device = device;
+  }
+
+  async function loadConfig() {
+    const device = cfgDev.value;
+    if (!device) return;
+    current = null; clear(fields); saveBtn.disabled = true;
+    loadBtn.disabled = true;
+    setMsg(cfgStatus, t('dev.loading', { device }));
+    loadHistory(device);
+    try {
+      const res = await api('/getConfig', { query: { device } });
+      renderConfig(device, res.config);
+      setMsg(cfgStatus, '');
+    } catch (e) {
+      setMsg(cfgStatus, errorSentence(e), 'error');
+    } finally { loadBtn.disabled = false; }
+  }
+
+  async function loadHistory(device) {
+    try {
+      const res = await api('/configHistory', { query: { device, limit: 20 } });
+      clear(histBody);
+      for (const r of res.history) {
+        histBody.append(h('tr', {},
+          h('td', { class: 'num' }, fmtDate(r.timestamp)), h('td', {}, r.user),
+          h('td', {}, h('code', {}, diffText(r.old, r.new))),
+          h('td', { dataset: { level: r.confirmed ? 'ok' : 'alarm' } }, r.outcome)));
+      }
+      setMsg(histStatus, res.history.length ? '' : t('dev.nohist'));
+    } catch (e) { setMsg(histStatus, e.message, 'error'); }
+  }
+
+  cfgForm.addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    if (!current) return;
+    const ch = changes();
+    const bad = [...ch.values()].find((r) => r.error);
+    if (bad) { setMsg(cfgStatus, bad.error, 'error'); return; }
+    if (!ch.size) { setMsg(cfgStatus, t('dev.nochange')); return; }
+    const body = Object.fromEntries([...ch].map(([k, r]) => [k, r.value]));
+    const { device } = current;
+    saveBtn.disabled = true;
+    setMsg(cfgStatus, t('dev.saving', { device }));
+    try {
+      const res = await api('/setConfig', { method: 'POST', query: { device }, body });
+      renderConfig(device, res.config);
+      setMsg(cfgStatus, t('dev.confirmed', { device }), 'ok');
+    } catch (e) {
+      setMsg(cfgStatus, errorSentence(e), 'error');
+      saveBtn.disabled = false;
+    }
+    loadHistory(device);
+  });
+
+  loadBtn.addEventListener('click', loadConfig);
+  cfgDev.addEventListener('change', () => { current = null; clear(fields); saveBtn.disabled = true; setMsg(cfgStatus, ''); loadHistory(cfgDev.value); });
+
+  const off = live.on('device', () => loadDevices());
+  loadDevices().then(() => {
+    const wanted = (location.hash.match(/device=([\w-]+)/) || [])[1];
+    if (wanted) cfgDev.value = wanted;
+    if (cfgDev.value) loadHistory(cfgDev.value);
+  });
+  return off;
+}

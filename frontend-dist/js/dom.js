@@ -1,0 +1,48 @@
+// Tiny DOM helpers: h('div', {class: 'x', dataset: {a: 1}, onclick}, ...children).
+export function h(tag, attrs = {}, ...children) {
+  const el = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (v === undefined || v === null || v === false) continue;
+    if (k === 'class') el.className = v;
+    else if (k === 'dataset') Object.assign(el.dataset, v);
+    else if (k.startsWith('on') && typeof v === 'function') el.addEventListener(k.slice(2), v);
+    else if (k === 'text') el.textContent = v;
+    else if (k in el && typeof v !== 'string') el[k] = v;
+    else el.setAttribute(k, v === true ? '' : v);
+  }
+  append(el, children);
+  return el;
+}
+
+function append(el, children) {
+  for (const c of children.flat(Infinity)) {
+    if (c === null || c === undefined || c === false) continue;
+    el.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  }
+}
+
+export function clear(el) { while (el.firstChild) el.removeChild(el.firstChild); return el; }
+
+export function setMsg(el, text, kind = 'info') {
+  el.textContent = text || '';
+  el.className = `msg ${text ? kind : ''}`.trim();
+}
+
+/** Epoch seconds from a datetime-local / date input value ('' → undefined). */
+export function inputToEpoch(v) {
+  if (!v) return undefined;
+  const ms = new Date(v).getTime();
+  return Number.isFinite(ms) ? Math.floor(ms / 1000) : undefined;
+}
+
+/** A value for <input type="datetime-local"> in local time. */
+export function toLocalInput(d) {
+  const p = (n) => String(n).padStart(2, '0');
+  return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())}T${p(d.getHours())}:${p(d.getMinutes())}`;
+}
+
+export function deviceOptions(select, devices, { all = null, selected } = {}) {
+  clear(select);
+  if (all) select.append(h('option', { value: '' }, all));
+  for (const d of devices) select.append(h('option', { value: d.id, selected: d.id === selected }, d.id));
+}

@@ -1,0 +1,180 @@
+// German and English strings; language from localStorage, else navigator.language.
+const STRINGS = {
+  en: {
+    'app.title': 'rzmon', 'nav.overview': 'Overview', 'nav.history': 'History', 'nav.incidents': 'Incidents',
+    'nav.access': 'Access', 'nav.devices': 'Devices', 'nav.account': 'Account', 'nav.menu': 'Menu',
+    'conn.connecting': 'Connecting…', 'conn.live': 'Live', 'conn.offline': 'Disconnected – retrying in {s} s',
+    'conn.off': 'Not connected',
+    'login.title': 'Sign in', 'login.user': 'Username', 'login.password': 'Password', 'login.submit': 'Sign in',
+    'login.wrong': 'Wrong username or password.',
+    'login.locked': 'Too many failed attempts. Try again in {time}.',
+    'login.busy': 'Signing in…',
+    'err.network': 'The server cannot be reached. Check the network connection.',
+    'err.status': 'The server answered with status {status}.',
+    'err.session': 'Your session has ended. Please sign in again.',
+    'ov.title': 'Server room', 'ov.empty': 'No devices registered yet. See Devices to add one.',
+    'ov.tmp': 'Temperature', 'ov.lf': 'Humidity', 'ov.door': 'Door', 'ov.locked': 'locked', 'ov.unlocked': 'unlocked',
+    'ov.online': 'online', 'ov.offline': 'offline', 'ov.lastseen': 'last seen {when}', 'ov.never': 'never seen',
+    'ov.sync': 'access list in sync', 'ov.nosync': 'access list not in sync', 'ov.incident': 'Incident: {type}',
+    'ov.accessev': 'Card {who}: {result}', 'ov.granted': 'granted', 'ov.denied': 'denied',
+    'hist.title': 'History', 'hist.device': 'Device', 'hist.range': 'Range', 'hist.1h': '1 h', 'hist.24h': '24 h',
+    'hist.7d': '7 d', 'hist.30d': '30 d', 'hist.custom': 'Custom', 'hist.from': 'From', 'hist.to': 'To',
+    'hist.show': 'Show', 'hist.points': '{n} readings', 'hist.nodata': 'No readings in this range.',
+    'hist.tmp': 'Temperature (°C)', 'hist.lf': 'Humidity (%)', 'hist.truncated': 'Only the newest {n} readings are shown.',
+    'hist.markers': 'Red lines mark incidents; shaded spans show the door unlocked.',
+    'inc.title': 'Incidents', 'inc.type': 'Type', 'inc.device': 'Device', 'inc.from': 'From', 'inc.to': 'To',
+    'inc.limit': 'Per page', 'inc.apply': 'Filter', 'inc.time': 'Time', 'inc.details': 'Details',
+    'inc.none': 'No incidents.', 'inc.older': 'Older', 'inc.newer': 'Newer', 'inc.all': 'All devices',
+    'acc.title': 'Access', 'acc.ids': 'Access IDs', 'acc.id': 'Access ID', 'acc.name': 'Name', 'acc.addedby': 'Added by',
+    'acc.when': 'Added', 'acc.add': 'Add by ID', 'acc.addbtn': 'Add', 'acc.enrol': 'Enrol by swipe',
+    'acc.enrolbtn': 'Start enrolment', 'acc.device': 'Device', 'acc.present': 'Present the card at {device} within {s} s…',
+    'acc.added': 'Access ID {id} added.', 'acc.revoke': 'Revoke', 'acc.confirm': 'Revoke access ID {id} ({name})?',
+    'acc.revoked': 'Access ID {id} revoked.', 'acc.log': 'Access log', 'acc.who': 'Who', 'acc.result': 'Result',
+    'acc.door': 'Door', 'acc.none': 'No access IDs yet.', 'acc.nolog': 'No access events.', 'acc.unknown': 'unknown card',
+    'dev.title': 'Devices', 'dev.id': 'Device', 'dev.status': 'Status', 'dev.created': 'Registered',
+    'dev.sync': 'Access list', 'dev.none': 'No devices registered yet.', 'dev.add': 'Add a device',
+    'dev.addtext': 'Register a device here, or on the server with the command line. The password is shown once:',
+    'dev.esp': 'Settings for the ESP32', 'dev.host': 'Host', 'dev.port': 'Port', 'dev.clientid': 'Client id and username',
+    'dev.lwt': 'Last will (retained, QoS 1)', 'dev.pub': 'Publishes', 'dev.sub': 'Subscribes (QoS 1)',
+    'dev.config': 'Configuration', 'dev.load': 'Load config', 'dev.loading': 'Asking {device} for its config…',
+    'dev.save': 'Save changes', 'dev.saving': 'Sending the changes to {device}…', 'dev.nochange': 'Nothing changed.',
+    'dev.confirmed': '{device} confirmed the new configuration.', 'dev.history': 'Config history',
+    'dev.user': 'User', 'dev.change': 'Change', 'dev.outcome': 'Outcome', 'dev.nohist': 'No config changes yet.',
+    'dev.badnum': '{key} must be a number.', 'dev.badjson': '{key} must be valid JSON.', 'dev.copy': 'Copy',
+    'dev.copied': 'Copied', 'dev.select': 'Choose a device',
+    'err.offline': 'The device is offline.', 'err.timeout': 'The device did not answer in time.',
+    'acct.title': 'Account', 'acct.user': 'Signed in as', 'acct.created': 'Account created',
+    'acct.logout': 'Sign out', 'acct.lang': 'Language',
+    'acct.passwd': 'The password is changed on the server: rzmon user passwd <name>.',
+    'pw.title': 'Change password', 'pw.current': 'Current password', 'pw.new': 'New password',
+    'pw.repeat': 'Repeat the new password', 'pw.submit': 'Change password', 'pw.done': 'Your password was changed.',
+    'pw.short': 'The new password needs at least {n} characters.', 'pw.mismatch': 'The two new passwords differ.',
+    'dev.newid': 'Device id', 'dev.addbtn': 'Register', 'dev.added': '{device} is registered. Copy its password now:',
+    'dev.password': 'Password', 'dev.once': 'The password is shown only this once; rzmon keeps only a hash of it.',
+    'yes': 'yes', 'no': 'no', 'loading': 'Loading…',
+  },
+  de: {
+    'app.title': 'rzmon', 'nav.overview': 'Übersicht', 'nav.history': 'Verlauf', 'nav.incidents': 'Vorfälle',
+    'nav.access': 'Zutritt', 'nav.devices': 'Geräte', 'nav.account': 'Konto', 'nav.menu': 'Menü',
+    'conn.connecting': 'Verbinde…', 'conn.live': 'Live', 'conn.offline': 'Getrennt – neuer Versuch in {s} s',
+    'conn.off': 'Nicht verbunden',
+    'login.title': 'Anmelden', 'login.user': 'Benutzername', 'login.password': 'Passwort', 'login.submit': 'Anmelden',
+    'login.wrong': 'Benutzername oder Passwort ist falsch.',
+    'login.locked': 'Zu viele Fehlversuche. Bitte in {time} erneut versuchen.',
+    'login.busy': 'Anmeldung läuft…',
+    'err.network': 'Der Server ist nicht erreichbar. Bitte die Netzwerkverbindung prüfen.',
+    'err.status': 'Der Server antwortete mit Status {status}.',
+    'err.session': 'Die Sitzung ist abgelaufen. Bitte erneut anmelden.',
+    'ov.title': 'Serverraum', 'ov.empty': 'Noch keine Geräte registriert. Unter „Geräte“ steht, wie es geht.',
+    'ov.tmp': 'Temperatur', 'ov.lf': 'Luftfeuchte', 'ov.door': 'Tür', 'ov.locked': 'verriegelt', 'ov.unlocked': 'offen',
+    'ov.online': 'online', 'ov.offline': 'offline', 'ov.lastseen': 'zuletzt gesehen {when}', 'ov.never': 'nie gesehen',
+    'ov.sync': 'Zutrittsliste aktuell', 'ov.nosync': 'Zutrittsliste nicht aktuell', 'ov.incident': 'Vorfall: {type}',
+    'ov.accessev': 'Karte {who}: {result}', 'ov.granted': 'Zutritt gewährt', 'ov.denied': 'abgewiesen',
+    'hist.title': 'Verlauf', 'hist.device': 'Gerät', 'hist.range': 'Zeitraum', 'hist.1h': '1 Std', 'hist.24h': '24 Std',
+    'hist.7d': '7 Tage', 'hist.30d': '30 Tage', 'hist.custom': 'Eigener', 'hist.from': 'Von', 'hist.to': 'Bis',
+    'hist.show': 'Anzeigen', 'hist.points': '{n} Messwerte', 'hist.nodata': 'Keine Messwerte in diesem Zeitraum.',
+    'hist.tmp': 'Temperatur (°C)', 'hist.lf': 'Luftfeuchte (%)', 'hist.truncated': 'Nur die neuesten {n} Messwerte werden gezeigt.',
+    'hist.markers': 'Rote Linien markieren Vorfälle, schattierte Bereiche die offene Tür.',
+    'inc.title': 'Vorfälle', 'inc.type': 'Art', 'inc.device': 'Gerät', 'inc.from': 'Von', 'inc.to': 'Bis',
+    'inc.limit': 'Pro Seite', 'inc.apply': 'Filtern', 'inc.time': 'Zeit', 'inc.details': 'Details',
+    'inc.none': 'Keine Vorfälle.', 'inc.older': 'Ältere', 'inc.newer': 'Neuere', 'inc.all': 'Alle Geräte',
+    'acc.title': 'Zutritt', 'acc.ids': 'Zutritts-IDs', 'acc.id': 'Zutritts-ID', 'acc.name': 'Name', 'acc.addedby': 'Angelegt von',
+    'acc.when': 'Angelegt', 'acc.add': 'Per ID hinzufügen', 'acc.addbtn': 'Hinzufügen', 'acc.enrol': 'Per Karte anlernen',
+    'acc.enrolbtn': 'Anlernen starten', 'acc.device': 'Gerät', 'acc.present': 'Karte innerhalb von {s} s an {device} vorhalten…',
+    'acc.added': 'Zutritts-ID {id} hinzugefügt.', 'acc.revoke': 'Entziehen', 'acc.confirm': 'Zutritts-ID {id} ({name}) entziehen?',
+    'acc.revoked': 'Zutritts-ID {id} entzogen.', 'acc.log': 'Zutrittsprotokoll', 'acc.who': 'Wer', 'acc.result': 'Ergebnis',
+    'acc.door': 'Tür', 'acc.none': 'Noch keine Zutritts-IDs.', 'acc.nolog': 'Keine Zutrittsereignisse.', 'acc.unknown': 'unbekannte Karte',
+    'dev.title': 'Geräte', 'dev.id': 'Gerät', 'dev.status': 'Status', 'dev.created': 'Registriert',
+    'dev.sync': 'Zutrittsliste', 'dev.none': 'Noch keine Geräte registriert.', 'dev.add': 'Gerät hinzufügen',
+    'dev.addtext': 'Registrieren Sie ein Gerät hier oder auf dem Server per Kommandozeile. Das Passwort wird nur einmal angezeigt:',
+    'dev.esp': 'Einstellungen für den ESP32', 'dev.host': 'Host', 'dev.port': 'Port', 'dev.clientid': 'Client-ID und Benutzername',
+    'dev.lwt': 'Last Will (retained, QoS 1)', 'dev.pub': 'Sendet an', 'dev.sub': 'Abonniert (QoS 1)',
+    'dev.config': 'Konfiguration', 'dev.load': 'Konfiguration laden', 'dev.loading': 'Frage {device} nach der Konfiguration…',
+    'dev.save': 'Änderungen speichern', 'dev.saving': 'Sende die Änderungen an {device}…', 'dev.nochange': 'Nichts geändert.',
+    'dev.confirmed': '{device} hat die neue Konfiguration bestätigt.', 'dev.history': 'Konfigurationsverlauf',
+    'dev.user': 'Benutzer', 'dev.change': 'Änderung', 'dev.outcome': 'Ergebnis', 'dev.nohist': 'Noch keine Änderungen.',
+    'dev.badnum': '{key} muss eine Zahl sein.', 'dev.badjson': '{key} muss gültiges JSON sein.', 'dev.copy': 'Kopieren',
+    'dev.copied': 'Kopiert', 'dev.select': 'Gerät wählen',
+    'err.offline': 'Das Gerät ist offline.', 'err.timeout': 'Das Gerät hat nicht rechtzeitig geantwortet.',
+    'acct.title': 'Konto', 'acct.user': 'Angemeldet als', 'acct.created': 'Konto angelegt',
+    'acct.logout': 'Abmelden', 'acct.lang': 'Sprache',
+    'acct.passwd': 'Das Passwort wird auf dem Server geändert: rzmon user passwd <name>.',
+    'pw.title': 'Passwort ändern', 'pw.current': 'Aktuelles Passwort', 'pw.new': 'Neues Passwort',
+    'pw.repeat': 'Neues Passwort wiederholen', 'pw.submit': 'Passwort ändern', 'pw.done': 'Ihr Passwort wurde geändert.',
+    'pw.short': 'Das neue Passwort braucht mindestens {n} Zeichen.', 'pw.mismatch': 'Die beiden neuen Passwörter unterscheiden sich.',
+    'dev.newid': 'Geräte-ID', 'dev.addbtn': 'Registrieren', 'dev.added': '{device} ist registriert. Kopieren Sie jetzt das Passwort:',
+    'dev.password': 'Passwort', 'dev.once': 'Das Passwort wird nur dieses eine Mal angezeigt; rzmon speichert nur einen Hash.',
+    'yes': 'ja', 'no': 'nein', 'loading': 'Lädt…',
+  },
+};
+
+const KEY = 'rzmon.lang';
+const listeners = new Set();
+
+function initial() {
+  const stored = localStorage.getItem(KEY);
+  if (stored && STRINGS[stored]) return stored;
+  const nav = (navigator.language || 'en').toLowerCase();
+  return nav.startsWith('de') ? 'de' : 'en';
+}
+
+let lang = initial();
+
+export const languages = () => Object.keys(STRINGS);
+export const getLang = () => lang;
+
+export function setLang(l) {
+  if (!STRINGS[l] || l === lang) return;
+  lang = l;
+  localStorage.setItem(KEY, l);
+  document.documentElement.lang = l;
+  translateDom();
+  listeners.forEach((fn) => fn(l));
+}
+
+export function onLangChange(fn) {
+  listeners.add(fn);
+  return () => listeners.delete(fn);
+}
+
+export function t(key, params = {}) {
+  const s = STRINGS[lang][key] ?? STRINGS.en[key] ?? key;
+  return s.replace(/\{(\w+)\}/g, (_, k) => (k in params ? String(params[k]) : `{${k}}`));
+}
+
+/** Fills every element with data-i18n (text) or data-i18n-label (aria-label). */
+export function translateDom(root = document) {
+  document.documentElement.lang = lang;
+  root.querySelectorAll('[data-i18n]').forEach((el) => { el.textContent = t(el.dataset.i18n); });
+  root.querySelectorAll('[data-i18n-label]').forEach((el) => { el.setAttribute('aria-label', t(el.dataset.i18nLabel)); });
+}
+
+const locale = () => (lang === 'de' ? 'de-DE' : 'en-GB');
+
+export function fmtDate(iso) {
+  if (!iso) return '–';
+  const d = iso instanceof Date ? iso : new Date(iso);
+  return new Intl.DateTimeFormat(locale(), { dateStyle: 'short', timeStyle: 'medium' }).format(d);
+}
+
+export function fmtNumber(n, digits = 1) {
+  return new Intl.NumberFormat(locale(), { minimumFractionDigits: digits, maximumFractionDigits: digits }).format(n);
+}
+
+export function fmtRelative(iso) {
+  if (!iso) return '';
+  const secs = Math.round((new Date(iso).getTime() - Date.now()) / 1000);
+  const rtf = new Intl.RelativeTimeFormat(locale(), { numeric: 'auto' });
+  const a = Math.abs(secs);
+  if (a < 60) return rtf.format(secs, 'second');
+  if (a < 3600) return rtf.format(Math.round(secs / 60), 'minute');
+  if (a < 86400) return rtf.format(Math.round(secs / 3600), 'hour');
+  return rtf.format(Math.round(secs / 86400), 'day');
+}
+
+export function fmtDuration(secs) {
+  secs = Math.max(0, Math.ceil(secs));
+  const m = Math.floor(secs / 60), s = secs % 60;
+  if (lang === 'de') return m ? `${m} Min. ${s} s` : `${s} s`;
+  return m ? `${m} min ${s} s` : `${s} s`;
+}

@@ -1,0 +1,95 @@
+// Incidents: filterable table, newest first, paged by time cursor; live incidents prepended.
+import { api } from './api.js';
+import { t, fmtDate } from './i18n.js';
+import { h, clear, setMsg, deviceOptions, inputToEpoch } from './dom.js';
+
+function details(data) {
+  const rest = { ...data };
+  delete rest.type; delete rest.seq;
+  if (typeof rest.message === 'string' && Object.keys(rest).length === 1) return rest.message;
+  return Object.keys(rest).length ? JSON.stringify(rest) : '';
+}
+
+export function incidentRow(r, isNew = false) {
+  return h('tr', { class: isNew ? 'new' : '', dataset: { device: r.device, type: r.type, timestamp: r.timestamp } },
+    h('td', { class: 'num' }, h('time', { datetime: r.timestamp }, fmtDate(r.timestamp))),
+    h('td', {}, r.type), h('td', {}, r.device), h('td', {}, details(r.data || {})));
+}
+
+export default function incidentsView(main, { live }) {
+  const type = h('input', { id: 'inc-type', list: 'inc-types', autocomplete: 'off' });
+  const types = h('datalist', { id: 'inc-types' });
+  const device = h('select', { id: 'inc-device' });
+  const from = h('input', { id: 'inc-from', type: 'datetime-local' });
+  const to = h('input', { id: 'inc-to', type: 'datetime-local' });
+  const limit = h('select', { id: 'inc-limit' }, ...[25, 50, 100, 500].map((n) => h('option', { value: n, selected: n === 50 }, n)));
+  const form = h('form', { class: 'toolbar', id: 'inc-filters' },
+    h('div', {}, h('label', { for: 'inc-type' }, t('inc.type')), type, types),
+    h('div', {}, h('label', { for: 'inc-device' }, t('inc.device')), device),
+    h('div', {}, h('label', { for: 'inc-from' }, t('inc.from')), from),
+    h('div', {}, h('label', { for: 'inc-to' }, t('inc.to')), to),
+    h('div', {}, h('label', { for: 'inc-limit' }, t('inc.limit')), limit),
+    h('button', { type: 'submit', class: 'primary', id: 'inc-apply' }, t('inc.apply')));
+  const status = h('p', { class: 'msg', role: 'status', id: 'inc-status' });
+  const tbody = h('tbody');
+  const table = h('table', { id: 'incidents-table' },
+    h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, t('inc.time')), h('th', { scope: 'col' }, t('inc.type')),
+      h('th', { scope: 'col' }, t('inc.device')), h('th', { scope: 'col' }, t('inc.details')))), tbody);
+  const newer = h('button', { type: 'button', id: 'inc-newer', disabled: true }, t('inc.newer'));
+  const older = h('button', { type: 'button', id: 'inc-older', disabled: true }, t('inc.older'));
+  main.append(h('h1', {}, t('inc.title')), form, status, h('div', { class: 'table-wrap card' }, table), h('div', { class: 'pager' }, newer, older));
+
+  const cursors = []; // end_date of each page before the current one
+  let cursor = undefined; // end_date of the current page (undefined = now)
+  let oldest = null;
+  const seenTypes = new Set();
+
+  function addTypes(list) {
+    for (const r of list) if (!seenTypes.has(r.type)) { seenTypes.add(r.type); types.append(h('option', { value: r.type })); }
+  }
+
+  function filters() {
+    return { type: type.value.trim(), device: device.value, start_date: inputToEpoch(from.value), end_date: inputToEpoch(to.value) };
+  }
+
+  async function load() {
+    const f = filters();
+    const q = { ...f, limit: limit.value };
+    if (cursor) q.end_date = cursor;
+    setMsg(status, t('loading'));
+    try {
+      const res = await api('/incidents', { query: q });
+      clear(tbody);
+      res.incidents.forEach((r) => tbody.append(incidentRow(r)));
+      addTypes(res.incidents);
+      setMsg(status, res.incidents.length ? '' : t('inc.none'));
+      oldest = res.incidents.length ? res.incidents[res.incidents.length - 1].timestamp : null;
+      older.disabled = res.incidents.length < Number(limit.value);
+      newer.disabled = cursors.length === 0;
+    } catch (e) { setMsg(status, e.message, 'error'); }
+  }
+
+  form.addEventListener('submit', (ev) => { ev.preventDefault(); cursors.length = 0; cursor = undefined; load(); });
+  older.addEventListener('click', () => {
+    if (!oldest) return;
+    cursors.push(cursor);
+    cursor = new Date(Date.parse(oldest) - 1).toISOString();
+    load();
+  });
+  newer.addEventListener('click', () => { cursor = cursors.pop(); load(); });
+
+  const off = live.on('incident', (m) => {
+    const r = { timestamp: m.timestamp, device: m.device, type: m.data.type, data: m.data };
+    addTypes([r]);
+    const f = filters();
+    if (cursor || (f.type && f.type !== r.type) || (f.device && f.device !== r.device) || (f.end_date && Date.parse(r.timestamp) / 1000 > f.end_date)) return;
+    tbody.prepend(incidentRow(r, true));
+    while (tbody.children.length > Number(limit.value)) { tbody.lastChild.remove(); older.disabled = false; }
+    setMsg(status, '');
+  });
+
+  api('/devices').then((res) => { deviceOptions(device, res.devices, { all: t('inc.all') }); }).catch(() => {});
+  deviceOptions(device, [], { all: t('inc.all') });
+  load();
+  return off;
+}

@@ -1,0 +1,248 @@
+//! Access ids: `POST /addAccessID` (direct or by enrolment at a device), `GET /accessIDs`,
+//! `DELETE /accessIDs/{id}` (revoke), and the access log `GET /access` joined with the names.
+//! Every change bumps the list version and re-syncs the online devices.
+
+use super::auth_filter::Principal;
+use super::error::{ApiError, json_response, respond};
+use super::{Shared, blocking, params, target};
+use crate::commands::{CommandError, access_sync};
+use crate::ingest::decode::valid_access_id;
+use crate::model::{DeviceId, format_ts};
+use crate::store::StoreError;
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+use std::collections::HashMap;
+use warp::http::StatusCode;
+use warp::reply::Response;
+
+/// Longest display name of an access id.
+const MAX_NAME: usize = 100;
+
+/// What `POST /addAccessID` expects.
+pub const EXPECTED_BODY: &str =
+    r#"Send {"access_id": "04A1B2C3", "name": "...", "device": "..."}; every field is optional."#;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AddRequest {
+    access_id: Option<String>,
+    name: Option<String>,
+    device: Option<String>,
+}
+
+pub async fn add(user: Principal, body: AddRequest, state: Shared) -> Response {
+    respond(add_access_id(user, body, &state).await)
+}
+
+async fn add_access_id(
+    user: Principal,
+    req: AddRequest,
+    state: &Shared,
+) -> Result<Response, ApiError> {
+    let name = req.name.unwrap_or_default().trim().to_owned();
+    if name.chars().count() > MAX_NAME || name.chars().any(char::is_control) {
+        return Err(ApiError::bad_request(format!(
+            "`name` must be at most {MAX_NAME} printable characters."
+        )));
+    }
+    if let Some(id) = &req.access_id
+        && !valid_access_id(id)
+    {
+        return Err(ApiError::bad_request(
+            "`access_id` must be 1-64 characters of A-Z a-z 0-9 : _ - (as the card reader prints it).",
+        ));
+    }
+    let named = match &req.device {
+        Some(d) => Some(target::device(Some(d), state).await?),
+        None => None,
+    };
+    let (access_id, enrolled_at) = match req.access_id {
+        Some(id) => (id, None),
+        None => {
+            let device = match named.clone() {
+                Some(d) => d,
+                None => target::device(None, state).await?,
+            };
+            (enrol(&device, state).await?, Some(device))
+        }
+    };
+    let (id, n, u) = (access_id.clone(), name.clone(), user.username.clone());
+    let version = blocking(&state.ctx.store, move |s| {
+        match s.add_access_id(&id, &n, &u) {
+            Err(StoreError::Exists(_)) => Ok(None),
+            r => r.map(Some),
+        }
+    })
+    .await?
+    .ok_or_else(|| ApiError::Conflict(format!("The access id {access_id} is already known.")))?;
+    // Enrolment already put the card on the enrolling device; the others learn it now.
+    let targets: Vec<DeviceId> = match (&named, &enrolled_at) {
+        (_, Some(_)) => Vec::new(),
+        (Some(d), None) => vec![d.clone()],
+        (None, None) => state.ctx.commands.presence().online(),
+    };
+    let value = json!({ "access_id": access_id });
+    let devices = push(state, &targets, "addAccessId", &value).await;
+    access_sync::sync_all(&state.ctx.commands);
+    let detail = json!({ "name": name, "version": version, "enrolled_at": enrolled_at });
+    audit(state, &user.username, "addAccessID", &access_id, detail).await?;
+    Ok(json_response(
+        StatusCode::CREATED,
+        &json!({
+            "access_id": access_id, "name": name, "added_by": user.username,
+            "version": version, "enrolled_at": enrolled_at, "devices": devices,
+        }),
+    ))
+}
+
+/// Asks `device` to read the next card; its reply carries the access id.
+async fn enrol(device: &DeviceId, state: &Shared) -> Result<String, ApiError> {
+    let reply = state
+        .ctx
+        .commands
+        .request(device, "addAccessId", None, state.ctx.config.enrol_timeout)
+        .await
+        .map_err(|e| match e {
+            CommandError::Timeout(d, s) => {
+                ApiError::Timeout(format!("No card was presented at {d} within {s} s."))
+            }
+            other => other.into(),
+        })?;
+    match reply.get("access_id").and_then(Value::as_str) {
+        Some(id) if valid_access_id(id) => Ok(id.to_owned()),
+        _ => Err(ApiError::Refused(format!(
+            "Device {device} answered the enrolment without a valid `access_id`."
+        ))),
+    }
+}
+
+/// Sends `command` to each device and reports per device: `ok`, `offline`, `timeout` or the
+/// device's error sentence.
+async fn push(
+    state: &Shared,
+    devices: &[DeviceId],
+    command: &str,
+    value: &Value,
+) -> Map<String, Value> {
+    let timeout = state.ctx.config.command_timeout;
+    let calls = devices.iter().map(|d| {
+        let commands = state.ctx.commands.clone();
+        let (d, value) = (d.clone(), value.clone());
+        async move {
+            let outcome = match commands.request(&d, command, Some(value), timeout).await {
+                Ok(_) => "ok".to_owned(),
+                Err(CommandError::Offline(_)) => "offline".to_owned(),
+                Err(CommandError::Timeout(..)) => "timeout".to_owned(),
+                Err(e) => e.to_string(),
+            };
+            (d.to_string(), Value::String(outcome))
+        }
+    });
+    futures_util::future::join_all(calls)
+        .await
+        .into_iter()
+        .collect()
+}
+
+async fn audit(
+    state: &Shared,
+    user: &str,
+    action: &'static str,
+    target: &str,
+    detail: Value,
+) -> Result<(), ApiError> {
+    let (u, t) = (user.to_owned(), target.to_owned());
+    blocking(&state.ctx.store, move |s| s.audit(&u, action, &t, &detail)).await
+}
+
+pub async fn list(_user: Principal, state: Shared) -> Response {
+    respond(list_ids(&state).await)
+}
+
+async fn list_ids(state: &Shared) -> Result<Response, ApiError> {
+    let (rows, (version, _)) = blocking(&state.ctx.store, |s| {
+        Ok((s.access_ids()?, s.access_list()?))
+    })
+    .await?;
+    let rows: Vec<Value> = rows
+        .into_iter()
+        .map(|r| json!({"access_id": r.access_id, "name": r.name, "added_by": r.added_by, "added": format_ts(r.added_ms)}))
+        .collect();
+    Ok(json_response(
+        StatusCode::OK,
+        &json!({ "access_ids": rows, "version": version }),
+    ))
+}
+
+pub async fn revoke(id: String, user: Principal, state: Shared) -> Response {
+    respond(revoke_id(id, user, &state).await)
+}
+
+async fn revoke_id(
+    access_id: String,
+    user: Principal,
+    state: &Shared,
+) -> Result<Response, ApiError> {
+    if !valid_access_id(&access_id) {
+        return Err(ApiError::bad_request(
+            "The access id must be 1-64 characters of A-Z a-z 0-9 : _ -.",
+        ));
+    }
+    let id = access_id.clone();
+    let version = blocking(&state.ctx.store, move |s| s.remove_access_id(&id))
+        .await?
+        .ok_or_else(|| ApiError::Missing(format!("The access id {access_id} is not known.")))?;
+    let online = state.ctx.commands.presence().online();
+    let devices = push(
+        state,
+        &online,
+        "removeAccessId",
+        &json!({ "access_id": access_id }),
+    )
+    .await;
+    access_sync::sync_all(&state.ctx.commands);
+    audit(
+        state,
+        &user.username,
+        "revokeAccessID",
+        &access_id,
+        json!({ "version": version }),
+    )
+    .await?;
+    Ok(json_response(
+        StatusCode::OK,
+        &json!({ "access_id": access_id, "revoked": true, "version": version, "devices": devices }),
+    ))
+}
+
+pub async fn log(_user: Principal, q: HashMap<String, String>, state: Shared) -> Response {
+    respond(access_log(q, &state).await)
+}
+
+async fn access_log(q: HashMap<String, String>, state: &Shared) -> Result<Response, ApiError> {
+    let range = params::range_query(&q).map_err(ApiError::BadRequest)?;
+    let filter = match q.get("access_id") {
+        Some(id) if !valid_access_id(id) => {
+            return Err(ApiError::bad_request(
+                "`access_id` must be 1-64 characters of A-Z a-z 0-9 : _ -.",
+            ));
+        }
+        other => other.cloned(),
+    };
+    let (rows, known) = blocking(&state.ctx.store, move |s| {
+        Ok((s.access_events(&range, filter.as_deref())?, s.access_ids()?))
+    })
+    .await?;
+    let names: HashMap<String, String> = known.into_iter().map(|k| (k.access_id, k.name)).collect();
+    let rows: Vec<Value> = rows
+        .into_iter()
+        .map(|r| {
+            let name = names.get(&r.access_id);
+            json!({
+                "timestamp": format_ts(r.ts_ms), "device": r.device, "access_id": r.access_id,
+                "granted": r.granted, "known": name.is_some(), "name": name, "data": r.data,
+            })
+        })
+        .collect();
+    Ok(json_response(StatusCode::OK, &json!({ "access": rows })))
+}

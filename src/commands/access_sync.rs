@@ -1,0 +1,91 @@
+//! Keeps every device's access list current: when a device comes online, or the list changes,
+//! it sends `syncAccessIds` `{"version","ids"}` and records the version the device confirms.
+//! One sync per device at a time; a trigger during a sync runs it once more afterwards.
+
+use super::Commands;
+use crate::model::DeviceId;
+use crate::store::Store;
+use serde_json::{Value, json};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+/// Per device: a sync is running; `true` = run again when it ends.
+type Running = Arc<Mutex<HashMap<DeviceId, bool>>>;
+
+/// Runs until `shutdown`; `online` carries devices to sync (from `Commands::device_online`).
+pub async fn run(
+    commands: Commands,
+    store: Store,
+    mut online: mpsc::UnboundedReceiver<DeviceId>,
+    timeout: Duration,
+    shutdown: CancellationToken,
+) {
+    let running: Running = Arc::default();
+    loop {
+        let device = tokio::select! {
+            () = shutdown.cancelled() => return,
+            d = online.recv() => match d { Some(d) => d, None => return },
+        };
+        {
+            let mut map = running.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(again) = map.get_mut(&device) {
+                *again = true;
+                continue;
+            }
+            map.insert(device.clone(), false);
+        }
+        let (commands, store, running) = (commands.clone(), store.clone(), running.clone());
+        tokio::spawn(async move {
+            loop {
+                sync_one(&commands, &store, &device, timeout).await;
+                let mut map = running.lock().unwrap_or_else(|e| e.into_inner());
+                if map.get(&device) == Some(&true) {
+                    map.insert(device.clone(), false);
+                } else {
+                    map.remove(&device);
+                    return;
+                }
+            }
+        });
+    }
+}
+
+/// Asks for a sync of every online device (after the list changed).
+pub fn sync_all(commands: &Commands) {
+    for device in commands.presence().online() {
+        commands.device_online(&device);
+    }
+}
+
+async fn sync_one(commands: &Commands, store: &Store, device: &DeviceId, timeout: Duration) {
+    let s = store.clone();
+    let (version, ids) = match tokio::task::spawn_blocking(move || s.access_list()).await {
+        Ok(Ok(list)) => list,
+        Ok(Err(e)) => return tracing::error!(error = %e, "cannot read the access list"),
+        Err(_) => return,
+    };
+    let value = json!({ "version": version, "ids": ids });
+    match commands
+        .request(device, "syncAccessIds", Some(value), timeout)
+        .await
+    {
+        Ok(reply) => {
+            let confirmed = reply
+                .get("version")
+                .and_then(Value::as_i64)
+                .unwrap_or(version);
+            let (s, d) = (store.clone(), device.to_string());
+            let saved =
+                tokio::task::spawn_blocking(move || s.set_device_access_version(&d, confirmed))
+                    .await;
+            if let Ok(Err(e)) = saved {
+                tracing::error!(error = %e, "cannot record the access-list version");
+            }
+            tracing::info!(%device, version = confirmed, "access list in sync");
+        }
+        Err(e) => tracing::warn!(%device, error = %e, "access-list sync failed"),
+    }
+}

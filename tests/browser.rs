@@ -1,0 +1,354 @@
+//! The dashboard in a real headless Chromium (Debian's `chromium` + `chromedriver`), driven over
+//! WebDriver, against the real binary with a simulated device. A step that fails saves a
+//! screenshot under `target/browser-screenshots/`. A missing browser fails the test.
+
+use crate::util::*;
+use fantoccini::{Client, ClientBuilder, Locator};
+use rzmon::simulate::{self, Credentials, SimOptions};
+use serde_json::json;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+const CHROMIUM: &str = "/usr/bin/chromium";
+const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+
+/// chromedriver plus one browser session; both end on drop.
+struct Browser {
+    driver: Child,
+    client: Option<Client>,
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+    }
+}
+
+impl Browser {
+    async fn start() -> Self {
+        for path in [CHROMIUM, CHROMEDRIVER] {
+            assert!(
+                std::path::Path::new(path).exists(),
+                "{path} is missing: install Debian's chromium and chromium-driver (.ci/run does) — browser tests never pass silently"
+            );
+        }
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let driver = Command::new(CHROMEDRIVER)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start chromedriver");
+        let profile = tempfile::tempdir().unwrap().keep();
+        let mut caps = serde_json::Map::new();
+        caps.insert(
+            "goog:chromeOptions".into(),
+            json!({
+                "binary": CHROMIUM,
+                "args": [
+                    "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                    "--disable-quic", "--no-first-run", "--disable-background-networking",
+                    "--disable-component-update", "--disable-sync", "--window-size=1280,900",
+                    "--lang=en-US", format!("--user-data-dir={}", profile.display()),
+                ],
+                "prefs": { "intl.accept_languages": "en-US" },
+            }),
+        );
+        let url = format!("http://127.0.0.1:{port}");
+        let mut builder =
+            ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new());
+        builder.capabilities(caps);
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        let client = loop {
+            match builder.connect(&url).await {
+                Ok(c) => break c,
+                Err(e) if std::time::Instant::now() > deadline => {
+                    panic!("chromedriver did not start a Chromium session: {e}")
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        };
+        Self {
+            driver,
+            client: Some(client),
+        }
+    }
+
+    fn c(&self) -> &Client {
+        self.client.as_ref().unwrap()
+    }
+
+    async fn screenshot(&self, name: &str) -> String {
+        let dir =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/browser-screenshots");
+        let _ = std::fs::create_dir_all(&dir);
+        let path = dir.join(format!("{name}.png"));
+        if let Ok(png) = self.c().screenshot().await {
+            let _ = std::fs::write(&path, png);
+        }
+        path.display().to_string()
+    }
+
+    /// Waits up to `timeout` for a visible element matching `css`.
+    async fn wait(
+        &self,
+        css: &str,
+        timeout: Duration,
+    ) -> Result<fantoccini::elements::Element, String> {
+        self.c()
+            .wait()
+            .at_most(timeout)
+            .every(Duration::from_millis(50))
+            .for_element(Locator::Css(css))
+            .await
+            .map_err(|e| format!("{css} did not appear: {e}"))
+    }
+
+    /// Waits until the text of `css` satisfies `pred`.
+    async fn wait_text(
+        &self,
+        css: &str,
+        timeout: Duration,
+        pred: impl Fn(&str) -> bool,
+    ) -> Result<String, String> {
+        let deadline = std::time::Instant::now() + timeout;
+        let mut last = String::new();
+        loop {
+            if let Ok(el) = self.c().find(Locator::Css(css)).await
+                && let Ok(t) = el.text().await
+            {
+                if pred(&t) {
+                    return Ok(t);
+                }
+                last = t;
+            }
+            if std::time::Instant::now() > deadline {
+                return Err(format!(
+                    "{css}: text {last:?} did not match within {timeout:?}"
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    async fn click(&self, css: &str) -> Result<(), String> {
+        self.wait(css, SOON)
+            .await?
+            .click()
+            .await
+            .map_err(|e| format!("click {css}: {e}"))
+    }
+
+    async fn fill(&self, css: &str, text: &str) -> Result<(), String> {
+        let el = self.wait(css, SOON).await?;
+        el.clear().await.map_err(|e| format!("clear {css}: {e}"))?;
+        el.send_keys(text)
+            .await
+            .map_err(|e| format!("type into {css}: {e}"))
+    }
+}
+
+/// Waits until the temperature chart has drawn points (the page sets `data-points`).
+async fn chart_points(b: &Browser) -> Result<(), String> {
+    b.wait("#chart-tmp canvas", SOON).await?;
+    let deadline = std::time::Instant::now() + SOON;
+    loop {
+        let el = b.wait("#chart-tmp", SOON).await?;
+        let n: usize = el
+            .attr("data-points")
+            .await
+            .ok()
+            .flatten()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        if n > 0 {
+            return Ok(());
+        }
+        if std::time::Instant::now() > deadline {
+            return Err("the temperature chart drew no points".into());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Runs one named step; on failure saves a screenshot and fails the test with both.
+async fn step<F: Future<Output = Result<(), String>>>(b: &Browser, name: &str, f: F) {
+    match f.await {
+        // Kept for people reviewing the pages (target/browser-screenshots/ok-*.png).
+        Ok(()) => drop(b.screenshot(&format!("ok-{name}")).await),
+        Err(e) => {
+            let shot = b.screenshot(&format!("failed-{name}")).await;
+            panic!("step {name:?} failed: {e}\nscreenshot: {shot}");
+        }
+    }
+}
+
+/// The whole dashboard against the real server, a simulated device and a scripted device.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dashboard_end_to_end() {
+    let app = TestApp::start().await;
+    let token = app.login().await;
+    let sim_password = app.add_device("sim-1");
+    let stop = CancellationToken::new();
+    let opts = SimOptions {
+        host: app.mqtt.ip().to_string(),
+        port: app.mqtt.port(),
+        prefix: "rz".into(),
+        interval: 0.5,
+        enrol_delay: 0.3,
+        access_probability: 0.0,
+        incident_probability: 0.0,
+        count: 0,
+        seed: 11,
+    };
+    tokio::spawn(simulate::run(
+        opts,
+        vec![Credentials {
+            device: "sim-1".into(),
+            password: sim_password,
+        }],
+        stop.clone(),
+    ));
+    let door = app.device("door").await;
+    door.subscribe_commands().await;
+    door.publish("status", "online").await;
+    door.publish("telemetry", r#"{"tmp":21.0,"lf":40.0,"locked":true}"#)
+        .await;
+    assert!(app.wait_rows(&token, "door", 1).await);
+
+    let b = Browser::start().await;
+    let c = b.c();
+    step(&b, "wrong-login", async {
+        c.goto(&app.url("/")).await.map_err(|e| e.to_string())?;
+        b.fill("#login-user", "admin").await?;
+        b.fill("#login-password", "wrong-password").await?;
+        b.click("#login-submit").await?;
+        b.wait_text("#login-error", SOON, |t| !t.trim().is_empty())
+            .await
+            .map(drop)
+    })
+    .await;
+    step(&b, "login", async {
+        b.fill("#login-password", ADMIN_PASSWORD).await?;
+        b.click("#login-submit").await?;
+        b.wait("[data-device=\"door\"]", SOON).await.map(drop)
+    })
+    .await;
+    step(&b, "live-tile", async {
+        door.publish("telemetry", r#"{"tmp":27.3,"lf":44.0,"locked":false}"#)
+            .await;
+        b.wait_text(
+            "[data-device=\"door\"] [data-field=\"tmp\"]",
+            Duration::from_secs(2),
+            |t| t.contains("27.3") || t.contains("27,3"),
+        )
+        .await
+        .map(drop)
+    })
+    .await;
+    step(&b, "history", async {
+        b.click("#nav-history").await?;
+        chart_points(&b).await?;
+        // 24 h is drawn from the server-side summary (/data/summary); forget the old count first.
+        b.c()
+            .execute(
+                "document.getElementById('chart-tmp').removeAttribute('data-points')",
+                vec![],
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+        b.click("#range-24h").await?;
+        chart_points(&b).await
+    })
+    .await;
+    step(&b, "incident", async {
+        b.click("#nav-incidents").await?;
+        b.wait("#incidents-table", SOON).await?;
+        door.publish("incident", r#"{"type":"door_forced_e2e","message":"test"}"#)
+            .await;
+        b.wait_text("#incidents-table", SOON, |t| t.contains("door_forced_e2e"))
+            .await
+            .map(drop)
+    })
+    .await;
+    step(&b, "access", async {
+        b.click("#nav-access").await?;
+        b.fill("#access-add-id", "E2E0CAFE").await?;
+        b.fill("#access-add-name", "Erika").await?;
+        b.click("#access-add-submit").await?;
+        b.wait_text("#access-list", SOON, |t| {
+            t.contains("E2E0CAFE") && t.contains("Erika")
+        })
+        .await
+        .map(drop)
+    })
+    .await;
+    step(&b, "config", async {
+        b.click("#nav-devices").await?;
+        b.click("#config-device option[value=\"sim-1\"]").await?;
+        b.click("#config-load").await?;
+        b.fill("#config-fields input[data-key=\"tmp_max\"]", "26.5")
+            .await?;
+        b.click("#config-save").await?;
+        b.wait_text("#config-status", SOON, |t| !t.trim().is_empty())
+            .await?;
+        let confirmed = wait_until(SOON, || async {
+            app.get("/getConfig?device=sim-1", Some(&token)).await.1["config"]["tmp_max"] == 26.5
+        })
+        .await;
+        if !confirmed {
+            return Err("the simulated device's config did not change".into());
+        }
+        Ok(())
+    })
+    .await;
+    step(&b, "device-add", async {
+        b.click("#nav-devices").await?;
+        b.fill("#device-add-id", "esp32-ui").await?;
+        b.click("#device-add-submit").await?;
+        let pw = b
+            .wait_text("#device-add-password", SOON, |t| t.len() >= 20)
+            .await?;
+        let d = Device::connect(app.mqtt, "esp32-ui", Some(("esp32-ui", pw.trim()))).await;
+        d.wait_connack()
+            .await
+            .map_err(|e| format!("the shown credentials do not work: {e}"))
+    })
+    .await;
+    step(&b, "password", async {
+        b.click("#nav-account").await?;
+        b.fill("#passwd-current", ADMIN_PASSWORD).await?;
+        b.fill("#passwd-new", "browser-new-pw-1").await?;
+        b.fill("#passwd-repeat", "browser-new-pw-1").await?;
+        b.click("#passwd-submit").await?;
+        b.wait_text("#passwd-status", SOON, |t| {
+            !t.trim().is_empty() && !t.contains('…')
+        })
+        .await?;
+        let (status, _) = app
+            .post(
+                "/login",
+                None,
+                json!({"username": "admin", "password": "browser-new-pw-1"}),
+            )
+            .await;
+        if status != 200 {
+            return Err(format!("login with the new password answered {status}"));
+        }
+        Ok(())
+    })
+    .await;
+    step(&b, "logout", async {
+        b.click("#nav-account").await?;
+        b.click("#logout").await?;
+        b.wait("#login-form", SOON).await.map(drop)
+    })
+    .await;
+    stop.cancel();
+}
