@@ -14,6 +14,7 @@ const routes = { overview, history, incidents, access, devices, account };
 const $ = (id) => document.getElementById(id);
 let cleanup = null;
 let currentRoute = null;
+let currentHash = null;
 
 function showLogin(message = '') {
   live.stop();
@@ -49,7 +50,8 @@ function route() {
   const name = (location.hash.match(/^#\/(\w+)/) || [])[1];
   if (!routes[name]) { history_replace('#/overview'); }
   const r = routes[name] ? name : 'overview';
-  if (r === currentRoute) return;
+  if (r === currentRoute && location.hash === currentHash) return;
+  currentHash = location.hash;
   if (cleanup) { try { cleanup(); } catch (e) { console.warn(e); } cleanup = null; }
   currentRoute = r;
   for (const a of document.querySelectorAll('#nav a')) {
@@ -73,7 +75,20 @@ function closeMenu() {
   $('menu-toggle').setAttribute('aria-expanded', 'false');
 }
 
+let lockTimer = null;
+function lockoutCountdown(until) {
+  clearInterval(lockTimer);
+  const tick = () => {
+    const left = (until - Date.now()) / 1000;
+    if (left <= 0) { clearInterval(lockTimer); setMsg($('login-error'), ''); return; }
+    setMsg($('login-error'), t('login.locked', { time: fmtDuration(left) }), 'error');
+  };
+  tick();
+  lockTimer = setInterval(tick, 1000);
+}
+
 async function doLogin(ev) {
+  clearInterval(lockTimer);
   ev.preventDefault();
   const err = $('login-error');
   const username = $('login-user').value.trim();
@@ -93,7 +108,8 @@ async function doLogin(ev) {
     if (e instanceof ApiError && e.status === 401) msg = t('login.wrong');
     else if (e instanceof ApiError && e.status === 429) {
       const secs = parseInt(e.retryAfter, 10);
-      msg = t('login.locked', { time: fmtDuration(Number.isFinite(secs) ? secs : 300) });
+      lockoutCountdown(Date.now() + (Number.isFinite(secs) ? secs : 300) * 1000);
+      return;
     }
     setMsg(err, msg, 'error');
     $('login-password').focus();
@@ -107,7 +123,12 @@ function connState(state, sock) {
   el.dataset.state = state;
   clearInterval(connState.timer);
   if (state === 'retrying') {
-    const tick = () => { el.textContent = t('conn.offline', { s: Math.max(0, Math.ceil((sock.retryAt - Date.now()) / 1000)) }); };
+    // The seconds tick visibly but are hidden from screen readers, so the status is announced once.
+    const secs = document.createElement('span');
+    secs.setAttribute('aria-hidden', 'true');
+    el.textContent = `${t('conn.offline')} `;
+    el.append(secs);
+    const tick = () => { secs.textContent = t('conn.in', { s: Math.max(0, Math.ceil((sock.retryAt - Date.now()) / 1000)) }); };
     tick();
     connState.timer = setInterval(tick, 1000);
   } else {
@@ -141,7 +162,7 @@ function init() {
   });
   window.addEventListener('hashchange', () => {
     if (location.hash === '#/login' && getToken()) { logout(); return; }
-    if (getToken()) route(); else showLogin();
+    if (getToken()) { route(); $('main').focus({ preventScroll: true }); } else showLogin();
   });
   if (getToken()) showApp(); else showLogin();
 }

@@ -35,6 +35,17 @@ impl fmt::Display for DeviceId {
     }
 }
 
+/// Longest access id (card UID as the reader prints it).
+pub const MAX_ACCESS_ID_LEN: usize = 64;
+
+/// Access ids as card readers print them: 1–64 of `A-Z a-z 0-9 : _ -`.
+pub fn valid_access_id(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= MAX_ACCESS_ID_LEN
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b":_-".contains(&b))
+}
+
 /// The topic kinds a device may publish on (`<prefix>/<dev>/<kind>`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Kind {

@@ -229,9 +229,11 @@ async fn dashboard_end_to_end() {
         b.fill("#login-user", "admin").await?;
         b.fill("#login-password", "wrong-password").await?;
         b.click("#login-submit").await?;
-        b.wait_text("#login-error", SOON, |t| !t.trim().is_empty())
-            .await
-            .map(drop)
+        b.wait_text("#login-error", SOON, |t| {
+            t.contains("Wrong username or password")
+        })
+        .await
+        .map(drop)
     })
     .await;
     step(&b, "login", async {

@@ -1,7 +1,7 @@
 // Access: access ids (add by id, enrol by swipe with countdown, revoke) and the access log.
 import { api } from './api.js';
 import { t, fmtDate } from './i18n.js';
-import { h, clear, setMsg, deviceOptions } from './dom.js';
+import { h, clear, setMsg, responsiveTable, deviceOptions } from './dom.js';
 
 const ENROL_SECS = 30;
 
@@ -42,6 +42,8 @@ export default function accessView(main, { live }) {
     h('thead', {}, h('tr', {}, ...['inc.time', 'acc.who', 'acc.result', 'acc.door'].map((k) => h('th', { scope: 'col' }, t(k))))),
     logBody);
 
+  responsiveTable(list);
+  responsiveTable(log);
   main.append(h('h1', {}, t('acc.title')),
     h('section', {}, h('h2', {}, t('acc.ids')), listStatus, h('div', { class: 'table-wrap card' }, list)),
     h('section', { class: 'grid2' }, addForm, enrolForm),

@@ -1,7 +1,7 @@
 // Devices: list, how to add one (CLI + ESP32 settings), config view/edit via getConfig/setConfig, history.
 import { api, ApiError } from './api.js';
 import { t, fmtDate, fmtRelative } from './i18n.js';
-import { h, clear, setMsg } from './dom.js';
+import { h, clear, setMsg, responsiveTable } from './dom.js';
 import { deviceAddForm } from './forms.js';
 
 const MQTT_PORT = 1883;
@@ -26,11 +26,11 @@ function copyLine(text, id) {
   return h('div', { class: 'copyline' }, h('code', { id }, text), btn);
 }
 
-function errorSentence(e) {
+function errorSentence(e, device) {
   if (!(e instanceof ApiError)) return String(e.message || e);
-  if (e.status === 503 && !e.message) return t('err.offline');
-  if (e.status === 504 && !e.message) return t('err.timeout');
-  return e.message;
+  if (e.status === 503) return t('err.offline', { device });
+  if (e.status === 504) return t('err.timeout', { device });
+  return e.message; // 422: the device's own refusal; 400: what was wrong with the input
 }
 
 function diffText(oldC, newC) {
@@ -84,6 +84,8 @@ export default function devicesView(main, { live }) {
     cfgStatus, cfgForm,
     h('h3', {}, t('dev.history')), histStatus, h('div', { class: 'table-wrap' }, histTable));
 
+  responsiveTable(table);
+  responsiveTable(histTable);
   main.append(h('h1', {}, t('dev.title')), status, h('section', {}, h('div', { class: 'table-wrap card' }, table)), cfgBox, addBox);
 
   let current = null; // { device, config }
@@ -178,7 +180,7 @@ export default function devicesView(main, { live }) {
       renderConfig(device, res.config);
       setMsg(cfgStatus, '');
     } catch (e) {
-      setMsg(cfgStatus, errorSentence(e), 'error');
+      setMsg(cfgStatus, errorSentence(e, device), 'error');
     } finally { loadBtn.disabled = false; }
   }
 
@@ -212,7 +214,7 @@ export default function devicesView(main, { live }) {
       renderConfig(device, res.config);
       setMsg(cfgStatus, t('dev.confirmed', { device }), 'ok');
     } catch (e) {
-      setMsg(cfgStatus, errorSentence(e), 'error');
+      setMsg(cfgStatus, errorSentence(e, device), 'error');
       saveBtn.disabled = false;
     }
     loadHistory(device);

@@ -46,3 +46,17 @@ export function deviceOptions(select, devices, { all = null, selected } = {}) {
   if (all) select.append(h('option', { value: '' }, all));
   for (const d of devices) select.append(h('option', { value: d.id, selected: d.id === selected }, d.id));
 }
+
+/** Gives each body cell a data-label from its column header, so narrow screens can stack rows. */
+export function responsiveTable(table) {
+  table.classList.add('stack');
+  const labelRow = (tr) => {
+    const heads = [...table.querySelectorAll('thead th')].map((th) => th.textContent);
+    [...tr.children].forEach((td, i) => { if (heads[i]) td.dataset.label = heads[i]; });
+  };
+  const body = table.tBodies[0];
+  [...body.rows].forEach(labelRow);
+  new MutationObserver((muts) => muts.forEach((m) => m.addedNodes.forEach((n) => { if (n.tagName === 'TR') labelRow(n); })))
+    .observe(body, { childList: true });
+  return table;
+}

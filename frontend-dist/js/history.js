@@ -43,7 +43,7 @@ function markersPlugin(getMarks) {
   };
 }
 
-export default function historyView(main) {
+export default function historyView(main, { live }) {
   const devSel = h('select', { id: 'history-device' });
   const from = h('input', { id: 'history-from', type: 'datetime-local' });
   const to = h('input', { id: 'history-to', type: 'datetime-local' });
@@ -69,6 +69,8 @@ export default function historyView(main) {
     h('p', { class: 'meta' }, t('hist.markers')));
 
   let plots = [];
+  let series = null; // [x, tmp, lf] as drawn, ascending
+  let xRange = [0, 1]; // the shown time window (epoch s), also when it holds a single reading
   let marks = { incidents: [], unlocked: [] };
   let ctrl = null;
 
@@ -87,7 +89,7 @@ export default function historyView(main) {
 
   function destroy() { plots.forEach((p) => p.destroy()); plots = []; }
 
-  function draw(x, tmp, lf, [start, end]) {
+  function draw(x, tmp, lf) {
     destroy();
     const width = Math.max(280, chartTmp.clientWidth - 32);
     const height = width < 500 ? 200 : 260;
@@ -101,7 +103,7 @@ export default function historyView(main) {
       width, height, plugins: [markersPlugin(() => marks)],
       cursor: { sync: { key: sync.key } },
       // The requested range, not the data's: one reading must not stretch the axis over years.
-      scales: { x: { time: true, range: () => [start, end] } },
+      scales: { x: { time: true, range: () => xRange } },
       axes,
       series: [{ value: (u, v) => (v == null ? '–' : fmtDate(new Date(v * 1000))) },
         { label, stroke: color, width: 2, spanGaps: false, points: { show: x.length < 200 }, value: (u, v) => (v == null ? '–' : v.toFixed(1)) }],
@@ -173,7 +175,9 @@ export default function historyView(main) {
         if (openSince !== null) unlocked.push([openSince, x[x.length - 1]]);
       }
       marks = { incidents: inc.incidents.map((i) => Date.parse(i.timestamp) / 1000), unlocked };
-      draw(x, tmp, lf, [start, end]);
+      series = [x, tmp, lf];
+      xRange = [start ?? x[0] ?? 0, end ?? x[x.length - 1] ?? 1];
+      draw(x, tmp, lf);
       let msg = rows.length ? t('hist.points', { n: rows.length }) : t('hist.nodata');
       if (!summary && rows.length >= LIMIT) msg += ` ${t('hist.truncated', { n: LIMIT })}`;
       setMsg(status, msg, rows.length ? 'info' : 'warn');
@@ -183,6 +187,23 @@ export default function historyView(main) {
   }
 
   devSel.addEventListener('change', load);
+  // Fixed ranges follow the live telemetry: append new points and slide the window.
+  const offLive = live.on('telemetry', (m) => {
+    if (!series || lastRange === 'custom' || m.device !== devSel.value || plots.length !== 2) return;
+    const ts = Date.parse(m.timestamp) / 1000;
+    const [x, tmp, lf] = series;
+    if (x.length && ts <= x[x.length - 1]) return;
+    x.push(ts);
+    tmp.push(typeof m.data.tmp === 'number' ? m.data.tmp : null);
+    lf.push(typeof m.data.lf === 'number' ? m.data.lf : null);
+    const cutoff = ts - RANGES[lastRange];
+    while (x.length && x[0] < cutoff) { x.shift(); tmp.shift(); lf.shift(); }
+    xRange = [cutoff, ts];
+    plots[0].setData([x, tmp]);
+    plots[1].setData([x, lf]);
+    chartTmp.dataset.points = String(x.length);
+    chartLf.dataset.points = String(x.length);
+  });
   let resizeTimer = null;
   const onResize = () => { clearTimeout(resizeTimer); resizeTimer = setTimeout(() => {
     const width = Math.max(280, chartTmp.clientWidth - 32);
@@ -202,5 +223,5 @@ export default function historyView(main) {
     } catch (e) { setMsg(status, e.message, 'error'); }
   })();
 
-  return () => { destroy(); if (ctrl) ctrl.abort(); window.removeEventListener('resize', onResize); };
+  return () => { offLive(); destroy(); if (ctrl) ctrl.abort(); window.removeEventListener('resize', onResize); };
 }

@@ -1,7 +1,7 @@
 // Incidents: filterable table, newest first, paged by time cursor; live incidents prepended.
 import { api } from './api.js';
 import { t, fmtDate } from './i18n.js';
-import { h, clear, setMsg, deviceOptions, inputToEpoch } from './dom.js';
+import { h, clear, setMsg, responsiveTable, deviceOptions, inputToEpoch } from './dom.js';
 
 function details(data) {
   const rest = { ...data };
@@ -13,7 +13,7 @@ function details(data) {
 export function incidentRow(r, isNew = false) {
   return h('tr', { class: isNew ? 'new' : '', dataset: { device: r.device, type: r.type, timestamp: r.timestamp } },
     h('td', { class: 'num' }, h('time', { datetime: r.timestamp }, fmtDate(r.timestamp))),
-    h('td', {}, r.type), h('td', {}, r.device), h('td', {}, details(r.data || {})));
+    h('td', {}, r.type), h('td', {}, h('a', { href: `#/history?device=${encodeURIComponent(r.device)}` }, r.device)), h('td', {}, details(r.data || {})));
 }
 
 export default function incidentsView(main, { live }) {
@@ -37,6 +37,7 @@ export default function incidentsView(main, { live }) {
       h('th', { scope: 'col' }, t('inc.device')), h('th', { scope: 'col' }, t('inc.details')))), tbody);
   const newer = h('button', { type: 'button', id: 'inc-newer', disabled: true }, t('inc.newer'));
   const older = h('button', { type: 'button', id: 'inc-older', disabled: true }, t('inc.older'));
+  responsiveTable(table);
   main.append(h('h1', {}, t('inc.title')), form, status, h('div', { class: 'table-wrap card' }, table), h('div', { class: 'pager' }, newer, older));
 
   const cursors = []; // end_date of each page before the current one

@@ -73,6 +73,7 @@ export default function overview(main, { live }) {
         h('div', {}, h('dt', {}, t('ov.door')), h('dd', { dataset: { field: 'locked' } }, '–'))),
       h('p', { class: 'meta' }, h('span', { dataset: { field: 'last_seen' } })),
       h('p', { class: 'meta' }, h('span', { class: 'pill', dataset: { field: 'sync' } })),
+      h('p', { class: 'meta' }, h('a', { href: `#/history?device=${encodeURIComponent(d.id)}`, dataset: { link: 'history' } }, t('ov.history'))),
       h('p', { class: 'event', dataset: { field: 'event' }, 'aria-live': 'polite' }));
     return tile;
   }

@@ -161,7 +161,7 @@ mod tests {
         assert_eq!(res.headers()[header::CONTENT_SECURITY_POLICY], CSP);
         assert_eq!(res.headers()[header::X_CONTENT_TYPE_OPTIONS], "nosniff");
         assert_eq!(res.headers()[header::REFERRER_POLICY], "no-referrer");
-        assert!(String::from_utf8_lossy(res.body()).contains("dashboard coming soon"));
+        assert!(String::from_utf8_lossy(res.body()).contains(r#"id="login-form""#));
 
         let etag = res.headers()[header::ETAG].clone();
         let res = warp::test::request()

@@ -1,15 +1,14 @@
 //! Payload decoding (pure): bytes of one device message → a typed `Body`, or the reason it is
 //! rejected. Nothing half-parsed ever leaves this module.
 
-use crate::model::{AccessEvent, Body, Incident, Kind, Status, Telemetry};
+use crate::model::{AccessEvent, Body, Incident, Kind, Status, Telemetry, valid_access_id};
 use serde_json::{Map, Value};
 
 /// Plausible ranges of the typed telemetry fields.
 const TMP_RANGE: (f64, f64) = (-40.0, 125.0);
 const LF_RANGE: (f64, f64) = (0.0, 100.0);
-/// Longest incident `type` and access id.
+/// Longest incident `type`.
 const MAX_TYPE_LEN: usize = 64;
-const MAX_ACCESS_ID_LEN: usize = 64;
 
 /// Why a payload was rejected (logged with the device id, counted).
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -133,14 +132,6 @@ fn access(m: Map<String, Value>) -> Result<AccessEvent, Reject> {
         granted,
         payload: m,
     })
-}
-
-/// Access ids as card readers print them: 1–64 of `A-Z a-z 0-9 : _ -`.
-pub fn valid_access_id(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= MAX_ACCESS_ID_LEN
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b":_-".contains(&b))
 }
 
 fn status(payload: &[u8]) -> Result<Status, Reject> {
