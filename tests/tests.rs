@@ -4,6 +4,7 @@ mod util;
 
 mod api;
 mod browser;
+mod cli;
 mod commands;
 mod durability;
 mod mqtt;
