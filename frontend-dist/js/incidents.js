@@ -53,13 +53,16 @@ export default function incidentsView(main, { live }) {
     return { type: type.value.trim(), device: device.value, start_date: inputToEpoch(from.value), end_date: inputToEpoch(to.value) };
   }
 
+  let seq = 0;
   async function load() {
+    const mine = ++seq; // a slower, older answer must not overwrite a newer one
     const f = filters();
     const q = { ...f, limit: limit.value };
     if (cursor) q.end_date = cursor;
     setMsg(status, t('loading'));
     try {
       const res = await api('/incidents', { query: q });
+      if (mine !== seq) return;
       clear(tbody);
       res.incidents.forEach((r) => tbody.append(incidentRow(r)));
       addTypes(res.incidents);
