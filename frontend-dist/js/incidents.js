@@ -78,9 +78,9 @@ export default function incidentsView(main, { live }) {
     if (!oldest) return;
     cursors.push(cursor);
     cursor = new Date(Date.parse(oldest) - 1).toISOString();
-    load();
+    load().then(() => table.scrollIntoView({ block: 'nearest' }));
   });
-  newer.addEventListener('click', () => { cursor = cursors.pop(); load(); });
+  newer.addEventListener('click', () => { cursor = cursors.pop(); load().then(() => table.scrollIntoView({ block: 'nearest' })); });
 
   const off = live.on('incident', (m) => {
     const r = { timestamp: m.timestamp, device: m.device, type: m.data.type, data: m.data };
