@@ -72,7 +72,7 @@ export default function devicesView(main, { live }) {
   const fields = h('div', { class: 'stack', id: 'config-fields' });
   const saveBtn = h('button', { type: 'submit', class: 'primary', id: 'config-save', disabled: true }, t('dev.save'));
   const cfgStatus = h('p', { class: 'msg', id: 'config-status', role: 'status', 'aria-live': 'polite' });
-  const cfgForm = h('form', { id: 'config-form', class: 'stack', novalidate: true }, fields, saveBtn);
+  const cfgForm = h('form', { id: 'config-form', class: 'stack', novalidate: true, hidden: true }, fields, saveBtn);
   const histBody = h('tbody');
   const histTable = h('table', { id: 'config-history' },
     h('thead', {}, h('tr', {}, ...['inc.time', 'dev.user', 'dev.change', 'dev.outcome'].map((k) => h('th', { scope: 'col' }, t(k))))),
@@ -166,12 +166,13 @@ export default function devicesView(main, { live }) {
     for (const [k, v] of Object.entries(config)) fields.append(inputFor(k, v));
     saveBtn.disabled = true;
     cfgForm.dataset.device = device;
+    cfgForm.hidden = false;
   }
 
   async function loadConfig() {
     const device = cfgDev.value;
     if (!device) return;
-    current = null; clear(fields); saveBtn.disabled = true;
+    current = null; clear(fields); saveBtn.disabled = true; cfgForm.hidden = true;
     loadBtn.disabled = true;
     setMsg(cfgStatus, t('dev.loading', { device }));
     loadHistory(device);
@@ -221,7 +222,7 @@ export default function devicesView(main, { live }) {
   });
 
   loadBtn.addEventListener('click', loadConfig);
-  cfgDev.addEventListener('change', () => { current = null; clear(fields); saveBtn.disabled = true; setMsg(cfgStatus, ''); loadHistory(cfgDev.value); });
+  cfgDev.addEventListener('change', () => { current = null; clear(fields); cfgForm.hidden = true; saveBtn.disabled = true; setMsg(cfgStatus, ''); loadHistory(cfgDev.value); });
 
   const off = live.on('device', () => loadDevices());
   loadDevices().then(() => {

@@ -43,6 +43,21 @@ function markersPlugin(getMarks) {
   };
 }
 
+/** Inserts a null point where readings stop for a while, so the line breaks instead of bridging the gap. */
+function breakGaps(x, ...ys) {
+  if (x.length < 3) return;
+  const d = [];
+  for (let i = 1; i < x.length; i++) d.push(x[i] - x[i - 1]);
+  const median = d.slice().sort((a, b) => a - b)[Math.floor(d.length / 2)];
+  const limit = Math.max(5 * median, 60);
+  for (let i = x.length - 1; i > 0; i--) {
+    if (x[i] - x[i - 1] > limit) {
+      x.splice(i, 0, x[i - 1] + median);
+      ys.forEach((y) => y.splice(i, 0, null));
+    }
+  }
+}
+
 export default function historyView(main, { live }) {
   const devSel = h('select', { id: 'history-device' });
   const from = h('input', { id: 'history-from', type: 'datetime-local' });
@@ -174,6 +189,7 @@ export default function historyView(main, { live }) {
         }
         if (openSince !== null) unlocked.push([openSince, x[x.length - 1]]);
       }
+      breakGaps(x, tmp, lf);
       marks = { incidents: inc.incidents.map((i) => Date.parse(i.timestamp) / 1000), unlocked };
       series = [x, tmp, lf];
       xRange = [start ?? x[0] ?? 0, end ?? x[x.length - 1] ?? 1];

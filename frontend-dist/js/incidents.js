@@ -53,13 +53,16 @@ export default function incidentsView(main, { live }) {
     return { type: type.value.trim(), device: device.value, start_date: inputToEpoch(from.value), end_date: inputToEpoch(to.value) };
   }
 
+  let seq = 0;
   async function load() {
+    const mine = ++seq; // a slower, older answer must not overwrite a newer one
     const f = filters();
     const q = { ...f, limit: limit.value };
     if (cursor) q.end_date = cursor;
     setMsg(status, t('loading'));
     try {
       const res = await api('/incidents', { query: q });
+      if (mine !== seq) return;
       clear(tbody);
       res.incidents.forEach((r) => tbody.append(incidentRow(r)));
       addTypes(res.incidents);
@@ -75,9 +78,9 @@ export default function incidentsView(main, { live }) {
     if (!oldest) return;
     cursors.push(cursor);
     cursor = new Date(Date.parse(oldest) - 1).toISOString();
-    load();
+    load().then(() => table.scrollIntoView({ block: 'nearest' }));
   });
-  newer.addEventListener('click', () => { cursor = cursors.pop(); load(); });
+  newer.addEventListener('click', () => { cursor = cursors.pop(); load().then(() => table.scrollIntoView({ block: 'nearest' })); });
 
   const off = live.on('incident', (m) => {
     const r = { timestamp: m.timestamp, device: m.device, type: m.data.type, data: m.data };
