@@ -4,11 +4,9 @@
 
 use crate::util::*;
 use fantoccini::{Client, ClientBuilder, Locator};
-use rzmon::simulate::{self, Credentials, SimOptions};
 use serde_json::json;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
-use tokio_util::sync::CancellationToken;
 
 const CHROMIUM: &str = "/usr/bin/chromium";
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
@@ -246,27 +244,7 @@ async fn step<F: Future<Output = Result<(), String>>>(b: &Browser, name: &str, f
 async fn dashboard_end_to_end() {
     let app = TestApp::start().await;
     let token = app.login().await;
-    let sim_password = app.add_device("sim-1");
-    let stop = CancellationToken::new();
-    let opts = SimOptions {
-        host: app.mqtt.ip().to_string(),
-        port: app.mqtt.port(),
-        prefix: "rz".into(),
-        interval: 0.5,
-        enrol_delay: 0.3,
-        access_probability: 0.0,
-        incident_probability: 0.0,
-        count: 0,
-        seed: 11,
-    };
-    tokio::spawn(simulate::run(
-        opts,
-        vec![Credentials {
-            device: "sim-1".into(),
-            password: sim_password,
-        }],
-        stop.clone(),
-    ));
+    let stop = app.simulator("sim-1", 0.5);
     let door = app.device("door").await;
     door.subscribe_commands().await;
     door.publish("status", "online").await;

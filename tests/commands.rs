@@ -3,33 +3,8 @@
 //! simulator or a scripted MQTT device.
 
 use crate::util::*;
-use rzmon::simulate::{self, Credentials, SimOptions};
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
-use tokio_util::sync::CancellationToken;
-
-/// Runs `rzmon simulate` in-process for device `id` until the returned token is cancelled.
-async fn simulator(app: &TestApp, id: &str) -> CancellationToken {
-    let password = app.add_device(id);
-    let opts = SimOptions {
-        host: app.mqtt.ip().to_string(),
-        port: app.mqtt.port(),
-        prefix: "rz".into(),
-        interval: 0.2,
-        enrol_delay: 0.3,
-        access_probability: 0.0,
-        incident_probability: 0.0,
-        count: 0,
-        seed: 7,
-    };
-    let stop = CancellationToken::new();
-    let creds = vec![Credentials {
-        device: id.into(),
-        password,
-    }];
-    tokio::spawn(simulate::run(opts, creds, stop.clone()));
-    stop
-}
 
 async fn wait_online(app: &TestApp, token: &str, id: &str) {
     let online = wait_until(SOON, || async {
@@ -60,7 +35,7 @@ async fn scripted(app: &TestApp, id: &str) -> Device {
 async fn config_round_trip_with_the_simulator() {
     let app = TestApp::start().await;
     let token = app.login().await;
-    let sim = simulator(&app, "sim-1").await;
+    let sim = app.simulator("sim-1", 0.2);
     wait_online(&app, &token, "sim-1").await;
     let (status, body) = app.get("/getConfig", Some(&token)).await;
     assert_eq!(status, 200, "{body}");
@@ -220,7 +195,7 @@ async fn replies_are_correlated_by_msg_id_and_device() {
 async fn access_ids_enrolment_revocation_and_log() {
     let app = TestApp::start().await;
     let token = app.login().await;
-    let sim = simulator(&app, "sim-1").await;
+    let sim = app.simulator("sim-1", 0.2);
     wait_online(&app, &token, "sim-1").await;
     let (status, body) = post(
         &app,

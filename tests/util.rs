@@ -6,6 +6,7 @@
 
 use futures_util::{SinkExt, StreamExt};
 use rumqttc::{AsyncClient, ConnectReturnCode, ConnectionError, Event, MqttOptions, Packet, QoS};
+use rzmon::simulate::{self, Credentials, SimOptions};
 use serde_json::{Value, json};
 use std::io::{BufRead, BufReader, Read};
 use std::net::SocketAddr;
@@ -15,6 +16,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_util::sync::CancellationToken;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_rzmon");
 pub const ADMIN_PASSWORD: &str = "integration-admin-pw";
@@ -255,6 +257,30 @@ impl TestApp {
         d.wait_connack().await.expect("device connects");
         d.password = pw;
         d
+    }
+
+    /// Registers `id` and runs `rzmon simulate` for it in-process (telemetry every `interval`
+    /// seconds, no random access events or incidents) until the returned token is cancelled.
+    pub fn simulator(&self, id: &str, interval: f64) -> CancellationToken {
+        let password = self.add_device(id);
+        let opts = SimOptions {
+            host: self.mqtt.ip().to_string(),
+            port: self.mqtt.port(),
+            prefix: "rz".into(),
+            interval,
+            enrol_delay: 0.3,
+            access_probability: 0.0,
+            incident_probability: 0.0,
+            count: 0,
+            seed: 7,
+        };
+        let stop = CancellationToken::new();
+        let creds = vec![Credentials {
+            device: id.into(),
+            password,
+        }];
+        tokio::spawn(simulate::run(opts, creds, stop.clone()));
+        stop
     }
 
     /// Waits until `/data` (device filter) holds `n` rows.
