@@ -3,7 +3,7 @@
 
 use crate::cli::{DeviceCommand, SimulateArgs, UserCommand};
 use crate::config::Common;
-use crate::model::{DeviceId, format_ts};
+use crate::model::{DEVICE_ID_RULE, DeviceId, format_ts};
 use crate::simulate::{Credentials, SimOptions};
 use crate::store::{Store, StoreError};
 use crate::{auth, secrets};
@@ -74,7 +74,7 @@ pub fn device(store: &Store, cmd: DeviceCommand) -> anyhow::Result<()> {
     match cmd {
         DeviceCommand::Add { id, json } => {
             let device = DeviceId::parse(&id).with_context(|| {
-                format!("{id:?} is not a valid device id: use 1-64 characters of A-Z a-z 0-9 - _")
+                format!("{id:?} is not a valid device id: use {DEVICE_ID_RULE}")
             })?;
             let password = secrets::random_password(secrets::DEVICE_PASSWORD_LEN)?;
             match store.create_device(&device, &secrets::hash_device_secret(&password)?) {

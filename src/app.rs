@@ -204,8 +204,7 @@ pub async fn serve(
     // 2. Devices: close their connections so nothing new arrives.
     gate_stop.cancel();
     let _ = gate_done.await;
-    // 3. Ingest: give the broker a moment to hand over what devices already sent.
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    // 3. Ingest: drains what the broker already acknowledged, then stops.
     ingest_stop.cancel();
     if tokio::time::timeout(INGEST_DRAIN, ingest_done)
         .await

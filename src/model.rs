@@ -8,6 +8,9 @@ use std::fmt;
 /// Longest device id we accept (it is also the MQTT username and a topic level).
 pub const MAX_DEVICE_ID_LEN: usize = 64;
 
+/// How the device-id rule is explained to people.
+pub const DEVICE_ID_RULE: &str = "1-64 characters of A-Z a-z 0-9 - _";
+
 /// A device id: 1–64 characters of `[A-Za-z0-9_-]`, so it is safe as a topic level,
 /// an MQTT client id and a URL parameter.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]

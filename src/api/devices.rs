@@ -5,7 +5,7 @@
 use super::auth_filter::Principal;
 use super::error::{ApiError, json_response, respond};
 use super::{Shared, blocking, params};
-use crate::model::{DeviceId, format_ts};
+use crate::model::{DEVICE_ID_RULE, DeviceId, format_ts};
 use crate::store::RangeQuery;
 use serde_json::{Value, json};
 use std::collections::HashMap;
@@ -102,9 +102,8 @@ pub async fn add(user: Principal, req: AddDevice, state: Shared) -> Response {
 
 /// Registers a device and answers its MQTT credentials — the only time the password is shown.
 async fn add_device(user: Principal, req: AddDevice, state: &Shared) -> Result<Response, ApiError> {
-    let id = DeviceId::parse(&req.id).ok_or_else(|| {
-        ApiError::bad_request("The device id must be 1-64 characters of A-Z a-z 0-9 - _.")
-    })?;
+    let id = DeviceId::parse(&req.id)
+        .ok_or_else(|| ApiError::bad_request(format!("The device id must be {DEVICE_ID_RULE}.")))?;
     let password = crate::secrets::random_password(crate::secrets::DEVICE_PASSWORD_LEN)
         .map_err(ApiError::internal)?;
     let hash = crate::secrets::hash_device_secret(&password).map_err(ApiError::internal)?;
@@ -137,9 +136,8 @@ pub async fn remove(id: String, user: Principal, state: Shared) -> Response {
 
 /// Removes a device (its history stays); its live connection is closed within a second.
 async fn remove_device(id: String, user: Principal, state: &Shared) -> Result<Response, ApiError> {
-    let device = DeviceId::parse(&id).ok_or_else(|| {
-        ApiError::bad_request("The device id must be 1-64 characters of A-Z a-z 0-9 - _.")
-    })?;
+    let device = DeviceId::parse(&id)
+        .ok_or_else(|| ApiError::bad_request(format!("The device id must be {DEVICE_ID_RULE}.")))?;
     let (d, u) = (device.to_string(), user.username.clone());
     let removed = blocking(&state.ctx.store, move |s| {
         let removed = s.remove_device(&d)?;

@@ -3,7 +3,7 @@
 
 use super::error::ApiError;
 use super::{Shared, blocking};
-use crate::model::DeviceId;
+use crate::model::{DEVICE_ID_RULE, DeviceId};
 
 /// Resolves the `device` parameter; 400 when it is malformed or ambiguous, 404 when unknown.
 pub async fn device(param: Option<&str>, state: &Shared) -> Result<DeviceId, ApiError> {
@@ -11,7 +11,7 @@ pub async fn device(param: Option<&str>, state: &Shared) -> Result<DeviceId, Api
     match param {
         Some(name) => {
             let id = DeviceId::parse(name).ok_or_else(|| {
-                ApiError::bad_request("`device` must be 1-64 characters of A-Z a-z 0-9 - _.")
+                ApiError::bad_request(format!("`device` must be {DEVICE_ID_RULE}."))
             })?;
             if devices.iter().any(|d| d.id == id.as_str()) {
                 Ok(id)

@@ -52,7 +52,7 @@ impl Sinks {
     }
 }
 
-/// Consumes the broker's local link until `shutdown`: valid messages go to the writer and the
+/// Consumes the broker's local link until `shutdown` (then drains what the broker holds): valid messages go to the writer and the
 /// hub; invalid ones are logged with the device id and reason and counted. Publishes what
 /// arrives on `outbound`.
 pub async fn run(
@@ -69,21 +69,43 @@ pub async fn run(
     }
     loop {
         tokio::select! {
-            () = shutdown.cancelled() => return Ok(()),
-            n = rx.next() => match n.context("the broker's local link closed")? {
-                Some(Notification::Forward(f)) => {
-                    handle(&prefix, &f.publish.topic, &f.publish.payload, &sinks)?;
-                }
-                // Exactly one wake per Unschedule, or delivery stalls (FACTS.md).
-                Some(Notification::Unschedule) => rx.wake().await.context("link wake failed")?,
-                Some(_) | None => {}
-            },
+            () = shutdown.cancelled() => break,
+            n = rx.next() => {
+                let n = n.context("the broker's local link closed")?;
+                notification(&mut rx, n, &prefix, &sinks).await?;
+            }
             Some(o) = outbound.recv() => {
                 if let Err(e) = tx.publish(o.topic, o.payload) {
                     tracing::error!(error = %e, "cannot publish a command");
                 }
             }
         }
+    }
+    // Devices are disconnected by now; take what the broker already holds (acknowledged
+    // messages) until it has been quiet for DRAIN_IDLE.
+    while let Ok(n) = tokio::time::timeout(DRAIN_IDLE, rx.next()).await {
+        let n = n.context("the broker's local link closed")?;
+        notification(&mut rx, n, &prefix, &sinks).await?;
+    }
+    Ok(())
+}
+
+/// Quiet time that ends the drain at shutdown.
+const DRAIN_IDLE: std::time::Duration = std::time::Duration::from_millis(100);
+
+async fn notification(
+    rx: &mut rumqttd::local::LinkRx,
+    n: Option<Notification>,
+    prefix: &str,
+    sinks: &Sinks,
+) -> anyhow::Result<()> {
+    match n {
+        Some(Notification::Forward(f)) => {
+            handle(prefix, &f.publish.topic, &f.publish.payload, sinks)
+        }
+        // Exactly one wake per Unschedule, or delivery stalls (FACTS.md).
+        Some(Notification::Unschedule) => rx.wake().await.context("link wake failed"),
+        Some(_) | None => Ok(()),
     }
 }
 
