@@ -28,6 +28,7 @@ pub mod ingest;
 pub mod lockout;
 pub mod metrics;
 pub mod model;
+pub mod notify;
 pub mod presence;
 pub mod secrets;
 pub mod simulate;

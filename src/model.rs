@@ -1,7 +1,7 @@
 //! Plain domain types shared by every part: device ids, decoded device messages and the live
 //! events pushed to browsers. Imports nothing of ours.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use std::fmt;
 
@@ -29,6 +29,16 @@ impl DeviceId {
 
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+}
+
+/// Deserializing validates, so a stored or received id always obeys the rule.
+impl<'de> Deserialize<'de> for DeviceId {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        Self::parse(&s).ok_or_else(|| {
+            serde::de::Error::custom(format!("{s:?} is not a device id: use {DEVICE_ID_RULE}"))
+        })
     }
 }
 
