@@ -11,7 +11,7 @@ use crate::ingest::Sinks;
 use crate::metrics::Metrics;
 use crate::presence::Presence;
 use crate::store::Store;
-use crate::{auth, ingest, secrets};
+use crate::{auth, ingest, notify, secrets};
 use anyhow::Context;
 use std::net::SocketAddr;
 use std::path::Path;
@@ -87,6 +87,10 @@ pub async fn serve(
     })
     .context("the embedded MQTT broker did not start")?;
     let link = broker.link.take().context("broker link already taken")?;
+    let notifier = {
+        let (s, args, m) = (store.clone(), settings.notify.clone(), metrics.clone());
+        tokio::task::spawn_blocking(move || notify::setup(&s, &args, m)).await??
+    };
     let s = store.clone();
     tokio::task::spawn_blocking(move || s.reset_presence()).await??;
     let presence = Arc::new(Presence::default());
@@ -171,7 +175,33 @@ pub async fn serve(
         broker_up.clone(),
         gate_stop.clone(),
     ));
+    let notify_stop = CancellationToken::new();
+    tasks.spawn(report(
+        "notify",
+        failed.clone(),
+        notify::run(notifier.clone(), notify_stop.clone()),
+    ));
+    if let Some(url) = &settings.notify.heartbeat_url {
+        let url = reqwest::Url::parse(url.expose()).context("RZMON_HEARTBEAT_URL")?;
+        let (s, up) = (store.clone(), broker_up.clone());
+        let check = move || {
+            let (s, up) = (s.clone(), up.clone());
+            async move { health_trouble(s, up).await }
+        };
+        tasks.spawn(report(
+            "heartbeat",
+            failed.clone(),
+            notify::heartbeat::run(
+                notifier.http().clone(),
+                url,
+                Duration::from_secs(settings.notify.heartbeat_interval),
+                check,
+                notify_stop.clone(),
+            ),
+        ));
+    }
     let ctx = api::Context {
+        notifier,
         store: store.clone(),
         hub,
         commands: commands.clone(),
@@ -201,6 +231,7 @@ pub async fn serve(
     // 1. HTTP: stop accepting, close WebSockets.
     http_stop.cancel();
     let _ = http_done.await;
+    notify_stop.cancel();
     // 2. Devices: close their connections so nothing new arrives.
     gate_stop.cancel();
     let _ = gate_done.await;
@@ -287,6 +318,17 @@ async fn report(
             "stopped with an error"
         );
         failed.cancel();
+    }
+}
+
+/// What the heartbeat reports: `Err(reason)` while the database or the broker is in trouble.
+async fn health_trouble(store: Store, broker_up: Arc<AtomicBool>) -> Result<(), String> {
+    if !broker_up.load(Ordering::Relaxed) {
+        return Err("the MQTT broker is down".into());
+    }
+    match tokio::task::spawn_blocking(move || store.ping()).await {
+        Ok(Ok(())) => Ok(()),
+        _ => Err("the database does not answer".into()),
     }
 }
 

@@ -48,4 +48,10 @@ pub struct Metrics {
     pub ws_dropped_slow: Counter,
     /// Failed HTTP logins.
     pub http_logins_failed: Counter,
+    /// Notices delivered on a channel (one per notice and channel).
+    pub notify_sent: Counter,
+    /// Notices that could not be delivered (refused, or given up after 24 h).
+    pub notify_failed: Counter,
+    /// Delivery attempts that will be retried (network trouble, 429, 5xx).
+    pub notify_retries: Counter,
 }

@@ -33,6 +33,9 @@ pub enum ApiError {
     /// 503: the device is offline (or the broker link is gone).
     #[error("{0}")]
     Unavailable(String),
+    /// 502: a service rzmon talks to (a notification channel) failed; the sentence says how.
+    #[error("{0}")]
+    BadGateway(String),
     /// 504: the device did not answer in time.
     #[error("{0}")]
     Timeout(String),
@@ -76,6 +79,7 @@ impl ApiError {
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::Refused(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::BadGateway(_) => StatusCode::BAD_GATEWAY,
             Self::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,

@@ -8,6 +8,7 @@ mod access;
 mod assets;
 mod auth_filter;
 mod body;
+mod channels;
 mod config;
 mod cors;
 mod data;
@@ -61,6 +62,7 @@ pub const API_SEGMENTS: &[&str] = &[
     "devices",
     "configHistory",
     "audit",
+    "channels",
     "api",
 ];
 
@@ -91,6 +93,8 @@ pub struct ApiConfig {
 /// Everything the handlers share.
 #[derive(Clone)]
 pub struct Context {
+    /// Notification delivery: channel tests and wake-ups after channel changes.
+    pub notifier: crate::notify::Notifier,
     pub store: Store,
     pub hub: Hub,
     /// Requests to devices (getConfig, setConfig, access ids) and their presence.
@@ -311,7 +315,10 @@ fn api_routes(state: Shared) -> BoxedFilter<(Response,)> {
         .and(st())
         .then(devices::audit);
 
+    let channels = channel_routes(state.clone());
     let commands = summary
+        .or(channels)
+        .unify()
         .or(password)
         .unify()
         .or(get_config)
@@ -351,6 +358,81 @@ fn api_routes(state: Shared) -> BoxedFilter<(Response,)> {
         .or(health)
         .unify()
         .or(ws)
+        .unify()
+        .boxed()
+}
+
+/// `/channels` and below (notification channels).
+fn channel_routes(state: Shared) -> BoxedFilter<(Response,)> {
+    use std::collections::HashMap;
+    let limit = state.ctx.config.body_limit;
+    let st = || with_state(state.clone());
+    let auth = || auth_filter::authenticated(state.clone());
+    let body = || body::json::<serde_json::Value>(limit, channels::EXPECTED_BODY);
+    let list = warp::path!("channels")
+        .and(warp::get())
+        .and(auth())
+        .and(st())
+        .then(channels::list);
+    let create = warp::path!("channels")
+        .and(warp::post())
+        .and(auth())
+        .and(body())
+        .and(st())
+        .then(channels::create);
+    let get = warp::path!("channels" / i64)
+        .and(warp::get())
+        .and(auth())
+        .and(st())
+        .then(channels::get);
+    let update = warp::path!("channels" / i64)
+        .and(warp::put())
+        .and(auth())
+        .and(body())
+        .and(st())
+        .then(channels::update);
+    let delete = warp::path!("channels" / i64)
+        .and(warp::delete())
+        .and(auth())
+        .and(st())
+        .then(channels::delete);
+    let test = warp::path!("channels" / i64 / "test")
+        .and(warp::post())
+        .and(auth())
+        .and(st())
+        .then(channels::test);
+    let mute = warp::path!("channels" / i64 / "mute")
+        .and(warp::post())
+        .and(auth())
+        .and(body::json::<channels::Mute>(limit, channels::EXPECTED_MUTE))
+        .and(st())
+        .then(channels::mute);
+    let unmute = warp::path!("channels" / i64 / "unmute")
+        .and(warp::post())
+        .and(auth())
+        .and(st())
+        .then(channels::unmute);
+    let deliveries = warp::path!("channels" / i64 / "deliveries")
+        .and(warp::get())
+        .and(auth())
+        .and(warp::query::<HashMap<String, String>>())
+        .and(st())
+        .then(channels::deliveries);
+    list.or(create)
+        .unify()
+        .or(get)
+        .unify()
+        .or(update)
+        .unify()
+        .or(delete)
+        .unify()
+        .or(test)
+        .unify()
+        .or(mute)
+        .unify()
+        .or(unmute)
+        .unify()
+        .or(deliveries)
         .unify()
         .boxed()
 }

@@ -3,14 +3,18 @@
 //! queries per table in `events` and `accounts`.
 
 mod accounts;
+mod channels;
 mod control;
 mod events;
+mod outbox;
 mod schema;
 mod summary;
 mod writer;
 
+pub use channels::{ChannelRow, ChannelSpec};
 pub use control::{AccessIdRow, AuditRow, ConfigChangeRow};
 pub use events::{AccessRow, DeviceStatusRow};
+pub use outbox::{DeliveryChange, DeliveryRow, NewNotice, OpenDelivery};
 pub use summary::Bucket;
 pub use writer::Writer;
 
