@@ -122,22 +122,23 @@ async fn step(n: &Notifier, id: i64) -> crate::store::Result<Next> {
         deliver(n, &ch, &summary, true).await?;
         return Ok(Next::Again);
     }
-    // Due rows, plus fresh ones that arrived while the first waited (the group).
-    let group: Vec<&OpenDelivery> = open
-        .iter()
-        .filter(|r| r.state != "suppressed" && r.next_ms <= now)
-        .collect();
-    if group.is_empty() {
+    let quiet = policy
+        .quiet_hours
+        .as_ref()
+        .and_then(|q| policy::quiet_until(q, &n.inner.settings.time_zone, now));
+    // Due: its time has come, or it was held by quiet hours that are over (or were removed).
+    let due = |r: &OpenDelivery| {
+        r.state != "suppressed" && (r.next_ms <= now || (r.state == "held" && quiet.is_none()))
+    };
+    if !open.iter().any(due) {
         return Ok(next_due(&open));
     }
+    // The group: what is due, plus fresh rows that arrived while the first one waited.
     let group: Vec<&OpenDelivery> = open
         .iter()
-        .filter(|r| {
-            r.state != "suppressed"
-                && (r.next_ms <= now || (r.attempts == 0 && r.state == "pending"))
-        })
+        .filter(|r| due(r) || (r.attempts == 0 && r.state == "pending"))
         .collect();
-    let group = hold_quiet(n, &policy, group, now).await?;
+    let group = hold_quiet(n, &policy, quiet, group).await?;
     if group.is_empty() {
         return Ok(Next::Again);
     }
@@ -223,18 +224,14 @@ async fn settle_resolved(
     Ok(changed)
 }
 
-/// Holds what quiet hours hold; the rest of the group.
+/// Holds what quiet hours (ending at `quiet`) hold; the rest of the group.
 async fn hold_quiet<'a>(
     n: &Notifier,
     policy: &Policy,
+    quiet: Option<i64>,
     group: Vec<&'a OpenDelivery>,
-    now: i64,
 ) -> crate::store::Result<Vec<&'a OpenDelivery>> {
-    let Some(until) = policy
-        .quiet_hours
-        .as_ref()
-        .and_then(|q| policy::quiet_until(q, &n.inner.settings.time_zone, now))
-    else {
+    let Some(until) = quiet else {
         return Ok(group);
     };
     let (pass, hold): (Vec<_>, Vec<_>) = group.into_iter().partition(|r| {
