@@ -8,4 +8,5 @@ mod cli;
 mod commands;
 mod durability;
 mod mqtt;
+mod mqtt_strict;
 mod ws;
