@@ -7,6 +7,7 @@ mod browser;
 mod cli;
 mod commands;
 mod durability;
+mod health;
 mod mqtt;
 mod mqtt_strict;
 mod ws;
