@@ -9,5 +9,7 @@ mod cli;
 mod commands;
 mod durability;
 mod flow;
+mod health;
 mod mqtt;
+mod mqtt_strict;
 mod ws;

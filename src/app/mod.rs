@@ -13,6 +13,7 @@ use crate::broker::{self, Broker, BrokerConfig, GateConfig, Sessions};
 use crate::commands::{Commands, access_sync};
 use crate::config::{Common, ServeSettings};
 use crate::device_auth::DeviceAuth;
+use crate::health::{self, Health};
 use crate::hub::{self, Hub};
 use crate::ingest::Sinks;
 use crate::metrics::Metrics;
@@ -23,7 +24,6 @@ use anyhow::Context;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
@@ -65,6 +65,8 @@ pub struct Parts {
     pub store: Store,
     pub hub: Hub,
     pub metrics: Arc<Metrics>,
+    /// The named checks `/health` shows; register yours with `set_ok`/`set_failed`.
+    pub health: Health,
     /// Requests to devices and their presence.
     pub commands: Commands,
 }
@@ -115,8 +117,11 @@ pub async fn start(
     let (http_addr, mqtt_addr) = (listeners.http.local_addr()?, listeners.mqtt.local_addr()?);
     let settings = Arc::new(settings);
     let metrics = Arc::new(Metrics::default());
+    let health = Health::new();
+    health.set_ok(health::DATABASE);
+    health.set_ok(health::BROKER);
     let hub = Hub::new(hub::DEFAULT_CAPACITY.max(settings.ws_queue as usize));
-    let writer = store.spawn_writer(metrics.clone())?;
+    let writer = store.spawn_writer(metrics.clone(), health.clone())?;
     let device_auth = DeviceAuth::new(store.clone());
     let verifier = device_auth.verifier();
     let max_packet = settings.mqtt_max_packet as usize;
@@ -137,6 +142,7 @@ pub async fn start(
         store: store.clone(),
         hub: hub.clone(),
         metrics: metrics.clone(),
+        health,
         commands: commands.clone(),
     };
     let sinks = Sinks {
@@ -147,7 +153,6 @@ pub async fn start(
     };
     let (sessions, ended_rx) = Sessions::with_end_reports();
     let ingest_exited = CancellationToken::new();
-    let broker_up = Arc::new(AtomicBool::new(true));
     let gate_cfg = GateConfig {
         prefix: settings.topic_prefix.clone(),
         max_packet,
@@ -163,7 +168,7 @@ pub async fn start(
         commands: parts.commands.clone(),
         jwt_secret: Arc::new(jwt_secret),
         metrics: parts.metrics.clone(),
-        broker_up: broker_up.clone(),
+        health: parts.health.clone(),
         config: ApiConfig {
             allowed_origins: settings.allowed_origins.clone(),
             token_ttl: settings.token_ttl(),
@@ -217,7 +222,7 @@ pub async fn start(
         )
     });
     s.spawn("broker check", Stage::Devices, |stop| {
-        watch_broker(Arc::new(broker), ingest_exited, broker_up.clone(), stop)
+        watch_broker(broker, ingest_exited, p.health.clone(), stop)
     });
 
     tracing::info!(%http_addr, %mqtt_addr, "rzmon is running");
@@ -330,11 +335,11 @@ fn print_first_start(first: &FirstStart) {
     }
 }
 
-/// Keeps `/health`'s broker flag true only while the internal listener answers and ingest runs.
+/// Keeps the broker check ok only while the internal listener answers and ingest runs.
 async fn watch_broker(
-    broker: Arc<Broker>,
+    broker: Broker,
     ingest_exited: CancellationToken,
-    up: Arc<AtomicBool>,
+    health: Health,
     stop: CancellationToken,
 ) -> anyhow::Result<()> {
     let mut tick = tokio::time::interval(BROKER_CHECK_INTERVAL);
@@ -343,9 +348,15 @@ async fn watch_broker(
             () = stop.cancelled() => return Ok(()),
             _ = tick.tick() => {}
         }
-        let ok = broker.is_up().await && !ingest_exited.is_cancelled();
-        if up.swap(ok, Ordering::Relaxed) != ok {
-            tracing::warn!(up = ok, "broker health changed");
+        if ingest_exited.is_cancelled() {
+            health.set_failed(health::BROKER, "the ingest link to the broker stopped");
+        } else if broker.is_up().await {
+            health.set_ok(health::BROKER);
+        } else {
+            health.set_failed(
+                health::BROKER,
+                "the internal MQTT broker does not accept connections",
+            );
         }
     }
 }
