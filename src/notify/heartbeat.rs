@@ -3,6 +3,7 @@
 //! check fails it calls the failure form instead (`<url>/fail`, or `status=down` for Uptime
 //! Kuma), so something outside notices a dead or sick rzmon.
 
+use crate::health::{Check, Health};
 use reqwest::Url;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -34,18 +35,27 @@ pub fn ping_url(base: &Url, trouble: Option<&str>) -> Url {
     url
 }
 
-/// Pings until `stop`. `check` answers `Err(reason)` while rzmon is sick.
-pub async fn run<F, Fut>(
+/// What the health registry says: `Err(reasons)` while any check fails.
+fn trouble(health: &Health) -> Result<(), String> {
+    let failed: Vec<String> = health
+        .snapshot()
+        .into_iter()
+        .filter_map(|(name, check)| match check {
+            Check::Ok => None,
+            Check::Failed(reason) => Some(format!("{name}: {reason}")),
+        })
+        .collect();
+    if failed.is_empty() { Ok(()) } else { Err(failed.join("; ")) }
+}
+
+/// Pings until `stop`, reading the health registry before each ping.
+pub async fn run(
     client: reqwest::Client,
     url: Url,
     interval: Duration,
-    check: F,
+    health: Health,
     stop: CancellationToken,
-) -> anyhow::Result<()>
-where
-    F: Fn() -> Fut,
-    Fut: Future<Output = Result<(), String>>,
-{
+) -> anyhow::Result<()> {
     let mut tick = tokio::time::interval(interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last_ok: Option<bool> = None;
@@ -54,9 +64,9 @@ where
             () = stop.cancelled() => return Ok(()),
             _ = tick.tick() => {}
         }
-        let health = check().await;
-        let target = ping_url(&url, health.as_ref().err().map(String::as_str));
-        let body = health.as_ref().err().cloned().unwrap_or_default();
+        let status = trouble(&health);
+        let target = ping_url(&url, status.as_ref().err().map(String::as_str));
+        let body = status.as_ref().err().cloned().unwrap_or_default();
         let sent = client
             .post(target)
             .timeout(PING_TIMEOUT)
@@ -71,9 +81,9 @@ where
                     Err(format!("HTTP {}", r.status().as_u16()))
                 }
             });
-        let ok = health.is_ok();
+        let ok = status.is_ok();
         if last_ok != Some(ok) {
-            match &health {
+            match &status {
                 Ok(()) => tracing::info!("heartbeat: reporting healthy"),
                 Err(r) => tracing::warn!(reason = %r, "heartbeat: reporting failure"),
             }

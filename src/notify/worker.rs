@@ -34,7 +34,13 @@ enum Next {
 pub async fn run(notifier: Notifier, id: i64, stop: CancellationToken) {
     let waker = notifier.waker(id);
     loop {
-        let wait = match step(&notifier, id).await {
+        // A send in flight is abandoned on stop; its row stays pending and goes out after the
+        // next start (at least once, never lost).
+        let stepped = tokio::select! {
+            () = stop.cancelled() => return,
+            r = step(&notifier, id) => r,
+        };
+        let wait = match stepped {
             Ok(Next::Again) => continue,
             Ok(Next::Exit) => return,
             Ok(Next::Idle) => None,
