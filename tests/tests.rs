@@ -6,6 +6,7 @@ mod util;
 
 mod api;
 mod browser;
+mod channels;
 mod cli;
 mod commands;
 mod delivery;

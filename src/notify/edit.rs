@@ -127,17 +127,13 @@ fn policy(base: &Value, obj: &Map<String, Value>) -> Result<Value, String> {
     let mut merged = base.as_object().cloned().unwrap_or_default();
     for field in POLICY_FIELDS {
         if let Some(v) = obj.get(*field) {
+            // Each field alone first, so a type error names its field.
+            let alone = json!({ *field: v });
+            serde_json::from_value::<Policy>(alone).map_err(|e| format!("{field}: {e}"))?;
             merged.insert((*field).to_owned(), v.clone());
         }
     }
-    let p: Policy = serde_json::from_value(Value::Object(merged)).map_err(|e| {
-        let e = e.to_string();
-        let field = POLICY_FIELDS.iter().find(|f| e.contains(*f));
-        match field {
-            Some(f) => format!("{f}: {e}"),
-            None => e,
-        }
-    })?;
+    let p: Policy = serde_json::from_value(Value::Object(merged)).map_err(|e| e.to_string())?;
     p.validate()?;
     serde_json::to_value(&p).map_err(|e| e.to_string())
 }
