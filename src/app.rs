@@ -1,6 +1,7 @@
 //! The only module that knows every part: opens the store, prepares first-start secrets, binds
 //! the ports, starts broker, gate, ingest, writer and API, and shuts them down in order.
 
+use crate::alerts::{self, Alerts};
 use crate::api::{self, ApiConfig};
 use crate::broker::{self, Broker, BrokerConfig, GateConfig, Sessions};
 use crate::commands::{Commands, access_sync};
@@ -27,6 +28,8 @@ use tokio_util::task::TaskTracker;
 pub const DB_FILE: &str = "rzmon.db";
 /// How often `/health`'s broker check is refreshed.
 const BROKER_CHECK_INTERVAL: Duration = Duration::from_secs(2);
+/// Notices the rule engine may queue for delivery before it waits.
+const NOTICE_QUEUE: usize = 256;
 /// Longest wait for ingest to drain the broker after devices were disconnected on shutdown.
 const INGEST_DRAIN: Duration = Duration::from_secs(2);
 
@@ -163,6 +166,22 @@ pub async fn serve(
         Duration::from_secs(settings.command_timeout),
         ingest_stop.clone(),
     ));
+    let alerts = Alerts::new();
+    let (notice_tx, notice_rx) = mpsc::channel(NOTICE_QUEUE);
+    tasks.spawn(report(
+        "alerts",
+        failed.clone(),
+        alerts::run(
+            alerts::Deps {
+                store: store.clone(),
+                hub: hub.clone(),
+                alerts: alerts.clone(),
+                notices: notice_tx,
+            },
+            ingest_stop.clone(),
+        ),
+    ));
+    tasks.spawn(log_notices(notice_rx));
     let broker_up = Arc::new(AtomicBool::new(true));
     let broker = Arc::new(broker);
     tasks.spawn(watch_broker(
@@ -174,6 +193,7 @@ pub async fn serve(
     let ctx = api::Context {
         store: store.clone(),
         hub,
+        alerts,
         commands: commands.clone(),
         jwt_secret: Arc::new(jwt_secret),
         metrics: metrics.clone(),
@@ -307,5 +327,12 @@ async fn watch_broker(
         if up.swap(ok, Ordering::Relaxed) != ok {
             tracing::warn!(up = ok, "broker health changed");
         }
+    }
+}
+
+/// Takes the rule engine's notices until delivery (`notify`) is wired in: logs each one.
+async fn log_notices(mut rx: mpsc::Receiver<crate::notify::Notice>) {
+    while let Some(n) = rx.recv().await {
+        tracing::info!(alert = n.alert_id, kind = ?n.kind, rule = %n.rule_name, summary = %n.summary, "alert notice");
     }
 }
