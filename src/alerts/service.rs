@@ -5,6 +5,7 @@
 
 use super::engine::{Active, Effect, Engine, Key};
 use super::{Alerts, rule, rule_from_row, view};
+use crate::health::{Check, Health, Snapshot};
 use crate::hub::Hub;
 use crate::model::{Body, DeviceId, LiveEvent, Message, Telemetry, format_ts, now_ms};
 use crate::notify::{Notice, NoticeKind};
@@ -24,6 +25,8 @@ pub struct Deps {
     pub store: Store,
     pub hub: Hub,
     pub alerts: Alerts,
+    /// rzmon's own checks: a failed one raises a system alert, its recovery resolves it.
+    pub health: Health,
     /// Bounded: a slow delivery slows the engine (never ingest: the hub ring decouples them).
     pub notices: mpsc::Sender<Notice>,
 }
@@ -44,6 +47,12 @@ pub async fn run(deps: Deps, stop: CancellationToken) -> anyhow::Result<()> {
     for effect in leftovers {
         apply(&deps, &mut engine, effect).await;
     }
+    let mut health = deps.health.subscribe();
+    let mut checks = Snapshot::new();
+    let first = health_changes(&mut engine, &mut checks, &health.borrow_and_update());
+    for effect in first {
+        apply(&deps, &mut engine, effect).await;
+    }
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -59,6 +68,10 @@ pub async fn run(deps: Deps, stop: CancellationToken) -> anyhow::Result<()> {
             },
             _ = tick.tick() => engine.on_tick(now_ms()),
             () = deps.alerts.wait_changed() => reload(&store, &mut engine).await,
+            Ok(()) = health.changed() => {
+                let now = health.borrow_and_update().clone();
+                health_changes(&mut engine, &mut checks, &now)
+            }
         };
         for effect in effects {
             apply(&deps, &mut engine, effect).await;
@@ -116,6 +129,23 @@ fn load(store: &Store) -> crate::store::Result<(Engine, Vec<Effect>)> {
         .collect();
     let effects = engine.set_rules(rules, now);
     Ok((engine, effects))
+}
+
+/// Feeds the checks that changed since `seen` (all of them the first time) to the engine.
+fn health_changes(engine: &mut Engine, seen: &mut Snapshot, now: &Snapshot) -> Vec<Effect> {
+    let mut out = Vec::new();
+    for (check, state) in now {
+        if seen.get(check) == Some(state) {
+            continue;
+        }
+        let reason = match state {
+            Check::Ok => None,
+            Check::Failed(reason) => Some(reason.as_str()),
+        };
+        out.extend(engine.on_health(check, reason, now_ms()));
+    }
+    seen.clone_from(now);
+    out
 }
 
 /// Re-reads rules and acknowledgements after the API changed them.
