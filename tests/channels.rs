@@ -9,7 +9,13 @@ use rzmon::notify::{Notice, NoticeKind, Severity};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 
-async fn call(app: &TestApp, method: &str, path: &str, token: &str, body: Option<Value>) -> (u16, Value) {
+async fn call(
+    app: &TestApp,
+    method: &str,
+    path: &str,
+    token: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
     let m = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
     let mut req = app.client.request(m, app.url(path)).bearer_auth(token);
     if let Some(b) = body {
@@ -30,13 +36,31 @@ async fn bad_channel_input_names_the_field() {
     let app = TestApp::start().await;
     let t = app.login().await;
     for (body, field) in [
-        (json!({"kind": "gotify", "settings": {"server": "file:///etc/passwd", "token": "x"}}), "settings.server"),
-        (json!({"kind": "webhook", "settings": {"url": "javascript:alert(1)"}}), "settings.url"),
-        (json!({"kind": "ntfy", "settings": {"topic": "a/b"}}), "settings.topic"),
+        (
+            json!({"kind": "gotify", "settings": {"server": "file:///etc/passwd", "token": "x"}}),
+            "settings.server",
+        ),
+        (
+            json!({"kind": "webhook", "settings": {"url": "javascript:alert(1)"}}),
+            "settings.url",
+        ),
+        (
+            json!({"kind": "ntfy", "settings": {"topic": "a/b"}}),
+            "settings.topic",
+        ),
         (json!({"kind": "pager", "settings": {}}), "kind"),
-        (json!({"kind": "slack", "settings": {"url": "https://x/y"}, "group_wait_s": -1}), "group_wait_s"),
-        (json!({"kind": "slack", "settings": {"url": "https://x/y"}, "quiet_hours": {"start": "25:00", "end": "07:00"}}), "quiet_hours.start"),
-        (json!({"kind": "email", "settings": {"host": "smtp.example.com", "from": "x", "to": ["a@b.c"]}}), "settings.from"),
+        (
+            json!({"kind": "slack", "settings": {"url": "https://x/y"}, "group_wait_s": -1}),
+            "group_wait_s",
+        ),
+        (
+            json!({"kind": "slack", "settings": {"url": "https://x/y"}, "quiet_hours": {"start": "25:00", "end": "07:00"}}),
+            "quiet_hours.start",
+        ),
+        (
+            json!({"kind": "email", "settings": {"host": "smtp.example.com", "from": "x", "to": ["a@b.c"]}}),
+            "settings.from",
+        ),
     ] {
         let (status, v) = call(&app, "POST", "/channels", &t, Some(body.clone())).await;
         assert_eq!(status, 400, "{body}: {v}");
@@ -44,10 +68,24 @@ async fn bad_channel_input_names_the_field() {
     }
     let (status, v) = call(&app, "GET", "/channels/999", &t, None).await;
     assert_eq!((status, error_of(&v)), (404, "No channel with id 999."));
-    let (status, v) = call(&app, "POST", "/channels", &t, Some(json!({"kind": "slack", "settings": {"url": "https://hooks.example/x"}}))).await;
+    let (status, v) = call(
+        &app,
+        "POST",
+        "/channels",
+        &t,
+        Some(json!({"kind": "slack", "settings": {"url": "https://hooks.example/x"}})),
+    )
+    .await;
     assert_eq!(status, 201, "{v}");
     let id = v["id"].as_i64().unwrap();
-    let (status, v) = call(&app, "PUT", &format!("/channels/{id}"), &t, Some(json!({"kind": "discord"}))).await;
+    let (status, v) = call(
+        &app,
+        "PUT",
+        &format!("/channels/{id}"),
+        &t,
+        Some(json!({"kind": "discord"})),
+    )
+    .await;
     assert_eq!(status, 400);
     assert!(error_of(&v).contains("kind"), "{v}");
     let (status, _) = call(&app, "GET", "/channels", "not-a-token", None).await;
@@ -72,12 +110,18 @@ async fn secrets_are_write_only_and_kept_on_update() {
     let (status, v) = call(&app, "PUT", &format!("/channels/{id}"), &t,
         Some(json!({"name": "Phone 2", "settings": {"token": "***", "tags": ["rz"]}, "storm_cap": 5}))).await;
     assert_eq!(status, 200, "{v}");
-    assert_eq!((v["name"].as_str(), v["storm_cap"].as_i64()), (Some("Phone 2"), Some(5)));
+    assert_eq!(
+        (v["name"].as_str(), v["storm_cap"].as_i64()),
+        (Some("Phone 2"), Some(5))
+    );
     let (status, v) = call(&app, "POST", &format!("/channels/{id}/test"), &t, None).await;
     assert_eq!(status, 200, "{v}");
     assert_eq!(v["result"], "Delivered (HTTP 200).");
     let reqs = rx.wait_for(1, SOON).await;
-    assert_eq!(reqs[0].header("authorization"), Some("Bearer tk_first_secret"));
+    assert_eq!(
+        reqs[0].header("authorization"),
+        Some("Bearer tk_first_secret")
+    );
     assert_eq!(reqs[0].json()["tags"], json!(["rz", "warning"]));
     let (_, list) = call(&app, "GET", "/channels", &t, None).await;
     assert!(!list.to_string().contains("tk_first_secret"), "{list}");
@@ -96,14 +140,27 @@ async fn send_test_names_what_failed() {
     let dead = free_addr().await;
     let (_, v) = call(&app, "POST", "/channels", &t,
         Some(json!({"kind": "gotify", "settings": {"server": format!("http://{dead}"), "token": "k"}}))).await;
-    let (status, v) = call(&app, "POST", &format!("/channels/{}/test", v["id"]), &t, None).await;
+    let (status, v) = call(
+        &app,
+        "POST",
+        &format!("/channels/{}/test", v["id"]),
+        &t,
+        None,
+    )
+    .await;
     assert_eq!(status, 502, "{v}");
     assert!(error_of(&v).contains("connection refused"), "{v}");
 
     let rx = Receiver::start().await;
     rx.answer(401, r#"{"error":"Unauthorized","errorCode":401}"#);
-    let (_, v) = call(&app, "POST", "/channels", &t,
-        Some(json!({"kind": "gotify", "settings": {"server": rx.url(""), "token": "wrong"}}))).await;
+    let (_, v) = call(
+        &app,
+        "POST",
+        "/channels",
+        &t,
+        Some(json!({"kind": "gotify", "settings": {"server": rx.url(""), "token": "wrong"}})),
+    )
+    .await;
     let id = v["id"].as_i64().unwrap();
     let (status, v) = call(&app, "POST", &format!("/channels/{id}/test"), &t, None).await;
     assert_eq!(status, 502, "{v}");
@@ -122,18 +179,39 @@ async fn env_channels_are_read_only_and_deliver() {
     let t = app.login().await;
     let (_, v) = call(&app, "GET", "/channels", &t, None).await;
     let ch = &v["channels"][0];
-    assert_eq!((ch["kind"].as_str(), ch["read_only"].as_bool()), (Some("webhook"), Some(true)), "{v}");
+    assert_eq!(
+        (ch["kind"].as_str(), ch["read_only"].as_bool()),
+        (Some("webhook"), Some(true)),
+        "{v}"
+    );
     let id = ch["id"].as_i64().unwrap();
-    let (status, v) = call(&app, "PUT", &format!("/channels/{id}"), &t, Some(json!({"name": "x"}))).await;
+    let (status, v) = call(
+        &app,
+        "PUT",
+        &format!("/channels/{id}"),
+        &t,
+        Some(json!({"name": "x"})),
+    )
+    .await;
     assert_eq!(status, 409, "{v}");
     assert!(error_of(&v).contains("RZMON_NOTIFY_URLS"));
     let (status, _) = call(&app, "DELETE", &format!("/channels/{id}"), &t, None).await;
     assert_eq!(status, 409);
-    let (status, _) = call(&app, "POST", &format!("/channels/{id}/mute"), &t, Some(json!({"minutes": 0}))).await;
+    let (status, _) = call(
+        &app,
+        "POST",
+        &format!("/channels/{id}/mute"),
+        &t,
+        Some(json!({"minutes": 0})),
+    )
+    .await;
     assert_eq!(status, 400);
     let (status, v) = call(&app, "POST", &format!("/channels/{id}/test"), &t, None).await;
     assert_eq!(status, 200, "{v}");
-    assert_eq!(rx.wait_for(1, SOON).await[0].json()["alerts"][0]["labels"]["test"], "true");
+    assert_eq!(
+        rx.wait_for(1, SOON).await[0].json()["alerts"][0]["labels"]["test"],
+        "true"
+    );
 
     let notice = Notice {
         alert_id: 7,
@@ -149,10 +227,20 @@ async fn env_channels_are_read_only_and_deliver() {
         at_ms: rzmon::model::now_ms(),
         labels: BTreeMap::new(),
     };
-    app.running().parts.notifier.submit_async(notice).await.unwrap();
+    app.running()
+        .parts
+        .notifier
+        .submit_async(notice)
+        .await
+        .unwrap();
     // Default group wait: 10 s.
-    let reqs = rx.wait_for(2, SOON + std::time::Duration::from_secs(10)).await;
-    assert_eq!(reqs[1].json()["alerts"][0]["labels"]["alertname"], "Door open");
+    let reqs = rx
+        .wait_for(2, SOON + std::time::Duration::from_secs(10))
+        .await;
+    assert_eq!(
+        reqs[1].json()["alerts"][0]["labels"]["alertname"],
+        "Door open"
+    );
     let path = format!("/channels/{id}/deliveries");
     let sent = wait_until(SOON, || async {
         call(&app, "GET", &path, &t, None).await.1["deliveries"][0]["state"] == "sent"
@@ -165,17 +253,31 @@ async fn env_channels_are_read_only_and_deliver() {
 async fn heartbeat_pings_and_reports_failure() {
     let rx = Receiver::start().await;
     let url = rx.url("/ping/abc");
-    let app = TestApp::start_with(&[("RZMON_HEARTBEAT_URL", &url), ("RZMON_HEARTBEAT_INTERVAL", "1")]).await;
+    let app = TestApp::start_with(&[
+        ("RZMON_HEARTBEAT_URL", &url),
+        ("RZMON_HEARTBEAT_INTERVAL", "1"),
+    ])
+    .await;
     let reqs = rx.wait_for(1, SOON).await;
-    assert_eq!((reqs[0].method.as_str(), reqs[0].path.as_str()), ("POST", "/ping/abc"));
-    app.running().parts.health.set_failed("test", "a test check failed");
+    assert_eq!(
+        (reqs[0].method.as_str(), reqs[0].path.as_str()),
+        ("POST", "/ping/abc")
+    );
+    app.running()
+        .parts
+        .health
+        .set_failed("test", "a test check failed");
     let deadline = tokio::time::Instant::now() + SOON;
     loop {
         let n = rx.requests().len();
         let reqs = rx.wait_for(n + 1, SOON).await;
         let last = reqs.last().unwrap();
         if last.path == "/ping/abc/fail" {
-            assert!(last.text().contains("a test check failed"), "{}", last.text());
+            assert!(
+                last.text().contains("a test check failed"),
+                "{}",
+                last.text()
+            );
             break;
         }
         assert!(tokio::time::Instant::now() < deadline, "no /fail ping");
@@ -189,7 +291,15 @@ async fn secrets_never_reach_answers_or_logs() {
     let rx = Receiver::start().await;
     let app = TestApp::process_with(&[("RZMON_LOG", "debug")]).await;
     let t = app.login().await;
-    let secrets = ["tk_NTFY_S3CRET", "GOTIFY_S3CRET", "HMAC_S3CRET", "HDR_S3CRET", "123:TG_S3CRET", "DISCORD_S3CRET", "SMTP_S3CRET"];
+    let secrets = [
+        "tk_NTFY_S3CRET",
+        "GOTIFY_S3CRET",
+        "HMAC_S3CRET",
+        "HDR_S3CRET",
+        "123:TG_S3CRET",
+        "DISCORD_S3CRET",
+        "SMTP_S3CRET",
+    ];
     let bodies = [
         json!({"kind": "ntfy", "settings": {"server": rx.url("/n"), "topic": "t", "token": secrets[0]}}),
         json!({"kind": "gotify", "settings": {"server": rx.url("/g"), "token": secrets[1]}}),
@@ -204,16 +314,33 @@ async fn secrets_never_reach_answers_or_logs() {
         let (status, v) = call(&app, "POST", "/channels", &t, Some(b)).await;
         assert_eq!(status, 201, "{v}");
         answers += &v.to_string();
-        let (_, v) = call(&app, "POST", &format!("/channels/{}/test", v["id"]), &t, None).await;
+        let (_, v) = call(
+            &app,
+            "POST",
+            &format!("/channels/{}/test", v["id"]),
+            &t,
+            None,
+        )
+        .await;
         answers += &v.to_string();
-        let (_, v) = call(&app, "PUT", &format!("/channels/{}", v["id"].as_i64().unwrap_or(0)), &t, Some(json!({}))).await;
+        let (_, v) = call(
+            &app,
+            "PUT",
+            &format!("/channels/{}", v["id"].as_i64().unwrap_or(0)),
+            &t,
+            Some(json!({})),
+        )
+        .await;
         answers += &v.to_string();
     }
     answers += &call(&app, "GET", "/channels", &t, None).await.1.to_string();
     answers += &call(&app, "GET", "/audit", &t, None).await.1.to_string();
     rx.wait_for(5, SOON).await;
     let log = app.stderr() + &app.stdout.lock().unwrap().join("\n");
-    assert!(log.contains("notification test"), "the log has no test lines:\n{log}");
+    assert!(
+        log.contains("notification test"),
+        "the log has no test lines:\n{log}"
+    );
     for s in secrets {
         assert!(!answers.contains(s), "{s} in an answer: {answers}");
         assert!(!log.contains(s), "{s} in the log:\n{log}");

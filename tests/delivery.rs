@@ -40,15 +40,24 @@ async fn outbox() -> Outbox {
     let notifier = Notifier::new(store.clone(), settings, Arc::new(Metrics::default())).unwrap();
     let stop = CancellationToken::new();
     tokio::spawn(notify::run(notifier.clone(), stop.clone()));
-    Outbox { _dir: dir, store, notifier, stop }
+    Outbox {
+        _dir: dir,
+        store,
+        notifier,
+        stop,
+    }
 }
 
 impl Outbox {
     /// Adds a channel; `policy` overrides the defaults (group_wait_s 0 unless given).
     fn channel(&self, kind: &str, settings: Value, policy: Value) -> i64 {
         let mut p = json!({"group_wait_s": 0});
-        p.as_object_mut().unwrap().extend(policy.as_object().cloned().unwrap_or_default());
-        let policy = serde_json::to_value(serde_json::from_value::<notify::policy::Policy>(p).unwrap()).unwrap();
+        p.as_object_mut()
+            .unwrap()
+            .extend(policy.as_object().cloned().unwrap_or_default());
+        let policy =
+            serde_json::to_value(serde_json::from_value::<notify::policy::Policy>(p).unwrap())
+                .unwrap();
         let id = self
             .store
             .insert_channel(&ChannelSpec {
@@ -64,7 +73,9 @@ impl Outbox {
     }
 
     fn submit(&self, alert_id: i64, kind: NoticeKind, severity: Severity) {
-        self.notifier.submit(notice(alert_id, kind, severity)).unwrap();
+        self.notifier
+            .submit(notice(alert_id, kind, severity))
+            .unwrap();
     }
 
     /// Waits until every delivery of `alert_id` is final; their states.
@@ -72,11 +83,19 @@ impl Outbox {
         let deadline = tokio::time::Instant::now() + SOON;
         loop {
             let rows = self.store.deliveries_for_alert(alert_id).unwrap();
-            let open = rows.iter().any(|r| ["pending", "held", "suppressed"].contains(&r.state.as_str()));
+            let open = rows
+                .iter()
+                .any(|r| ["pending", "held", "suppressed"].contains(&r.state.as_str()));
             if !rows.is_empty() && !open {
-                return rows.into_iter().map(|r| (r.notice, r.state, r.detail, r.attempts)).collect();
+                return rows
+                    .into_iter()
+                    .map(|r| (r.notice, r.state, r.detail, r.attempts))
+                    .collect();
             }
-            assert!(tokio::time::Instant::now() < deadline, "alert {alert_id} never settled: {rows:?}");
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "alert {alert_id} never settled: {rows:?}"
+            );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
@@ -89,7 +108,10 @@ impl Outbox {
             if let Some(r) = rows.into_iter().find(|r| r.state == state) {
                 return r;
             }
-            assert!(tokio::time::Instant::now() < deadline, "alert {alert_id} never reached {state}");
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "alert {alert_id} never reached {state}"
+            );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
@@ -128,10 +150,16 @@ async fn retries_after_5xx_until_delivered_once() {
     o.channel("webhook", webhook(&rx), json!({}));
     o.submit(1, NoticeKind::Firing, Severity::Critical);
     let got = o.settled(1).await;
-    assert_eq!(got, vec![("firing".into(), "sent".into(), Some("HTTP 200".into()), 4)]);
+    assert_eq!(
+        got,
+        vec![("firing".into(), "sent".into(), Some("HTTP 200".into()), 4)]
+    );
     let reqs = rx.requests();
     assert_eq!(reqs.len(), 4, "{reqs:?}");
-    assert!(reqs.iter().all(|r| r.json()["alerts"][0]["fingerprint"] == format!("{:016x}", 1)));
+    assert!(
+        reqs.iter()
+            .all(|r| r.json()["alerts"][0]["fingerprint"] == format!("{:016x}", 1))
+    );
 }
 
 /// A receiver that is down (connection refused) gets the queued message when it comes back.
@@ -139,7 +167,11 @@ async fn retries_after_5xx_until_delivered_once() {
 async fn queued_message_reaches_a_receiver_that_comes_back() {
     let addr = free_addr().await;
     let o = outbox().await;
-    o.channel("webhook", json!({"url": format!("http://{addr}/hook")}), json!({}));
+    o.channel(
+        "webhook",
+        json!({"url": format!("http://{addr}/hook")}),
+        json!({}),
+    );
     o.submit(2, NoticeKind::Firing, Severity::Warning);
     let retrying = o.reaches(2, "pending").await;
     let deadline = tokio::time::Instant::now() + SOON;
@@ -169,7 +201,10 @@ async fn client_errors_fail_without_retry() {
     assert_eq!(got[0].1, "failed");
     assert_eq!(got[0].3, 1);
     let detail = got[0].2.clone().unwrap();
-    assert!(detail.contains("HTTP 404") && detail.contains("no such hook"), "{detail}");
+    assert!(
+        detail.contains("HTTP 404") && detail.contains("no such hook"),
+        "{detail}"
+    );
 }
 
 /// Quiet hours hold a warning and let a critical through; the warning goes out when the quiet
@@ -180,7 +215,13 @@ async fn quiet_hours_hold_warnings_and_pass_criticals() {
     let o = outbox().await;
     // An hour before now until an hour after now (UTC, the zone of this outbox).
     let minute = (now_ms() / 60_000) % 1440;
-    let hhmm = |m: i64| format!("{:02}:{:02}", m.rem_euclid(1440) / 60, m.rem_euclid(1440) % 60);
+    let hhmm = |m: i64| {
+        format!(
+            "{:02}:{:02}",
+            m.rem_euclid(1440) / 60,
+            m.rem_euclid(1440) % 60
+        )
+    };
     let quiet = json!({"start": hhmm(minute - 60), "end": hhmm(minute + 60)});
     let id = o.channel("webhook", webhook(&rx), json!({"quiet_hours": quiet}));
     o.submit(10, NoticeKind::Firing, Severity::Warning);
@@ -195,7 +236,13 @@ async fn quiet_hours_hold_warnings_and_pass_criticals() {
     // The quiet hours end: the still-firing warning goes out.
     let mut row = o.store.channel(id).unwrap().unwrap();
     row.policy["quiet_hours"] = Value::Null;
-    let spec = ChannelSpec { name: row.name, kind: row.kind, settings: row.settings, policy: row.policy, enabled: true };
+    let spec = ChannelSpec {
+        name: row.name,
+        kind: row.kind,
+        settings: row.settings,
+        policy: row.policy,
+        enabled: true,
+    };
     o.store.update_channel(id, &spec).unwrap();
     o.notifier.channels_changed(Some(id));
     let reqs = rx.wait_for(2, SOON).await;
@@ -227,7 +274,11 @@ async fn grouping_merges_alerts_into_one_message() {
 async fn storm_cap_sends_one_summary() {
     let rx = Receiver::start().await;
     let o = outbox().await;
-    o.channel("webhook", webhook(&rx), json!({"storm_cap": 2, "storm_window_s": 2}));
+    o.channel(
+        "webhook",
+        webhook(&rx),
+        json!({"storm_cap": 2, "storm_window_s": 2}),
+    );
     for (i, id) in (30..32).enumerate() {
         o.submit(id, NoticeKind::Firing, Severity::Critical);
         rx.wait_for(i + 1, SOON).await;
@@ -240,7 +291,12 @@ async fn storm_cap_sends_one_summary() {
     let reqs = rx.wait_for(3, SOON).await;
     let summary = reqs[2].json();
     assert_eq!(summary["alerts"].as_array().unwrap().len(), 3, "{summary}");
-    assert!(summary["commonAnnotations"]["summary"].as_str().unwrap().contains("storm cap"));
+    assert!(
+        summary["commonAnnotations"]["summary"]
+            .as_str()
+            .unwrap()
+            .contains("storm cap")
+    );
     for id in 32..35 {
         assert_eq!(o.settled(id).await[0].1, "sent");
     }
@@ -261,9 +317,20 @@ async fn resolved_only_where_the_firing_was_sent() {
     o.submit(40, NoticeKind::Resolved, Severity::Warning);
     let reqs = good.wait_for(2, SOON).await;
     assert_eq!(reqs[1].json()["status"], "resolved");
-    assert_ne!(reqs[1].json()["alerts"][0]["endsAt"], "0001-01-01T00:00:00Z");
-    let states: Vec<(String, String)> = o.settled(40).await.into_iter().map(|r| (r.0, r.1)).collect();
-    assert!(states.contains(&("resolved".into(), "skipped".into())), "{states:?}");
+    assert_ne!(
+        reqs[1].json()["alerts"][0]["endsAt"],
+        "0001-01-01T00:00:00Z"
+    );
+    let states: Vec<(String, String)> = o
+        .settled(40)
+        .await
+        .into_iter()
+        .map(|r| (r.0, r.1))
+        .collect();
+    assert!(
+        states.contains(&("resolved".into(), "skipped".into())),
+        "{states:?}"
+    );
     assert_eq!(refusing.requests().len(), 1);
 }
 
@@ -273,7 +340,9 @@ async fn muted_channel_sends_nothing() {
     let rx = Receiver::start().await;
     let o = outbox().await;
     let id = o.channel("webhook", webhook(&rx), json!({}));
-    o.store.set_channel_mute(id, Some(now_ms() + 60_000)).unwrap();
+    o.store
+        .set_channel_mute(id, Some(now_ms() + 60_000))
+        .unwrap();
     o.submit(50, NoticeKind::Firing, Severity::Critical);
     assert_eq!(o.settled(50).await[0].1, "muted");
     assert!(rx.requests().is_empty());
@@ -285,12 +354,20 @@ async fn a_dead_channel_does_not_delay_others() {
     let (hole, _keep) = black_hole().await;
     let rx = Receiver::start().await;
     let o = outbox().await;
-    o.channel("webhook", json!({"url": format!("http://{hole}/hook")}), json!({}));
+    o.channel(
+        "webhook",
+        json!({"url": format!("http://{hole}/hook")}),
+        json!({}),
+    );
     o.channel("webhook", webhook(&rx), json!({}));
     let t = std::time::Instant::now();
     o.submit(60, NoticeKind::Firing, Severity::Critical);
     rx.wait_for(1, SOON).await;
-    assert!(t.elapsed() < Duration::from_secs(5), "took {:?}", t.elapsed());
+    assert!(
+        t.elapsed() < Duration::from_secs(5),
+        "took {:?}",
+        t.elapsed()
+    );
 }
 
 /// Each channel's request as its service documents it: ntfy (JSON publish, Bearer), Gotify
@@ -300,25 +377,53 @@ async fn a_dead_channel_does_not_delay_others() {
 async fn request_shapes_per_channel() {
     let rx = Receiver::start().await;
     let o = outbox().await;
-    o.channel("ntfy", json!({"server": rx.url("/ntfy"), "topic": "rz", "token": "tk_ntfy", "tags": ["rz"]}), json!({}));
-    o.channel("gotify", json!({"server": rx.url("/gotify"), "token": "gotify-key"}), json!({}));
-    o.channel("webhook", json!({"url": rx.url("/hook"), "headers": {"X-Env": "test"}, "hmac_key": "k3y"}), json!({}));
+    o.channel(
+        "ntfy",
+        json!({"server": rx.url("/ntfy"), "topic": "rz", "token": "tk_ntfy", "tags": ["rz"]}),
+        json!({}),
+    );
+    o.channel(
+        "gotify",
+        json!({"server": rx.url("/gotify"), "token": "gotify-key"}),
+        json!({}),
+    );
+    o.channel(
+        "webhook",
+        json!({"url": rx.url("/hook"), "headers": {"X-Env": "test"}, "hmac_key": "k3y"}),
+        json!({}),
+    );
     o.channel("discord", json!({"url": rx.url("/discord")}), json!({}));
     o.channel("slack", json!({"url": rx.url("/slack")}), json!({}));
     o.submit(70, NoticeKind::Firing, Severity::Critical);
     let reqs = rx.wait_for(5, SOON).await;
-    let by = |p: &str| reqs.iter().find(|r| r.path.starts_with(p)).unwrap_or_else(|| panic!("no {p}")).clone();
+    let by = |p: &str| {
+        reqs.iter()
+            .find(|r| r.path.starts_with(p))
+            .unwrap_or_else(|| panic!("no {p}"))
+            .clone()
+    };
 
     let ntfy = by("/ntfy");
-    assert_eq!((ntfy.method.as_str(), ntfy.path.as_str()), ("POST", "/ntfy/"));
+    assert_eq!(
+        (ntfy.method.as_str(), ntfy.path.as_str()),
+        ("POST", "/ntfy/")
+    );
     assert_eq!(ntfy.header("authorization"), Some("Bearer tk_ntfy"));
     let b = ntfy.json();
     assert_eq!(b["topic"], "rz");
     assert_eq!(b["priority"], 5);
     assert_eq!(b["tags"], json!(["rz", "rotating_light"]));
     assert_eq!(b["click"], "http://rz.test:8080/#/alerts");
-    assert!(b["title"].as_str().unwrap().contains("Temperature high on esp32-1"));
-    assert!(b["message"].as_str().unwrap().contains("36.70 °C ≥ 35 °C"), "{b}");
+    assert!(
+        b["title"]
+            .as_str()
+            .unwrap()
+            .contains("Temperature high on esp32-1")
+    );
+    assert!(
+        b["message"].as_str().unwrap().contains("36.70 °C ≥ 35 °C"),
+        "{b}"
+    );
 
     let g = by("/gotify");
     assert_eq!(g.path, "/gotify/message");
@@ -344,8 +449,18 @@ async fn request_shapes_per_channel() {
     assert_eq!(a["annotations"]["threshold"], "35");
     assert_eq!(a["endsAt"], "0001-01-01T00:00:00Z");
 
-    assert!(by("/discord").json()["content"].as_str().unwrap().contains("[CRITICAL]"));
-    assert!(by("/slack").json()["text"].as_str().unwrap().contains("[CRITICAL]"));
+    assert!(
+        by("/discord").json()["content"]
+            .as_str()
+            .unwrap()
+            .contains("[CRITICAL]")
+    );
+    assert!(
+        by("/slack").json()["text"]
+            .as_str()
+            .unwrap()
+            .contains("[CRITICAL]")
+    );
 }
 
 /// Telegram: the token goes into the path, a 429 is retried after its `retry_after`.
@@ -354,15 +469,27 @@ async fn telegram_shape_and_retry_after() {
     let rx = Receiver::start().await;
     rx.answer(429, r#"{"ok":false,"error_code":429,"description":"Too Many Requests: retry after 1","parameters":{"retry_after":1}}"#);
     let o = outbox().await;
-    o.channel("telegram", json!({"token": "123:ABC", "chat_id": -100, "api_url": rx.url("")}), json!({}));
+    o.channel(
+        "telegram",
+        json!({"token": "123:ABC", "chat_id": -100, "api_url": rx.url("")}),
+        json!({}),
+    );
     o.submit(80, NoticeKind::Firing, Severity::Warning);
     let reqs = rx.wait_for(2, SOON).await;
     assert_eq!(reqs[1].path, "/bot123:ABC/sendMessage");
     assert_eq!(reqs[1].json()["chat_id"], -100);
-    assert!(reqs[1].json()["text"].as_str().unwrap().contains("[WARNING]"));
+    assert!(
+        reqs[1].json()["text"]
+            .as_str()
+            .unwrap()
+            .contains("[WARNING]")
+    );
     // Not before the second the service asked for (the base back-off here is 20 ms).
     let pause = reqs[1].at - reqs[0].at;
-    assert!(pause >= Duration::from_millis(950), "retried after {pause:?}");
+    assert!(
+        pause >= Duration::from_millis(950),
+        "retried after {pause:?}"
+    );
     let row = o.settled(80).await;
     assert_eq!((row[0].1.as_str(), row[0].3), ("sent", 2));
 }
@@ -383,7 +510,13 @@ async fn email_reaches_the_smtp_server() {
     let mails = smtp.wait_for(1, SOON).await;
     assert_eq!(mails[0].from, "<rz@example.com>");
     assert_eq!(mails[0].to, vec!["<ops@example.com>"]);
-    assert!(mails[0].data.contains("Subject: [CRITICAL] Temperature high on esp32-1"), "{}", mails[0].data);
+    assert!(
+        mails[0]
+            .data
+            .contains("Subject: [CRITICAL] Temperature high on esp32-1"),
+        "{}",
+        mails[0].data
+    );
     assert!(mails[0].data.contains("36.90"), "{}", mails[0].data);
     assert_eq!(o.settled(90).await[0].1, "sent");
 }

@@ -34,7 +34,9 @@ impl Recorded {
         serde_json::from_slice(&self.body).unwrap_or(Value::Null)
     }
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(&name.to_ascii_lowercase()).map(String::as_str)
+        self.headers
+            .get(&name.to_ascii_lowercase())
+            .map(String::as_str)
     }
     pub fn text(&self) -> String {
         String::from_utf8_lossy(&self.body).into_owned()
@@ -63,7 +65,10 @@ impl Receiver {
 
     /// Starts on `addr` (a port used before: the receiver comes back).
     pub async fn start_on(addr: SocketAddr) -> Self {
-        Self::serve(TcpListener::bind(addr).await.expect("bind receiver"), Arc::default())
+        Self::serve(
+            TcpListener::bind(addr).await.expect("bind receiver"),
+            Arc::default(),
+        )
     }
 
     fn serve(listener: TcpListener, shared: Arc<Shared>) -> Self {
@@ -75,20 +80,41 @@ impl Receiver {
             .and(warp::query::raw().or(warp::any().map(String::new)).unify())
             .and(warp::header::headers_cloned())
             .and(warp::body::bytes())
-            .map(move |m: warp::http::Method, p: warp::path::FullPath, q: String, h: warp::http::HeaderMap, b: bytes::Bytes| {
-                let path = if q.is_empty() { p.as_str().to_owned() } else { format!("{}?{q}", p.as_str()) };
-                let headers = h
-                    .iter()
-                    .map(|(k, v)| (k.as_str().to_owned(), v.to_str().unwrap_or("").to_owned()))
-                    .collect();
-                let (status, body) = s.script.lock().unwrap().pop_front().unwrap_or((200, "{}".into()));
-                s.requests.lock().unwrap().push(Recorded { method: m.to_string(), path, headers, body: b.to_vec(), at: std::time::Instant::now() });
-                s.arrived.notify_waiters();
-                warp::reply::with_status(
-                    warp::reply::with_header(body, "content-type", "application/json"),
-                    warp::http::StatusCode::from_u16(status).unwrap(),
-                )
-            });
+            .map(
+                move |m: warp::http::Method,
+                      p: warp::path::FullPath,
+                      q: String,
+                      h: warp::http::HeaderMap,
+                      b: bytes::Bytes| {
+                    let path = if q.is_empty() {
+                        p.as_str().to_owned()
+                    } else {
+                        format!("{}?{q}", p.as_str())
+                    };
+                    let headers = h
+                        .iter()
+                        .map(|(k, v)| (k.as_str().to_owned(), v.to_str().unwrap_or("").to_owned()))
+                        .collect();
+                    let (status, body) = s
+                        .script
+                        .lock()
+                        .unwrap()
+                        .pop_front()
+                        .unwrap_or((200, "{}".into()));
+                    s.requests.lock().unwrap().push(Recorded {
+                        method: m.to_string(),
+                        path,
+                        headers,
+                        body: b.to_vec(),
+                        at: std::time::Instant::now(),
+                    });
+                    s.arrived.notify_waiters();
+                    warp::reply::with_status(
+                        warp::reply::with_header(body, "content-type", "application/json"),
+                        warp::http::StatusCode::from_u16(status).unwrap(),
+                    )
+                },
+            );
         let token = stop.clone();
         tokio::spawn(
             warp::serve(route)
@@ -106,7 +132,11 @@ impl Receiver {
 
     /// The next answers, in order (then 200 again).
     pub fn answer(&self, status: u16, body: &str) {
-        self.shared.script.lock().unwrap().push_back((status, body.to_owned()));
+        self.shared
+            .script
+            .lock()
+            .unwrap()
+            .push_back((status, body.to_owned()));
     }
 
     pub fn requests(&self) -> Vec<Recorded> {
@@ -123,7 +153,12 @@ impl Receiver {
                 return got;
             }
             if tokio::time::timeout_at(deadline, arrived).await.is_err() {
-                panic!("expected {n} requests at {}, got {}: {:?}", self.addr, got.len(), got);
+                panic!(
+                    "expected {n} requests at {}, got {}: {:?}",
+                    self.addr,
+                    got.len(),
+                    got
+                );
             }
         }
     }
@@ -142,7 +177,11 @@ impl Drop for Receiver {
 
 /// A free loopback port with nothing listening on it (connection refused).
 pub async fn free_addr() -> SocketAddr {
-    TcpListener::bind("127.0.0.1:0").await.unwrap().local_addr().unwrap()
+    TcpListener::bind("127.0.0.1:0")
+        .await
+        .unwrap()
+        .local_addr()
+        .unwrap()
 }
 
 /// A listener that accepts connections and never answers (a hung server).
@@ -200,7 +239,11 @@ impl SmtpServer {
                 });
             }
         });
-        Self { addr, mails, arrived }
+        Self {
+            addr,
+            mails,
+            arrived,
+        }
     }
 
     pub async fn wait_for(&self, n: usize, timeout: Duration) -> Vec<Mail> {
@@ -229,8 +272,15 @@ async fn smtp_session(sock: tokio::net::TcpStream) -> Option<Mail> {
         let reply: &[u8] = if upper.starts_with("EHLO") || upper.starts_with("HELO") {
             b"250-receiver.test\r\n250-AUTH PLAIN\r\n250 8BITMIME\r\n"
         } else if let Some(cred) = upper.strip_prefix("AUTH PLAIN ").map(|_| &line[11..]) {
-            let raw = base64::engine::general_purpose::STANDARD.decode(cred.trim()).ok()?;
-            mail.auth = Some(String::from_utf8_lossy(&raw).replace('\0', " ").trim().to_owned());
+            let raw = base64::engine::general_purpose::STANDARD
+                .decode(cred.trim())
+                .ok()?;
+            mail.auth = Some(
+                String::from_utf8_lossy(&raw)
+                    .replace('\0', " ")
+                    .trim()
+                    .to_owned(),
+            );
             b"235 2.7.0 ok\r\n"
         } else if upper.starts_with("MAIL FROM:") {
             mail.from = line[10..].trim().to_owned();

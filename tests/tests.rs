@@ -4,6 +4,7 @@
 mod receiver;
 mod util;
 
+mod alerts;
 mod api;
 mod browser;
 mod channels;

@@ -7,6 +7,7 @@ mod services;
 
 pub use services::{Services, Stage};
 
+use crate::alerts::{self, Alerts};
 use crate::api::{self, ApiConfig};
 use crate::auth::policy;
 use crate::broker::{self, Broker, BrokerConfig, GateConfig, Sessions};
@@ -17,9 +18,9 @@ use crate::health::{self, Health};
 use crate::hub::{self, Hub};
 use crate::ingest::Sinks;
 use crate::metrics::Metrics;
+use crate::notify::{self, Notifier};
 use crate::presence::Presence;
 use crate::store::{Store, Writer};
-use crate::notify::{self, Notifier};
 use crate::{auth, ingest, secrets};
 use anyhow::Context;
 use std::net::SocketAddr;
@@ -32,6 +33,8 @@ use tokio_util::sync::CancellationToken;
 
 /// How often `/health`'s broker check is refreshed.
 const BROKER_CHECK_INTERVAL: Duration = Duration::from_secs(2);
+/// Notices the rule engine may queue for delivery before it waits.
+const NOTICE_QUEUE: usize = 256;
 /// Longest wait for the store writer to commit its last batch once every sender is gone.
 const WRITER_CLOSE: Duration = Duration::from_secs(10);
 
@@ -72,6 +75,8 @@ pub struct Parts {
     pub commands: Commands,
     /// Notification delivery: the rule engine submits notices here.
     pub notifier: Notifier,
+    /// The rule engine's handle: tell it that rules or acknowledgements changed.
+    pub alerts: Alerts,
 }
 
 /// A started app: its bound addresses, its parts, and the handle that stops it.
@@ -152,6 +157,7 @@ pub async fn start(
         health,
         commands: commands.clone(),
         notifier,
+        alerts: Alerts::new(),
     };
     let sinks = Sinks {
         writer: writer.sender(),
@@ -174,6 +180,7 @@ pub async fn start(
         notifier: parts.notifier.clone(),
         store: parts.store.clone(),
         hub: parts.hub.clone(),
+        alerts: parts.alerts.clone(),
         commands: parts.commands.clone(),
         jwt_secret: Arc::new(jwt_secret),
         metrics: parts.metrics.clone(),
@@ -233,7 +240,9 @@ pub async fn start(
     s.spawn("broker check", Stage::Devices, |stop| {
         watch_broker(broker, ingest_exited, p.health.clone(), stop)
     });
-    s.spawn("notify", Stage::Delivery, |stop| notify::run(p.notifier.clone(), stop));
+    s.spawn("notify", Stage::Delivery, |stop| {
+        notify::run(p.notifier.clone(), stop)
+    });
     if let Some(url) = &settings.notify.heartbeat_url {
         let url = reqwest::Url::parse(url.expose()).context("RZMON_HEARTBEAT_URL")?;
         let every = Duration::from_secs(settings.notify.heartbeat_interval);
@@ -242,6 +251,21 @@ pub async fn start(
             notify::heartbeat::run(client, url, every, health, stop)
         });
     }
+
+    let (notice_tx, notice_rx) = mpsc::channel(NOTICE_QUEUE);
+    s.spawn("alerts", Stage::Events, |stop| {
+        let deps = alerts::Deps {
+            store: p.store.clone(),
+            hub: p.hub.clone(),
+            alerts: p.alerts.clone(),
+            health: p.health.clone(),
+            notices: notice_tx,
+        };
+        alerts::run(deps, stop)
+    });
+    s.spawn("notices", Stage::Delivery, |stop| {
+        forward_notices(notice_rx, p.notifier.clone(), stop)
+    });
 
     tracing::info!(%http_addr, %mqtt_addr, "rzmon is running");
     Ok(Running {
@@ -375,6 +399,28 @@ async fn watch_broker(
                 health::BROKER,
                 "the internal MQTT broker does not accept connections",
             );
+        }
+    }
+}
+
+/// Files the rule engine's notices into the notification outbox. On stop (after the engine
+/// stopped) it files what is still queued, so the last notices are not lost.
+async fn forward_notices(
+    mut rx: mpsc::Receiver<crate::notify::Notice>,
+    notifier: Notifier,
+    stop: CancellationToken,
+) -> anyhow::Result<()> {
+    loop {
+        let n = tokio::select! {
+            () = stop.cancelled() => None,
+            n = rx.recv() => n,
+        };
+        let Some(n) = n.or_else(|| rx.try_recv().ok()) else {
+            return Ok(());
+        };
+        let alert = n.alert_id;
+        if let Err(e) = notifier.submit_async(n).await {
+            tracing::error!(alert, error = %e, "a notice could not be filed for delivery");
         }
     }
 }

@@ -272,14 +272,17 @@ mod tests {
         let e = create(&json!({"kind": "pager"})).err().unwrap();
         assert!(e.contains("kind"), "{e}");
         let e = create(&json!({"kind": "gotify", "settings": {"server": "ftp://x", "token": "t"}}))
-            .err().unwrap();
+            .err()
+            .unwrap();
         assert!(e.contains("settings.server"), "{e}");
         let e =
             create(&json!({"kind": "slack", "settings": {"url": "https://h/x"}, "storm_cap": 0}))
-                .err().unwrap();
+                .err()
+                .unwrap();
         assert!(e.contains("storm_cap"), "{e}");
         let e = create(&json!({"kind": "slack", "settings": {"url": "https://h/x"}, "color": 1}))
-            .err().unwrap();
+            .err()
+            .unwrap();
         assert!(e.contains("color"), "{e}");
         let r = row(create(&json!({"kind": "slack", "settings": {"url": "https://h/x"}})).unwrap());
         let e = update(&r, &json!({"kind": "discord"})).err().unwrap();

@@ -45,7 +45,11 @@ fn trouble(health: &Health) -> Result<(), String> {
             Check::Failed(reason) => Some(format!("{name}: {reason}")),
         })
         .collect();
-    if failed.is_empty() { Ok(()) } else { Err(failed.join("; ")) }
+    if failed.is_empty() {
+        Ok(())
+    } else {
+        Err(failed.join("; "))
+    }
 }
 
 /// Pings until `stop`, reading the health registry before each ping.
