@@ -10,4 +10,5 @@ mod durability;
 mod health;
 mod mqtt;
 mod mqtt_strict;
+mod sessions;
 mod ws;

@@ -62,19 +62,18 @@ async fn login(
 
     state.ip_lockout.succeed(&ip);
     state.account_lockout.succeed(&account);
-    let (token, _) = state
-        .keys
-        .issue(&req.username)
-        .map_err(ApiError::internal)?;
     tracing::info!(%ip, username = ?account, "HTTP login");
     let (user, detail) = (
         req.username.clone(),
         serde_json::json!({ "ip": ip.to_string() }),
     );
-    super::blocking(&state.ctx.store, move |s| {
-        s.audit(&user, "login", &user, &detail)
+    let row = super::blocking(&state.ctx.store, move |s| {
+        s.audit(&user, "login", &user, &detail)?;
+        s.user(&user)
     })
-    .await?;
+    .await?
+    .ok_or(ApiError::Unauthorized(BAD_LOGIN))?;
+    let token = issue(state, &row)?;
     Ok(json_response(
         StatusCode::OK,
         &serde_json::json!({
@@ -83,6 +82,15 @@ async fn login(
             "expires_in": state.keys.ttl().as_secs().max(1),
         }),
     ))
+}
+
+/// A new token for `user` under its current token generation.
+pub(super) fn issue(state: &Shared, user: &crate::store::UserRow) -> Result<String, ApiError> {
+    let (token, _) = state
+        .keys
+        .issue(&user.username, user.uid, user.token_gen)
+        .map_err(ApiError::internal)?;
+    Ok(token)
 }
 
 /// Checks the password in the blocking pool, at most `MAX_PASSWORD_CHECKS` at a time. An

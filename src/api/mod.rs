@@ -19,6 +19,7 @@ mod login;
 mod metrics;
 mod params;
 mod profile;
+mod session;
 mod target;
 mod ws;
 
@@ -47,6 +48,7 @@ use warp::{Filter, Rejection};
 /// the frontend's index.html. Includes the seed's device-command paths served by a later issue.
 pub const API_SEGMENTS: &[&str] = &[
     "login",
+    "logout",
     "data",
     "incidents",
     "user",
@@ -208,6 +210,16 @@ fn api_routes(state: Shared) -> BoxedFilter<(Response,)> {
         .and(warp::get())
         .and(auth())
         .then(profile::handle);
+    let logout = warp::path!("logout")
+        .and(warp::post())
+        .and(auth())
+        .and(st())
+        .then(session::logout);
+    let logout_all = warp::path!("logout" / "all")
+        .and(warp::post())
+        .and(auth())
+        .and(st())
+        .then(session::logout_all);
     let metrics = warp::path!("metrics")
         .and(warp::get())
         .and(auth())
@@ -346,6 +358,10 @@ fn api_routes(state: Shared) -> BoxedFilter<(Response,)> {
         .or(incidents)
         .unify()
         .or(profile)
+        .unify()
+        .or(logout)
+        .unify()
+        .or(logout_all)
         .unify()
         .or(metrics)
         .unify()
