@@ -8,6 +8,7 @@ mod cli;
 mod commands;
 mod durability;
 mod health;
+mod login_flood;
 mod mqtt;
 mod mqtt_strict;
 mod sessions;

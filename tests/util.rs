@@ -325,6 +325,16 @@ impl TestApp {
         self.child.as_ref().expect("running").id() as i32
     }
 
+    /// A `/proc/<pid>/status` figure of the server in KiB (`VmRSS`, `VmHWM` = peak RSS).
+    pub fn mem_kib(&self, field: &str) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+            .and_then(|v| v.split_whitespace().next()?.parse().ok())
+            .unwrap_or_else(|| panic!("{field} in /proc status"))
+    }
+
     /// Sends SIGTERM and waits for the exit status.
     pub fn sigterm(&mut self) -> ExitStatus {
         let pid = self.pid();

@@ -23,7 +23,9 @@ mod session;
 mod target;
 mod ws;
 
+use crate::auth::hasher::{self, Hasher};
 use crate::auth::jwt::JwtKeys;
+use crate::auth::throttle::Throttle;
 use crate::commands::Commands;
 use crate::health::Health;
 use crate::hub::Hub;
@@ -36,7 +38,6 @@ use std::convert::Infallible;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use warp::filters::BoxedFilter;
@@ -65,10 +66,6 @@ pub const API_SEGMENTS: &[&str] = &[
     "audit",
     "api",
 ];
-
-/// Concurrent argon2 verifications: each takes 19 MiB and a core for ~20 ms, so a login flood
-/// queues here instead of exhausting memory or starving ingest.
-const MAX_PASSWORD_CHECKS: usize = 4;
 
 /// How long `serve` waits for WebSocket tasks to send their close frames at shutdown.
 const WS_SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
@@ -113,8 +110,12 @@ pub(crate) struct State {
     ctx: Context,
     keys: JwtKeys,
     ip_lockout: Lockout<IpAddr>,
+    /// Wrong current passwords in `POST /user/password`, per user.
     account_lockout: Lockout<String>,
-    password_checks: Semaphore,
+    /// Failed logins per account name: a growing delay, never for known addresses.
+    account_throttle: Throttle,
+    /// The argon2 threads: a login flood queues (bounded) here instead of exhausting memory.
+    hasher: Hasher,
     ws_tasks: TaskTracker,
 }
 
@@ -129,7 +130,9 @@ impl State {
             keys,
             ip_lockout: Lockout::new(login::IP_MAX_FAILURES, login::IP_LOCK),
             account_lockout: Lockout::new(login::ACCOUNT_MAX_FAILURES, login::ACCOUNT_LOCK),
-            password_checks: Semaphore::new(MAX_PASSWORD_CHECKS),
+            account_throttle: Throttle::default(),
+            hasher: Hasher::start(hasher::THREADS, hasher::QUEUE)
+                .context("cannot start the password-hashing threads")?,
             ws_tasks: TaskTracker::new(),
         })
     }

@@ -60,10 +60,15 @@ async fn change(
         // 403, not 401: the session is fine, only the confirmation was wrong.
         return Err(ApiError::Forbidden("The current password is wrong."));
     }
-    let (name, new) = (user.username.clone(), req.new_password);
+    let new = req.new_password;
+    let hash = state
+        .hasher
+        .run(move |_| crate::auth::hash_password(&new))
+        .await
+        .map_err(|_| login::busy())?
+        .map_err(ApiError::internal)?;
+    let name = user.username.clone();
     let row = blocking(&state.ctx.store, move |s| {
-        let hash = crate::auth::hash_password(&new)
-            .map_err(|e| crate::store::StoreError::Task(e.to_string()))?;
         s.set_user_password(&name, &hash)?;
         s.audit(&name, "passwordChange", &name, &serde_json::json!({}))?;
         s.user(&name)
