@@ -31,7 +31,8 @@ async fn try_login(app: &TestApp, from: Ipv4Addr, password: &str) -> u16 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn login_flood_is_bounded_and_cannot_lock_out_the_owner() {
-    let app = TestApp::start().await;
+    // A process app: its /proc/<pid>/status is the server's alone.
+    let app = TestApp::process().await;
     let home = Ipv4Addr::new(127, 0, 0, 1);
     let idle = app.mem_kib("VmRSS") / 1024;
     assert_eq!(

@@ -1,9 +1,11 @@
 //! Who may use the HTTP API: argon2id password hashes (`password`) and the HS256 access tokens
-//! issued after a login (`jwt`, algorithm pinned, `exp` required, no leeway).
+//! issued after a login (`jwt`, algorithm pinned, `exp` required, no leeway); the password,
+//! lockout and secret rules (`policy`).
 
 pub mod hasher;
 pub mod jwt;
 pub mod password;
+pub mod policy;
 pub mod throttle;
 
 pub use password::{hash_password, verify_password};
