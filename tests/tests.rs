@@ -14,5 +14,6 @@ mod health;
 mod login_flood;
 mod mqtt;
 mod mqtt_strict;
+mod proxies;
 mod sessions;
 mod ws;

@@ -27,8 +27,16 @@ pub struct LoginRequest {
     password: String,
 }
 
-pub async fn handle(remote: Option<SocketAddr>, req: LoginRequest, state: Shared) -> Response {
-    respond(login(remote, req, &state).await)
+pub async fn handle(
+    remote: Option<SocketAddr>,
+    headers: warp::http::HeaderMap,
+    req: LoginRequest,
+    state: Shared,
+) -> Response {
+    // The lockout, audit and log address: the peer, or what a trusted proxy says.
+    let client = super::client_ip::client_ip(remote, &headers, &state.ctx.config.trusted_proxies)
+        .map(|ip| SocketAddr::new(ip, 0));
+    respond(login(client, req, &state).await)
 }
 
 async fn login(

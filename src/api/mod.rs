@@ -10,6 +10,7 @@ mod alerts;
 mod assets;
 mod auth_filter;
 mod body;
+mod client_ip;
 mod config;
 mod cors;
 mod data;
@@ -81,6 +82,8 @@ const WS_SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 pub struct ApiConfig {
     /// Extra origins allowed for CORS and the WebSocket `Origin` check (never `*`).
     pub allowed_origins: Vec<String>,
+    /// Peers whose forwarding headers name the client (`client_ip`).
+    pub trusted_proxies: Vec<crate::cidr::Cidr>,
     /// Lifetime of an issued JWT.
     pub token_ttl: Duration,
     /// Largest accepted request body in bytes.
@@ -199,6 +202,7 @@ fn api_routes(state: Shared) -> BoxedFilter<(Response,)> {
     let login = warp::path!("login")
         .and(warp::post())
         .and(warp::addr::remote())
+        .and(warp::header::headers_cloned())
         .and(body::json::<login::LoginRequest>(
             limit,
             login::EXPECTED_BODY,
