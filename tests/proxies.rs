@@ -51,7 +51,10 @@ async fn forwarded_for_counts_only_from_trusted_proxies() {
     // Ten failures through the proxy lock the forwarded client, not the proxy. (The client
     // logged in before, so the per-account throttle leaves it alone: only the address lockout
     // is at work here.)
-    assert_eq!(login_via(&app, proxy, "198.51.100.66", ADMIN_PASSWORD).await, 200);
+    assert_eq!(
+        login_via(&app, proxy, "198.51.100.66", ADMIN_PASSWORD).await,
+        200
+    );
     for _ in 0..10 {
         assert_eq!(
             login_via(&app, proxy, "198.51.100.66", "wrong-password").await,
