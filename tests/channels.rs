@@ -346,3 +346,60 @@ async fn secrets_never_reach_answers_or_logs() {
         assert!(!log.contains(s), "{s} in the log:\n{log}");
     }
 }
+
+/// End to end: a reading over a threshold (rule with `for_secs` 0) reaches the webhook
+/// receiver, and `GET /alerts` shows the channel's delivery record for that alert.
+#[tokio::test]
+async fn a_reading_over_the_threshold_reaches_the_webhook() {
+    let rx = Receiver::start().await;
+    let app = TestApp::start().await;
+    let t = app.login().await;
+    let (status, v) = call(
+        &app,
+        "POST",
+        "/channels",
+        &t,
+        Some(json!({"name": "Hook", "kind": "webhook",
+        "settings": {"url": rx.url("/hook")}, "group_wait_s": 0})),
+    )
+    .await;
+    assert_eq!(status, 201, "{v}");
+    let (status, v) = call(
+        &app,
+        "POST",
+        "/alert-rules",
+        &t,
+        Some(json!({"name": "Rack hot", "kind": "threshold",
+        "metric": "tmp", "op": "above", "value": 30, "for_secs": 0, "severity": "critical"})),
+    )
+    .await;
+    assert_eq!(status, 201, "{v}");
+    let dev = app.device("esp32-1").await;
+    dev.publish("telemetry", r#"{"tmp": 36.5, "lf": 40}"#).await;
+    let reqs = rx.wait_for(1, SOON).await;
+    let body = reqs[0].json();
+    assert_eq!(body["status"], "firing", "{body}");
+    let alert = body["alerts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["labels"]["alertname"] == "Rack hot");
+    let alert = alert.unwrap_or_else(|| panic!("no Rack hot alert in {body}"));
+    assert_eq!(alert["labels"]["device"], "esp32-1");
+    assert_eq!(alert["labels"]["severity"], "critical");
+    let shown = wait_until(SOON, || async {
+        let (_, v) = call(&app, "GET", "/alerts?state=active", &t, None).await;
+        v["alerts"].as_array().is_some_and(|l| {
+            l.iter().any(|a| {
+                a["rule"] == "Rack hot"
+                    && a["deliveries"][0]["state"] == "sent"
+                    && a["deliveries"][0]["channel"] == "Hook"
+            })
+        })
+    });
+    assert!(
+        shown.await,
+        "{}",
+        call(&app, "GET", "/alerts", &t, None).await.1
+    );
+}

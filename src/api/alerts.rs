@@ -45,16 +45,20 @@ fn query(q: &HashMap<String, String>) -> Result<AlertQuery, String> {
 
 async fn alerts(q: HashMap<String, String>, state: &Shared) -> Result<Response, ApiError> {
     let q = query(&q).map_err(ApiError::BadRequest)?;
-    let (rows, notices) = blocking(&state.ctx.store, move |s| {
+    let (rows, notices, deliveries) = blocking(&state.ctx.store, move |s| {
         let rows = s.alerts(&q)?;
         let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
-        Ok((rows, s.alert_notices(&ids)?))
+        Ok((rows, s.alert_notices(&ids)?, s.deliveries_for_alerts(&ids)?))
     })
     .await?;
     let empty = Vec::new();
     let list: Vec<Value> = rows
         .iter()
-        .map(|r| view::alert(r, notices.get(&r.id).unwrap_or(&empty)))
+        .map(|r| {
+            let mut v = view::alert(r, notices.get(&r.id).unwrap_or(&empty));
+            v["deliveries"] = view::deliveries(&deliveries, r.id);
+            v
+        })
         .collect();
     Ok(json_response(StatusCode::OK, &json!({ "alerts": list })))
 }
