@@ -251,14 +251,12 @@ impl Running {
             writer,
             ..
         } = self;
-        // Requests waiting for a device answer now, so HTTP handlers can finish.
-        parts.commands.fail_all();
+        // Requests waiting for a device answer now (and new ones at once), so HTTP handlers
+        // finish within their stage.
+        parts.commands.close();
         let mut ok = !services.failed().is_cancelled();
         for stage in Stage::ALL {
             ok &= services.stop(stage).await;
-            if stage == Stage::Ingest {
-                parts.commands.fail_all();
-            }
         }
         // Every writer sender lived in a stopped (or aborted) service, so the channel is closed.
         let closing = tokio::task::spawn_blocking(move || writer.close());
