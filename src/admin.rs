@@ -7,11 +7,38 @@ use crate::config::Common;
 use crate::model::{DEVICE_ID_RULE, DeviceId, format_ts};
 use crate::secrets;
 use crate::simulate::{Credentials, SimOptions};
-use crate::store::{Store, StoreError};
+use crate::store::{DB_FILE, Store, StoreError};
 use anyhow::{Context, bail};
 use serde_json::json;
 use std::io::BufRead;
 use std::path::Path;
+
+/// The database of an existing installation. Administrative commands never create one: run
+/// from the wrong folder, `device add` would otherwise register a device in a new, empty
+/// database that no server reads. Says on stderr which data directory it uses (stdout stays
+/// clean for `--json`).
+pub fn open_existing(data_dir: &Path) -> anyhow::Result<Store> {
+    let dir = std::path::absolute(data_dir).unwrap_or_else(|_| data_dir.to_owned());
+    let file = dir.join(DB_FILE);
+    eprintln!("rzmon: data directory {}", dir.display());
+    match std::fs::metadata(&file) {
+        Ok(m) if m.is_file() => {}
+        Ok(_) => bail!("{} is not a database file", file.display()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => bail!(
+            "there is no rzmon database at {} (nothing was created). Point the command at the \
+             server's data directory with --data-dir DIR or RZMON_DATA_DIR, or start the server \
+             once to create it.",
+            file.display()
+        ),
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => bail!(
+            "cannot read {}: permission denied. Run the command as the user the server runs as \
+             (after install.sh: the `rzmon` wrapper does that for you).",
+            file.display()
+        ),
+        Err(e) => return Err(e).with_context(|| format!("cannot read {}", file.display())),
+    }
+    Store::open_in(&dir).with_context(|| format!("cannot open {}", file.display()))
+}
 
 pub fn user(store: &Store, cmd: UserCommand) -> anyhow::Result<()> {
     match cmd {
@@ -38,6 +65,9 @@ pub fn user(store: &Store, cmd: UserCommand) -> anyhow::Result<()> {
             let hash = auth::hash_password(&password)?;
             if !store.set_user_password(&username, &hash)? {
                 bail!("there is no user {username:?}");
+            }
+            if let Some(dir) = store.path().parent() {
+                secrets::forget_initial_admin_password(dir, &username);
             }
             print_password(&username, &password, generated, json, "updated");
         }
@@ -122,7 +152,6 @@ pub fn device(store: &Store, cmd: DeviceCommand) -> anyhow::Result<()> {
 /// (demo mode) devices `sim-1..N` registered or re-keyed in the local database.
 pub fn simulation(
     common: &Common,
-    prefix: &str,
     args: SimulateArgs,
 ) -> anyhow::Result<(SimOptions, Vec<Credentials>)> {
     let (host, port) = args
@@ -142,7 +171,7 @@ pub fn simulation(
         bail!("--interval must be between 0.001 and 3600 seconds");
     }
     let devices = if let Some(n) = args.devices {
-        let store = Store::open_in(&common.data_dir)?;
+        let store = open_existing(&common.data_dir)?;
         (1..=n)
             .map(|i| {
                 let id = format!("sim-{i}");
@@ -185,7 +214,7 @@ pub fn simulation(
     let opts = SimOptions {
         host,
         port,
-        prefix: prefix.to_owned(),
+        prefix: args.prefix.clone(),
         interval: args.interval,
         enrol_delay: args.enrol_delay,
         access_probability: args.access_probability,

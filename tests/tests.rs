@@ -8,6 +8,7 @@ mod browser;
 mod cli;
 mod commands;
 mod durability;
+mod first_hour;
 mod flow;
 mod health;
 mod mqtt;

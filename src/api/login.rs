@@ -62,6 +62,9 @@ async fn login(
         .issue(&req.username)
         .map_err(ApiError::internal)?;
     tracing::info!(%ip, username = ?account, "HTTP login");
+    if let Some(dir) = state.ctx.store.path().parent() {
+        crate::secrets::forget_initial_admin_password(dir, &req.username);
+    }
     let (user, detail) = (
         req.username.clone(),
         serde_json::json!({ "ip": ip.to_string() }),

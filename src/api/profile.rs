@@ -62,6 +62,9 @@ async fn change(
     })
     .await?;
     tracing::info!(username = %user.username, "password changed");
+    if let Some(dir) = state.ctx.store.path().parent() {
+        crate::secrets::forget_initial_admin_password(dir, &user.username);
+    }
     Ok(json_response(
         StatusCode::OK,
         &serde_json::json!({ "changed": true }),
