@@ -238,6 +238,41 @@ pub fn backup(store: &Store, file: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `rzmon token USER`: checks the password from stdin against the database and prints a token
+/// signed with the server's secret, so scripts fail loudly on a wrong password instead of
+/// carrying an error message as their token.
+pub fn token(
+    store: &Store,
+    username: &str,
+    jwt_secret: Option<&str>,
+    ttl: std::time::Duration,
+) -> anyhow::Result<()> {
+    let password = read_password_line()?;
+    let hash = store.user(username)?.map(|u| u.password_hash);
+    if !hash.is_some_and(|h| auth::verify_password(&password, &h)) {
+        bail!("wrong user name or password for {username:?}");
+    }
+    let secret = match jwt_secret {
+        Some(s) => s.as_bytes().to_vec(),
+        None => {
+            let dir = store.path().parent().unwrap_or(Path::new("."));
+            let file = dir.join(secrets::JWT_SECRET_FILE);
+            let text = std::fs::read_to_string(&file).with_context(|| {
+                format!("cannot read {} (or give --jwt-secret)", file.display())
+            })?;
+            text.trim().as_bytes().to_vec()
+        }
+    };
+    let keys = auth::jwt::JwtKeys::new(&secret, ttl).context("the JWT secret cannot be used")?;
+    let (token, _) = keys.issue(username).context("cannot issue a token")?;
+    secrets::forget_initial_admin_password(
+        store.path().parent().unwrap_or(Path::new(".")),
+        username,
+    );
+    println!("{token}");
+    Ok(())
+}
+
 fn check_username(name: &str) -> anyhow::Result<()> {
     let ok = !name.is_empty()
         && name.len() <= 64
@@ -250,17 +285,22 @@ fn check_username(name: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The password from stdin, or a generated one (`true`).
-fn choose_password(from_stdin: bool) -> anyhow::Result<(String, bool)> {
-    if !from_stdin {
-        return Ok((secrets::random_password(secrets::USER_PASSWORD_LEN)?, true));
-    }
+/// The first line of standard input, without its line end.
+fn read_password_line() -> anyhow::Result<String> {
     let mut line = String::new();
     std::io::stdin()
         .lock()
         .read_line(&mut line)
         .context("cannot read the password from standard input")?;
-    let password = line.trim_end_matches(['\r', '\n']).to_owned();
+    Ok(line.trim_end_matches(['\r', '\n']).to_owned())
+}
+
+/// The password from stdin, or a generated one (`true`).
+fn choose_password(from_stdin: bool) -> anyhow::Result<(String, bool)> {
+    if !from_stdin {
+        return Ok((secrets::random_password(secrets::USER_PASSWORD_LEN)?, true));
+    }
+    let password = read_password_line()?;
     if let Err(rule) = policy::check_password(&password) {
         bail!("the password {rule}");
     }

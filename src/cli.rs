@@ -53,6 +53,18 @@ pub enum Command {
     Device(DeviceCommand),
     /// Simulated ESP32(s) speaking the device protocol through the MQTT port (no hardware needed).
     Simulate(SimulateArgs),
+    /// Print a login token for scripts (the password is read from standard input), as
+    /// `POST /login` would answer it; exits non-zero on a wrong password.
+    Token {
+        /// The dashboard user.
+        username: String,
+        /// The server's RZMON_JWT_SECRET when it uses one (else `<data>/jwt_secret` is used).
+        #[arg(long, env = "RZMON_JWT_SECRET", hide_env_values = true)]
+        jwt_secret: Option<String>,
+        /// Lifetime in seconds, as the server's RZMON_TOKEN_TTL.
+        #[arg(long, env = "RZMON_TOKEN_TTL", default_value_t = 43_200)]
+        token_ttl: u64,
+    },
     /// Write a consistent copy of the database to FILE while the server may be running.
     Backup {
         /// Destination file; must not exist.

@@ -52,6 +52,16 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 rzmon::simulate::run(opts, devices, shutdown).await
             })
         }
+        Command::Token {
+            username,
+            jwt_secret,
+            token_ttl,
+        } => admin::token(
+            &admin::open_existing(&cli.common.data_dir)?,
+            &username,
+            jwt_secret.as_deref(),
+            std::time::Duration::from_secs(token_ttl),
+        ),
         Command::Backup { file } => {
             admin::backup(&admin::open_existing(&cli.common.data_dir)?, &file)
         }

@@ -13,4 +13,5 @@ mod flow;
 mod health;
 mod mqtt;
 mod mqtt_strict;
+mod readme;
 mod ws;
