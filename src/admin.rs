@@ -248,10 +248,12 @@ pub fn token(
     ttl: std::time::Duration,
 ) -> anyhow::Result<()> {
     let password = read_password_line()?;
-    let hash = store.user(username)?.map(|u| u.password_hash);
-    if !hash.is_some_and(|h| auth::verify_password(&password, &h)) {
+    let user = store
+        .user(username)?
+        .filter(|u| auth::verify_password(&password, &u.password_hash));
+    let Some(user) = user else {
         bail!("wrong user name or password for {username:?}");
-    }
+    };
     let secret = match jwt_secret {
         Some(s) => s.as_bytes().to_vec(),
         None => {
@@ -264,7 +266,9 @@ pub fn token(
         }
     };
     let keys = auth::jwt::JwtKeys::new(&secret, ttl).context("the JWT secret cannot be used")?;
-    let (token, _) = keys.issue(username).context("cannot issue a token")?;
+    let (token, _) = keys
+        .issue(&user.username, user.uid, user.token_gen)
+        .context("cannot issue a token")?;
     secrets::forget_initial_admin_password(
         store.path().parent().unwrap_or(Path::new(".")),
         username,
