@@ -20,6 +20,9 @@ use tokio_util::sync::CancellationToken;
 /// How often timers, silence and reminders are checked.
 pub const TICK: Duration = Duration::from_millis(500);
 
+/// Every this many ticks (30 s) the engine forgets devices that were removed.
+const DEVICE_CHECK_TICKS: u64 = 60;
+
 /// What the engine needs.
 pub struct Deps {
     pub store: Store,
@@ -57,6 +60,7 @@ pub async fn run(deps: Deps, stop: CancellationToken) -> anyhow::Result<()> {
         apply(&deps, &mut engine, &mut timers, effect).await;
     }
     let mut tick = tokio::time::interval(TICK);
+    let mut ticks: u64 = 0;
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         let effects = tokio::select! {
@@ -77,7 +81,13 @@ pub async fn run(deps: Deps, stop: CancellationToken) -> anyhow::Result<()> {
             },
             _ = tick.tick() => {
                 flush(&store, &mut timers).await;
-                engine.on_tick(now_ms())
+                ticks += 1;
+                let mut effects = Vec::new();
+                if ticks.is_multiple_of(DEVICE_CHECK_TICKS) {
+                    effects = registered(&store, &mut engine).await;
+                }
+                effects.extend(engine.on_tick(now_ms()));
+                effects
             }
             () = deps.alerts.wait_changed() => reload(&store, &mut engine).await,
             Ok(()) = health.changed() => {
@@ -158,6 +168,20 @@ fn health_changes(engine: &mut Engine, seen: &mut Snapshot, now: &Snapshot) -> V
     }
     seen.clone_from(now);
     out
+}
+
+/// Drops removed devices from the engine (see `Engine::retain_devices`).
+async fn registered(store: &Store, engine: &mut Engine) -> Vec<Effect> {
+    match blocking(store, Store::devices).await {
+        Ok(devices) => {
+            let ids: Vec<String> = devices.into_iter().map(|d| d.id).collect();
+            engine.retain_devices(&ids, now_ms())
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "cannot read the registered devices");
+            Vec::new()
+        }
+    }
 }
 
 /// Re-reads rules and acknowledgements after the API changed them.
