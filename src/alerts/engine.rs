@@ -239,11 +239,27 @@ impl Engine {
             }
             return out;
         }
-        self.seen.insert(m.device.clone(), (now, false));
-        let rules: Vec<usize> = (0..self.rules.len())
-            .filter(|&i| self.rules[i].enabled && self.rules[i].covers(Some(&m.device)))
-            .collect();
-        for i in rules {
+        match self.seen.get_mut(&m.device) {
+            Some(seen) => *seen = (now, false),
+            None => {
+                self.seen.insert(m.device.clone(), (now, false));
+            }
+        }
+        for i in 0..self.rules.len() {
+            let rule = &self.rules[i];
+            let relevant = match (&rule.spec.condition, &m.body) {
+                (Condition::Threshold { metric, .. }, Body::Telemetry(t)) => {
+                    t.payload.contains_key(metric)
+                }
+                (Condition::DoorOpenFor, Body::Telemetry(t)) => t.locked.is_some(),
+                (Condition::Silence { .. }, _) => true,
+                (Condition::Incident { .. }, Body::Incident(_)) => true,
+                (Condition::AccessDenied { .. }, Body::Access(a)) => !a.granted,
+                _ => false,
+            };
+            if !relevant || !rule.enabled || !rule.covers(Some(&m.device)) {
+                continue;
+            }
             let rule = &self.rules[i];
             let key: Key = (rule.id, m.device.to_string());
             match (&rule.spec.condition, &m.body) {
