@@ -214,8 +214,13 @@ async fn run(devices: usize, per_device: usize, rules: bool) {
     } else {
         "alert rules disabled"
     };
+    let profile = if cfg!(debug_assertions) {
+        "debug"
+    } else {
+        "release"
+    };
     println!(
-        "rzmon ingest benchmark (release, QoS 1, synchronous=FULL, {devices} devices, {mode})"
+        "rzmon ingest benchmark ({profile} bench binary, QoS 1, synchronous=FULL, {devices} devices, {mode})"
     );
     println!("| measure | value |");
     println!("|---|---|");
