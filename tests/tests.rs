@@ -15,6 +15,7 @@ mod flow;
 mod health;
 mod login_flood;
 mod mqtt;
+mod mqtt_budget;
 mod mqtt_strict;
 mod proxies;
 mod readme;

@@ -163,7 +163,7 @@ pub async fn start(
     let gate_cfg = GateConfig {
         prefix: settings.topic_prefix.clone(),
         max_packet,
-        connect_timeout: Duration::from_secs(10),
+        connect_timeout: Duration::from_secs(5),
         rate_per_device: settings.mqtt_rate,
         max_connections: settings.mqtt_max_connections as usize,
         login_failures: policy::IP_MAX_FAILURES,
