@@ -150,7 +150,7 @@ pub struct NotifyArgs {
     /// Notification channels as Apprise-style URLs, comma-separated (ntfy://, ntfys://,
     /// gotify://, tgram://, mailto://, discord://, slack://, json://, jsons://); read-only in
     /// the dashboard.
-    #[arg(long, env = "RZMON_NOTIFY_URLS", hide_env_values = true, value_parser = secret("RZMON_NOTIFY_URLS", 1), global = true)]
+    #[arg(long, env = "RZMON_NOTIFY_URLS", hide_env_values = true, value_parser = secret, global = true)]
     pub notify_urls: Option<Secret>,
 
     /// The dashboard's address as people reach it (e.g. https://rz.example.com), for links in
