@@ -110,12 +110,13 @@ pub async fn serve(
     let (sessions, ended_rx) = Sessions::with_end_reports();
 
     let ingest_exited = CancellationToken::new();
+    let (inbound_tx, inbound_rx) = mpsc::channel(ingest::QUEUE);
     let ingest_run = report(
         "ingest",
         failed.clone(),
         ingest::run(
+            inbound_rx,
             link,
-            settings.topic_prefix.clone(),
             sinks.clone(),
             outbound_rx,
             ingest_stop.clone(),
@@ -145,6 +146,7 @@ pub async fn serve(
             verifier,
             sessions.clone(),
             metrics.clone(),
+            inbound_tx,
             gate_stop.clone(),
         ),
     ));
@@ -206,7 +208,7 @@ pub async fn serve(
     // 2. Devices: close their connections so nothing new arrives.
     gate_stop.cancel();
     let _ = gate_done.await;
-    // 3. Ingest: drains what the broker already acknowledged, then stops.
+    // 3. Ingest: takes what the gate queued (not yet acknowledged), then stops.
     ingest_stop.cancel();
     if tokio::time::timeout(INGEST_DRAIN, ingest_done)
         .await

@@ -12,7 +12,7 @@ mod writer;
 pub use control::{AccessIdRow, AuditRow, ConfigChangeRow};
 pub use events::{AccessRow, DeviceStatusRow};
 pub use summary::Bucket;
-pub use writer::Writer;
+pub use writer::{QUEUE as WRITER_QUEUE, Stopped, Writer, WriterTx};
 
 use crate::health::Health;
 use crate::metrics::Metrics;
