@@ -9,4 +9,5 @@ mod commands;
 mod durability;
 mod health;
 mod mqtt;
+mod mqtt_strict;
 mod ws;

@@ -7,6 +7,7 @@ mod frame;
 mod gate;
 mod relay;
 mod sessions;
+mod strict;
 pub mod topic;
 
 pub use gate::run as run_gate;
