@@ -3,7 +3,7 @@
 //! subscribe only to their own command topic. What an admitted connection does next (publishes
 //! to ingest, PUBACK after the commit, the broker's packets to the device) is in `relay`.
 
-use super::frame;
+use super::frame::{self, FrameError};
 use super::relay::{self, End, Session};
 use super::sessions::Sessions;
 use super::{GateConfig, Verifier, topic};

@@ -34,6 +34,9 @@ const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long a last will may wait for room in ingest's queue.
 const WILL_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// A PINGRESP packet: type 13, no flags, no body.
+const PINGRESP: [u8; 2] = [0xd0, 0x00];
+
 /// Why a session ended.
 pub enum End {
     /// The device sent DISCONNECT: no last will.
@@ -120,10 +123,10 @@ async fn relay(
                     break End::Closed;
                 }
             }
-            r = frame::read(&mut up_rd, &mut up_buf, max) => match r {
+            r = frame::read_raw(&mut up_rd, &mut up_buf, max) => match r {
                 // Answers to our own heartbeat.
-                Ok(Some((Packet::PingResp, _))) => {}
-                Ok(Some((_, raw))) => {
+                Ok(Some(raw)) if raw[..] == PINGRESP => {}
+                Ok(Some(raw)) => {
                     out.extend_from_slice(&raw);
                     if !write(&mut client_wr, &mut out).await {
                         break End::Closed;
