@@ -11,7 +11,7 @@ use crate::hub::{self, Hub};
 use crate::ingest::Sinks;
 use crate::metrics::Metrics;
 use crate::presence::Presence;
-use crate::store::Store;
+use crate::store::{Damage, Store, StoreError};
 use crate::{auth, ingest, secrets};
 use anyhow::Context;
 use std::net::SocketAddr;
@@ -30,11 +30,29 @@ const BROKER_CHECK_INTERVAL: Duration = Duration::from_secs(2);
 /// Longest wait for ingest to drain the broker after devices were disconnected on shutdown.
 const INGEST_DRAIN: Duration = Duration::from_secs(2);
 
-/// Creates the data directory (mode 0700) and opens the database in it.
+/// Creates the data directory (mode 0700) and opens the database in it. A damaged database,
+/// or a missing/empty one in a directory that was used before (the JWT secret file exists),
+/// stops here with a sentence saying what to do; nothing is changed then.
 pub fn open_store(data_dir: &Path) -> anyhow::Result<Store> {
     create_private_dir(data_dir)?;
     let path = data_dir.join(DB_FILE);
-    Store::open(&path).with_context(|| format!("cannot open the database {}", path.display()))
+    let evidence = data_dir.join(secrets::JWT_SECRET_FILE);
+    let empty = std::fs::metadata(&path).map_or(true, |m| m.len() == 0);
+    if empty && evidence.exists() {
+        return Err(Damage::EmptyButUsed {
+            path,
+            evidence: evidence.display().to_string(),
+        }
+        .into());
+    }
+    match Store::open(&path) {
+        Ok(store) => Ok(store),
+        Err(StoreError::Damaged(d)) => Err(d.into()),
+        Err(e) => {
+            Err(anyhow::Error::new(e)
+                .context(format!("cannot open the database {}", path.display())))
+        }
+    }
 }
 
 fn create_private_dir(dir: &Path) -> anyhow::Result<()> {
@@ -61,7 +79,10 @@ pub async fn serve(
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let dir = common.data_dir.clone();
-    let store = tokio::task::spawn_blocking(move || open_store(&dir)).await??;
+    let health = Health::new();
+    let store = tokio::task::spawn_blocking(move || open_store(&dir))
+        .await??
+        .with_health(health.clone());
     let jwt_secret = match &settings.jwt_secret {
         Some(s) => s.expose().as_bytes().to_vec(),
         None => secrets::load_or_create_jwt_secret(&common.data_dir)?,
@@ -75,8 +96,8 @@ pub async fn serve(
     let (http_addr, mqtt_addr) = (http.local_addr()?, mqtt.local_addr()?);
 
     let metrics = Arc::new(Metrics::default());
-    let health = Health::new();
     health.set_ok(health::DATABASE);
+    health.set_ok(health::INTEGRITY);
     health.set_ok(health::BROKER);
     let hub = Hub::new(hub::DEFAULT_CAPACITY.max(settings.ws_queue as usize));
     let writer = store.spawn_writer(metrics.clone(), health.clone())?;

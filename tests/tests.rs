@@ -2,10 +2,12 @@
 
 mod util;
 
+mod acked;
 mod api;
 mod browser;
 mod cli;
 mod commands;
+mod damaged;
 mod durability;
 mod health;
 mod mqtt;

@@ -3,18 +3,20 @@
 //! queries per table in `events` and `accounts`.
 
 mod accounts;
+mod check;
 mod control;
 mod events;
 mod schema;
 mod summary;
 mod writer;
 
+pub use check::{Damage, check_file, is_corruption};
 pub use control::{AccessIdRow, AuditRow, ConfigChangeRow};
 pub use events::{AccessRow, DeviceStatusRow};
 pub use summary::Bucket;
 pub use writer::{QUEUE as WRITER_QUEUE, Stopped, Writer, WriterTx};
 
-use crate::health::Health;
+use crate::health::{self, Health};
 use crate::metrics::Metrics;
 use crate::model::DeviceId;
 use rusqlite::{Connection, OpenFlags};
@@ -40,6 +42,9 @@ pub enum StoreError {
     Sqlite(#[from] rusqlite::Error),
     #[error("database task failed: {0}")]
     Task(String),
+    /// The file is damaged or from a newer rzmon; it was not changed.
+    #[error(transparent)]
+    Damaged(#[from] Damage),
 }
 
 pub type Result<T> = std::result::Result<T, StoreError>;
@@ -95,19 +100,30 @@ pub struct Store {
     path: Arc<PathBuf>,
     /// Idle reader connections. WAL lets them read while the writer commits.
     readers: Arc<Mutex<Vec<Connection>>>,
+    /// Told when a read finds the file damaged (`health::INTEGRITY`).
+    health: Health,
 }
 
 impl Store {
     /// Opens (creating) the database file, sets WAL/synchronous=FULL/busy timeout, runs
-    /// pending migrations.
+    /// pending migrations. An existing file is first checked read-only (`check_file`): a
+    /// damaged one or one from a newer rzmon is refused (`StoreError::Damaged`) untouched.
     pub fn open(path: &Path) -> Result<Self> {
+        check_file(path)?;
         create_private(path)?;
         let mut conn = open_connection(path)?;
         schema::migrate(&mut conn)?;
         Ok(Self {
             path: Arc::new(path.to_owned()),
             readers: Arc::new(Mutex::new(vec![conn])),
+            health: Health::new(),
         })
+    }
+
+    /// Reports damage found by reads to `health` (call before cloning the store).
+    pub fn with_health(mut self, health: Health) -> Self {
+        self.health = health;
+        self
     }
 
     pub fn path(&self) -> &Path {
@@ -171,6 +187,11 @@ impl Store {
             None => open_connection(&self.path)?,
         };
         let out = f(&mut conn);
+        if let Err(StoreError::Sqlite(e)) = &out
+            && is_corruption(e)
+        {
+            report_damage(&self.health, &self.path, e);
+        }
         if conn.is_autocommit() {
             let mut idle = self
                 .readers
@@ -221,6 +242,18 @@ fn open_connection(path: &Path) -> Result<Connection> {
     conn.pragma_update(None, "foreign_keys", "ON")?;
     conn.set_prepared_statement_cache_capacity(32);
     Ok(conn)
+}
+
+/// Marks the integrity check failed; it stays failed until a restart checks the file again.
+fn report_damage(health: &Health, path: &Path, e: &rusqlite::Error) {
+    tracing::error!(path = %path.display(), error = %e, "the database reports damage");
+    health.set_failed(
+        health::INTEGRITY,
+        format!(
+            "{} reports damage ({e}); stop rzmon and restore a backup (rzmon restore FILE)",
+            path.display()
+        ),
+    );
 }
 
 fn io_error(path: &Path, e: &std::io::Error) -> StoreError {

@@ -11,6 +11,7 @@ use crate::model::{AccessEvent, Ack, Body, Message, Status, Telemetry};
 use rusqlite::{Connection, Transaction, TransactionBehavior};
 use serde_json::{Map, Value};
 use std::collections::HashMap;
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::{self, JoinHandle};
@@ -103,7 +104,8 @@ impl Writer {
         self.tx.clone()
     }
 
-    /// Commits everything queued before this call and joins the writer thread. Blocks. If
+    /// Commits everything queued before this call, checkpoints the WAL into the main file and
+    /// joins the writer thread. Blocks. If
     /// commits keep failing, gives up after `STOP_GRACE` (those messages were not
     /// acknowledged) and returns an error.
     pub fn close(self) -> Result<()> {
@@ -173,9 +175,25 @@ fn run(mut conn: Connection, mut rx: Receiver<Item>, ctx: &Ctx) -> Result<()> {
             acks.drain(..).for_each(Ack::done);
         }
         if stop {
+            checkpoint(&conn);
             tracing::debug!("store writer drained and stopped");
             return Ok(());
         }
+    }
+}
+
+/// Copies the WAL into the main file and empties it, so after a clean stop `rzmon.db` alone
+/// holds everything (a user may copy just that file as a backup).
+fn checkpoint(conn: &Connection) {
+    let r = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
+        Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?))
+    });
+    match r {
+        Ok((0, _)) => tracing::debug!("WAL checkpointed into the main database file"),
+        Ok((_, frames)) => {
+            tracing::warn!(frames, "WAL checkpoint incomplete: a reader was still busy")
+        }
+        Err(e) => tracing::warn!(error = %e, "WAL checkpoint failed"),
     }
 }
 
@@ -202,6 +220,9 @@ fn commit_with_retry(conn: &mut Connection, batch: &[Message], ctx: &Ctx) -> boo
                     tracing::error!(error = %e, messages = batch.len(), "store commit failed, will retry");
                 }
                 ctx.metrics.store_commit_failures.inc();
+                if super::is_corruption(&e) {
+                    super::report_damage(&ctx.health, Path::new(conn.path().unwrap_or("")), &e);
+                }
                 ctx.health.set_failed(
                     health::DATABASE,
                     format!(
