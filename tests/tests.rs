@@ -8,6 +8,7 @@ mod browser;
 mod cli;
 mod commands;
 mod damaged;
+mod disk_full;
 mod durability;
 mod health;
 mod mqtt;
