@@ -11,6 +11,7 @@ mod damaged;
 mod disk_full;
 mod durability;
 mod health;
+mod memory;
 mod mqtt;
 mod mqtt_strict;
 mod ws;

@@ -34,6 +34,8 @@ const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long a last will may wait for room in ingest's queue.
 const WILL_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// First byte of a CONNACK (type 2, no flags).
+const CONNACK: u8 = 0x20;
 /// A PINGRESP packet: type 13, no flags, no body.
 const PINGRESP: [u8; 2] = [0xd0, 0x00];
 
@@ -111,6 +113,18 @@ async fn relay(
         Duration::from_secs(u64::from(s.keep_alive / 2)).max(Duration::from_secs(1)),
     );
     heartbeat.tick().await;
+    // Nothing may reach the device before the broker's CONNACK (MQTT-3.2.0-1), not even the
+    // PUBACK of a publish it sent right behind its CONNECT.
+    match connack(gate, &mut up_rd, &mut up_buf).await {
+        Some(raw) => {
+            out.extend_from_slice(&raw);
+            let accepted = raw.get(3) == Some(&0);
+            if !write(&mut client_wr, &mut out).await || !accepted {
+                return End::Closed;
+            }
+        }
+        None => return End::Closed,
+    }
     let end = loop {
         tokio::select! {
             biased;
@@ -164,6 +178,23 @@ async fn relay(
     let _ = up_wr.shutdown().await;
     let _ = client_wr.shutdown().await;
     end
+}
+
+/// The broker's first packet, if it is a CONNACK and arrives within the connect timeout.
+async fn connack(
+    gate: &Gate,
+    up: &mut tokio::net::tcp::OwnedReadHalf,
+    buf: &mut BytesMut,
+) -> Option<bytes::Bytes> {
+    let first = tokio::time::timeout(
+        gate.cfg.connect_timeout,
+        frame::read_raw(up, buf, gate.cfg.max_packet),
+    )
+    .await;
+    match first {
+        Ok(Ok(Some(raw))) if raw.first() == Some(&CONNACK) => Some(raw),
+        _ => None,
+    }
 }
 
 /// What to do after a device packet.
