@@ -24,11 +24,8 @@ fn main() {
         .skip(1)
         .filter(|a| !a.starts_with("--"))
         .collect();
-    let num = |i: usize, default: usize| {
-        args.get(i)
-            .and_then(|a| a.parse().ok())
-            .unwrap_or(default)
-    };
+    let num =
+        |i: usize, default: usize| args.get(i).and_then(|a| a.parse().ok()).unwrap_or(default);
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     match args.first().map(String::as_str) {
         Some("sessions") => rt.block_on(sessions::run(num(1, 28_000))),
@@ -102,7 +99,9 @@ async fn burst(devices: usize, per_device: usize) {
     let count = stored(dir.path());
     let busy_rss = server.rss_kib();
     println!();
-    println!("rzmon ingest benchmark (release, QoS 1, PUBACK after commit, synchronous=FULL, {devices} devices)");
+    println!(
+        "rzmon ingest benchmark (release, QoS 1, PUBACK after commit, synchronous=FULL, {devices} devices)"
+    );
     println!("| measure | value |");
     println!("|---|---|");
     println!("| messages published | {total} |");
@@ -111,7 +110,10 @@ async fn burst(devices: usize, per_device: usize) {
         "| rows stored | {count} ({:.2} %) |",
         100.0 * count as f64 / total as f64
     );
-    println!("| all acknowledged (= committed) after | {:.2} s |", t_acked.as_secs_f64());
+    println!(
+        "| all acknowledged (= committed) after | {:.2} s |",
+        t_acked.as_secs_f64()
+    );
     println!(
         "| persisted throughput | {:.0} msg/s |",
         acked as f64 / t_acked.as_secs_f64()
@@ -120,7 +122,10 @@ async fn burst(devices: usize, per_device: usize) {
     println!("| RSS right after the burst | {:.1} MiB |", mib(busy_rss));
     for s in [10, 20, 30, 40, 50, 60] {
         tokio::time::sleep_until((Instant::now() + Duration::from_secs(10)).into()).await;
-        println!("| RSS {s} s after the burst | {:.1} MiB |", mib(server.rss_kib()));
+        println!(
+            "| RSS {s} s after the burst | {:.1} MiB |",
+            mib(server.rss_kib())
+        );
     }
     assert_eq!(count, total, "not every message was stored");
     assert!(count >= acked as u64, "acknowledged but not stored");

@@ -118,7 +118,7 @@ pub fn assert_acked_stored_once(db: &rusqlite::Connection, acked: &[i64]) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_during_a_qos1_stream_loses_no_acknowledged_message() {
     const ROUNDS: i64 = 20;
-    let mut app = TestApp::start().await;
+    let mut app = TestApp::process().await;
     let password = app.add_device("esp32-1");
     let mut acked_total = Vec::new();
     let mut rng = rand::rng();

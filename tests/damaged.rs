@@ -15,7 +15,7 @@ fn sha256(path: &Path) -> String {
 
 /// A stopped server's data directory whose database holds 5,000 telemetry rows (about 1 MiB).
 async fn used_data_dir() -> (tempfile::TempDir, std::path::PathBuf) {
-    let mut app = TestApp::start().await;
+    let mut app = TestApp::process().await;
     assert!(app.sigterm().success());
     let path = app.db_path();
     let conn = rusqlite::Connection::open(&path).unwrap();
@@ -120,7 +120,7 @@ async fn damaged_database_stops_startup_and_stays_untouched() {
 /// After SIGTERM `rzmon.db` alone (copied without its -wal) holds every acknowledged row.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn after_sigterm_the_main_file_alone_is_complete() {
-    let mut app = TestApp::start().await;
+    let mut app = TestApp::process().await;
     let d = app.device("esp32-1").await;
     for seq in 0..3000 {
         d.publish("telemetry", json!({"tmp": 21.0, "seq": seq}).to_string())
@@ -149,7 +149,7 @@ async fn after_sigterm_the_main_file_alone_is_complete() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn damage_found_while_running_degrades_health() {
     let (dir, db) = used_data_dir().await;
-    let app = TestApp::start_with(&[("RZMON_DATA_DIR", dir.path().to_str().unwrap())]).await;
+    let app = TestApp::process_with(&[("RZMON_DATA_DIR", dir.path().to_str().unwrap())]).await;
     let token = app.login().await;
     let mut bytes = std::fs::read(&db).unwrap();
     let len = bytes.len();

@@ -197,7 +197,7 @@ async fn full_disk_means_no_acknowledgement_and_degraded_health() {
     let mqtt_addr = format!("127.0.0.1:{port}");
     let data = mount_point.path().to_str().unwrap();
     let mut app =
-        TestApp::start_with(&[("RZMON_DATA_DIR", data), ("RZMON_MQTT_ADDR", &mqtt_addr)]).await;
+        TestApp::process_with(&[("RZMON_DATA_DIR", data), ("RZMON_MQTT_ADDR", &mqtt_addr)]).await;
     let token = app.login().await;
     let out = Command::new(BIN)
         .args(["device", "add", "esp32-1", "--json"])

@@ -10,7 +10,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 /// Resident set size of process `pid` in KiB (from /proc).
-pub fn rss_kib(pid: i32) -> u64 {
+pub fn rss_kib(pid: u32) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .unwrap_or_default()
         .lines()
@@ -43,8 +43,14 @@ pub async fn session(mqtt: SocketAddr, id: &str, password: &str, seq: u64) {
     Packet::Publish(p).write(&mut out, 1 << 16).unwrap();
     s.write_all(&out).await.unwrap();
     let mut buf = BytesMut::new();
-    assert!(matches!(read_packet(&mut s, &mut buf).await, Packet::ConnAck(_)));
-    assert!(matches!(read_packet(&mut s, &mut buf).await, Packet::PubAck(_)));
+    assert!(matches!(
+        read_packet(&mut s, &mut buf).await,
+        Packet::ConnAck(_)
+    ));
+    assert!(matches!(
+        read_packet(&mut s, &mut buf).await,
+        Packet::PubAck(_)
+    ));
     out.clear();
     Packet::Disconnect.write(&mut out, 16).unwrap();
     s.write_all(&out).await.unwrap();
@@ -74,7 +80,7 @@ pub async fn sessions(mqtt: SocketAddr, devices: &[(String, String)], first: u64
 /// connect-publish-disconnect sessions leave the server's RSS within 2 MiB of where it was.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sessions_leave_rss_flat() {
-    let app = TestApp::start().await;
+    let mut app = TestApp::process().await;
     // 16 devices for 8 workers: worker w uses devices w and w + 8 only, so no session
     // takes over another one of the same device.
     let devices: Vec<(String, String)> = (0..16)

@@ -1,8 +1,10 @@
-//! The one integration-test binary: every test starts the real `rzmon` binary (see `util`).
+//! The one integration-test binary: tests start the real server in-process, or the real
+//! `rzmon` binary where the process matters (see `util`).
 
 mod util;
 
 mod acked;
+mod alerts;
 mod api;
 mod browser;
 mod cli;
@@ -10,6 +12,7 @@ mod commands;
 mod damaged;
 mod disk_full;
 mod durability;
+mod flow;
 mod health;
 mod memory;
 mod mqtt;

@@ -22,7 +22,9 @@ async fn read_packet(s: &mut TcpStream, buf: &mut BytesMut) -> Packet {
 }
 
 async fn session(port: u16, id: &str, password: &str, seq: usize) {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).await.expect("connect");
+    let mut s = TcpStream::connect(("127.0.0.1", port))
+        .await
+        .expect("connect");
     let mut out = BytesMut::new();
     let mut c = Connect::new(id);
     c.keep_alive = 30;
@@ -34,8 +36,14 @@ async fn session(port: u16, id: &str, password: &str, seq: usize) {
     Packet::Publish(p).write(&mut out, 1 << 16).unwrap();
     s.write_all(&out).await.unwrap();
     let mut buf = BytesMut::new();
-    assert!(matches!(read_packet(&mut s, &mut buf).await, Packet::ConnAck(_)));
-    assert!(matches!(read_packet(&mut s, &mut buf).await, Packet::PubAck(_)));
+    assert!(matches!(
+        read_packet(&mut s, &mut buf).await,
+        Packet::ConnAck(_)
+    ));
+    assert!(matches!(
+        read_packet(&mut s, &mut buf).await,
+        Packet::PubAck(_)
+    ));
     out.clear();
     Packet::Disconnect.write(&mut out, 16).unwrap();
     s.write_all(&out).await.unwrap();
@@ -81,7 +89,10 @@ pub async fn run(n: usize) {
     println!("| sessions after warm-up | RSS | change |");
     println!("|---|---|---|");
     println!("| 0 (idle, before warm-up) | {:.1} MiB | |", mib(idle));
-    println!("| 0 (after {warm_up} warm-up sessions) | {:.1} MiB | |", mib(before));
+    println!(
+        "| 0 (after {warm_up} warm-up sessions) | {:.1} MiB | |",
+        mib(before)
+    );
     let t0 = Instant::now();
     let step = (n / 7).max(1);
     let mut done = 0;

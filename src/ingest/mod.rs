@@ -37,7 +37,7 @@ impl Sinks {
     /// Stores and pushes a valid message; `ack` runs once it is committed. Waits while the
     /// writer's queue is full.
     pub async fn deliver(&self, msg: Message, ack: Option<Ack>) -> anyhow::Result<()> {
-        self.hub.publish(&msg.live_event());
+        self.hub.publish_message(&msg);
         self.writer
             .send(msg, ack)
             .await

@@ -1,8 +1,9 @@
 //! SQLite persistence: opens the database file (WAL, `synchronous=FULL`), runs migrations and
 //! lends reader connections from a small pool. The one batching writer lives in `writer`,
-//! queries per table in `events` and `accounts`.
+//! queries per table in `events`, `accounts`, `control` and `alerts`.
 
 mod accounts;
+mod alerts;
 mod check;
 mod control;
 mod events;
@@ -10,6 +11,7 @@ mod schema;
 mod summary;
 mod writer;
 
+pub use alerts::{AlertQuery, AlertRow, AlertState, NewAlert, PendingRow, RuleRow};
 pub use check::{Damage, check_file, is_corruption};
 pub use control::{AccessIdRow, AuditRow, ConfigChangeRow};
 pub use events::{AccessRow, DeviceStatusRow};
@@ -19,6 +21,7 @@ pub use writer::{QUEUE as WRITER_QUEUE, Stopped, Writer, WriterTx};
 use crate::health::{self, Health};
 use crate::metrics::Metrics;
 use crate::model::DeviceId;
+use crate::secrets::JWT_SECRET_FILE;
 use rusqlite::{Connection, OpenFlags};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
@@ -28,6 +31,9 @@ use std::time::Duration;
 /// How long a connection waits for another one's write lock before giving up. The writer
 /// commits within milliseconds, so 5 s only runs out when something is badly wrong.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// File name of the database inside the data directory.
+pub const DB_FILE: &str = "rzmon.db";
 
 /// Idle reader connections kept open; more are opened under load and closed after use.
 const MAX_IDLE_READERS: usize = 4;
@@ -126,6 +132,27 @@ impl Store {
         self
     }
 
+    /// Creates the data directory (mode 0700) if needed and opens `DB_FILE` in it. A damaged
+    /// database, or a missing/empty one in a directory that was used before (the JWT secret
+    /// file exists), is refused with `StoreError::Damaged`; nothing is changed then.
+    pub fn open_in(data_dir: &Path) -> Result<Self> {
+        create_private_dir(data_dir)?;
+        let path = data_dir.join(DB_FILE);
+        let evidence = data_dir.join(JWT_SECRET_FILE);
+        let empty = std::fs::metadata(&path).map_or(true, |m| m.len() == 0);
+        if empty && evidence.exists() {
+            return Err(Damage::EmptyButUsed {
+                path,
+                evidence: evidence.display().to_string(),
+            }
+            .into());
+        }
+        Self::open(&path).map_err(|e| match e {
+            StoreError::Damaged(_) => e,
+            e => StoreError::Task(format!("cannot open the database {}: {e}", path.display())),
+        })
+    }
+
     pub fn path(&self) -> &Path {
         &self.path
     }
@@ -203,6 +230,19 @@ impl Store {
         }
         out
     }
+}
+
+fn create_private_dir(dir: &Path) -> Result<()> {
+    let mut b = std::fs::DirBuilder::new();
+    b.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut b, 0o700);
+    b.create(dir).map_err(|e| {
+        StoreError::Task(format!(
+            "cannot create the data directory {}: {e}",
+            dir.display()
+        ))
+    })
 }
 
 /// Creates the database file with mode 0600 if it does not exist, and tightens an existing
