@@ -38,6 +38,14 @@ pub const DB_FILE: &str = "rzmon.db";
 /// Idle reader connections kept open; more are opened under load and closed after use.
 const MAX_IDLE_READERS: usize = 4;
 
+/// Page cache per reader connection, in KiB. SQLite's default (2 MiB each) never shrinks,
+/// so memory would creep up with the file's size; queries go through indexes and the
+/// operating system caches the file anyway.
+const READER_CACHE_KIB: i64 = 1024;
+/// The writer touches only the right edge of each b-tree (appends) and recent `seq`s: a small
+/// cache holds that working set, so RSS does not grow with every appended page.
+const WRITER_CACHE_KIB: i64 = 512;
+
 /// Errors a caller branches on.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -160,7 +168,9 @@ impl Store {
     /// Starts the one batching writer thread. `metrics.store_committed` / `store_duplicates`
     /// are updated per commit; `health`'s database check fails while commits fail.
     pub fn spawn_writer(&self, metrics: Arc<Metrics>, health: Health) -> Result<Writer> {
-        Writer::spawn(open_connection(&self.path)?, metrics, health)
+        let conn = open_connection(&self.path)?;
+        conn.pragma_update(None, "cache_size", -WRITER_CACHE_KIB)?;
+        Writer::spawn(conn, metrics, health)
     }
 
     /// `SELECT 1` on a reader connection: the database answers.
@@ -280,6 +290,8 @@ fn open_connection(path: &Path) -> Result<Connection> {
     }
     conn.pragma_update(None, "synchronous", "FULL")?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
+    // Negative: KiB rather than pages.
+    conn.pragma_update(None, "cache_size", -READER_CACHE_KIB)?;
     conn.set_prepared_statement_cache_capacity(32);
     Ok(conn)
 }
