@@ -3,6 +3,7 @@
 //! subscribe only to their own command topic. What an admitted connection does next (publishes
 //! to ingest, PUBACK after the commit, the broker's packets to the device) is in `relay`.
 
+use super::budget::{Budget, Ticket};
 use super::frame::{self, FrameError};
 use super::relay::{self, End, Session};
 use super::sessions::Sessions;
@@ -34,6 +35,7 @@ pub(super) struct Gate {
     slots: Arc<Semaphore>,
     /// Device publishes go here (ingest), never to the broker.
     pub(super) inbound: mpsc::Sender<Inbound>,
+    budget: Budget,
 }
 
 /// Accepts device connections until `shutdown`; then closes every session and returns.
@@ -54,6 +56,7 @@ pub async fn run(
     let gate = Arc::new(Gate {
         lockout: Lockout::new(cfg.login_failures, cfg.login_lock),
         slots: Arc::new(Semaphore::new(cfg.max_connections)),
+        budget: Budget::default(),
         cfg,
         upstream,
         verifier,
@@ -76,6 +79,18 @@ pub async fn run(
                 }
             },
         };
+        // Per-address and pending budgets first (budget.rs), so cheap connections never
+        // reach the shared slots.
+        let mut ticket = match gate.budget.admit(peer.ip()) {
+            Ok(t) => t,
+            Err(log) => {
+                gate.metrics.mqtt_over_budget.inc();
+                if log {
+                    tracing::warn!(ip = %peer.ip(), "MQTT connections from this address over budget: new ones are closed (logged once a minute)");
+                }
+                continue;
+            }
+        };
         let Ok(slot) = gate.slots.clone().try_acquire_owned() else {
             tracing::warn!(%peer, max = gate.cfg.max_connections, "MQTT connection refused: too many connections");
             gate.metrics.mqtt_violations.inc();
@@ -85,7 +100,7 @@ pub async fn run(
         let gate = gate.clone();
         let stop = shutdown.child_token();
         tasks.spawn(async move {
-            gate.connection(stream, peer, stop).await;
+            gate.connection(stream, peer, stop, &mut ticket).await;
             drop(slot);
         });
     }
@@ -95,7 +110,13 @@ pub async fn run(
 }
 
 impl Gate {
-    async fn connection(&self, mut client: TcpStream, peer: SocketAddr, stop: CancellationToken) {
+    async fn connection(
+        &self,
+        mut client: TcpStream,
+        peer: SocketAddr,
+        stop: CancellationToken,
+        ticket: &mut Ticket,
+    ) {
         let mut buf = BytesMut::with_capacity(1024);
         let first = tokio::select! {
             () = stop.cancelled() => return,
@@ -120,6 +141,7 @@ impl Gate {
         let Some(device) = self.admit(&mut client, peer, &connect).await else {
             return;
         };
+        ticket.authenticated();
         let mut upstream = match TcpStream::connect(self.upstream).await {
             Ok(s) => s,
             Err(e) => {
