@@ -4,6 +4,7 @@
 mod receiver;
 mod util;
 
+mod acked;
 mod alerts;
 mod api;
 mod app;
@@ -11,7 +12,9 @@ mod browser;
 mod channels;
 mod cli;
 mod commands;
+mod damaged;
 mod delivery;
+mod disk_full;
 mod durability;
 mod first_hour;
 mod flow;
