@@ -51,12 +51,42 @@ impl fmt::Display for DeviceId {
 /// Longest access id (card UID as the reader prints it).
 pub const MAX_ACCESS_ID_LEN: usize = 64;
 
-/// Access ids as card readers print them: 1–64 of `A-Z a-z 0-9 : _ -`.
-pub fn valid_access_id(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= MAX_ACCESS_ID_LEN
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b":_-".contains(&b))
+/// How the access-id rule is explained to people.
+pub const ACCESS_ID_RULE: &str = "1-64 characters of A-Z a-z 0-9 : _ -";
+
+/// An access id (a card UID as the reader prints it): 1–64 of `A-Z a-z 0-9 : _ -`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(transparent)]
+pub struct AccessId(String);
+
+impl AccessId {
+    /// Validates `s`; `None` when it breaks [`ACCESS_ID_RULE`].
+    pub fn parse(s: &str) -> Option<Self> {
+        let ok = !s.is_empty()
+            && s.len() <= MAX_ACCESS_ID_LEN
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b":_-".contains(&b));
+        ok.then(|| Self(s.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl<'de> Deserialize<'de> for AccessId {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        Self::parse(&s).ok_or_else(|| {
+            serde::de::Error::custom(format!("{s:?} is not an access id: use {ACCESS_ID_RULE}"))
+        })
+    }
+}
+
+impl fmt::Display for AccessId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
 }
 
 /// The topic kinds a device may publish on (`<prefix>/<dev>/<kind>`).
@@ -118,7 +148,7 @@ pub struct Incident {
 /// A card presented at a device's reader.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AccessEvent {
-    pub access_id: String,
+    pub access_id: AccessId,
     pub granted: bool,
     pub payload: Map<String, Value>,
 }

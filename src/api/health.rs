@@ -4,16 +4,22 @@
 
 use super::Shared;
 use super::error::json_response;
+use super::routes::{Endpoints, Table, finish};
 use crate::model::{format_ts, now_ms};
 use std::sync::atomic::Ordering;
 use std::time::Duration;
-use warp::http::StatusCode;
+use warp::Filter;
+use warp::http::{Method, StatusCode};
 use warp::reply::Response;
 
 /// A database that does not answer `SELECT 1` within this time counts as down.
 const DB_TIMEOUT: Duration = Duration::from_secs(2);
 
-pub async fn handle(state: Shared) -> Response {
+pub fn routes(t: &Table) -> Endpoints {
+    finish(t.public(Method::GET, "health").and(t.state()).then(handle))
+}
+
+async fn handle(state: Shared) -> Response {
     let store = state.ctx.store.clone();
     let ping = tokio::task::spawn_blocking(move || store.ping());
     let database = matches!(tokio::time::timeout(DB_TIMEOUT, ping).await, Ok(Ok(Ok(()))));

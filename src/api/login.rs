@@ -3,13 +3,15 @@
 //! locked 5 minutes) and per account name (100 → locked 15 minutes, so many IPs cannot guess one
 //! password); a locked key is refused even with the right password; a success resets both.
 
-use super::error::{ApiError, json_response, respond, retry_secs};
+use super::error::{ApiError, json_response, retry_secs};
+use super::routes::{Endpoints, Table, finish};
 use super::{Shared, blocking};
 use crate::auth::password::{DUMMY_PHC, verify_password};
 use serde::Deserialize;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
-use warp::http::StatusCode;
+use warp::Filter;
+use warp::http::{Method, StatusCode};
 use warp::reply::Response;
 
 /// Failed logins from one IP before it is locked out (the seed's rule).
@@ -30,15 +32,22 @@ pub struct LoginRequest {
     password: String,
 }
 
-pub async fn handle(remote: Option<SocketAddr>, req: LoginRequest, state: Shared) -> Response {
-    respond(login(remote, req, &state).await)
+pub fn routes(t: &Table) -> Endpoints {
+    finish(
+        t.public(Method::POST, "login")
+            .and(warp::addr::remote())
+            .and(t.json::<LoginRequest>(EXPECTED_BODY))
+            .and(t.state())
+            .then(login),
+    )
 }
 
 async fn login(
     remote: Option<SocketAddr>,
     req: LoginRequest,
-    state: &Shared,
+    state: Shared,
 ) -> Result<Response, ApiError> {
+    let state = &state;
     let ip = client_key(remote);
     let account: String = req.username.chars().take(MAX_NAME_KEY).collect();
     if let Some(left) = state.ip_lockout.locked(&ip) {

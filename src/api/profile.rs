@@ -2,21 +2,32 @@
 //! `POST /user/password`: change the own password (the current one is required).
 
 use super::auth_filter::Principal;
-use super::error::{ApiError, json_response, respond};
+use super::error::{ApiError, json_response};
+use super::routes::{Endpoints, Table, finish};
 use super::{Shared, blocking, login};
 use crate::admin::MIN_USER_PASSWORD_LEN;
 use crate::model::format_ts;
 use serde::Deserialize;
+use warp::Filter;
 use warp::http::StatusCode;
 use warp::reply::Response;
 
 /// Longest password accepted (argon2 hashes anything, but a megabyte password is an attack).
 const MAX_PASSWORD_LEN: usize = 1024;
 
-pub const EXPECTED_PASSWORD_BODY: &str =
-    r#"Send {"current_password": "...", "new_password": "..."}."#;
+const EXPECTED_PASSWORD_BODY: &str = r#"Send {"current_password": "...", "new_password": "..."}."#;
 
-pub async fn handle(user: Principal) -> Response {
+pub fn routes(t: &Table) -> Endpoints {
+    let profile = t.get("user/profile").then(profile);
+    let password = t
+        .post("user/password")
+        .and(t.json::<PasswordChange>(EXPECTED_PASSWORD_BODY))
+        .and(t.state())
+        .then(change);
+    finish(profile.or(password))
+}
+
+async fn profile(user: Principal) -> Response {
     json_response(
         StatusCode::OK,
         &serde_json::json!({
@@ -28,20 +39,13 @@ pub async fn handle(user: Principal) -> Response {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct PasswordChange {
+struct PasswordChange {
     current_password: String,
     new_password: String,
 }
 
-pub async fn change_password(user: Principal, req: PasswordChange, state: Shared) -> Response {
-    respond(change(user, req, &state).await)
-}
-
-async fn change(
-    user: Principal,
-    req: PasswordChange,
-    state: &Shared,
-) -> Result<Response, ApiError> {
+async fn change(user: Principal, req: PasswordChange, state: Shared) -> Result<Response, ApiError> {
+    let state = &state;
     let len = req.new_password.chars().count();
     if !(MIN_USER_PASSWORD_LEN..=MAX_PASSWORD_LEN).contains(&len) {
         return Err(ApiError::bad_request(format!(

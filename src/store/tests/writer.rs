@@ -2,7 +2,7 @@
 //! locked database, throughput.
 
 use super::*;
-use crate::model::AccessEvent;
+use crate::model::{AccessEvent, AccessId};
 use rusqlite::Connection;
 use std::time::Duration;
 
@@ -85,7 +85,7 @@ fn incident_and_access_duplicates_are_ignored() {
         device: dev("a"),
         ts_ms,
         body: Body::Access(AccessEvent {
-            access_id: "04A1B2C3".into(),
+            access_id: AccessId::parse("04A1B2C3").expect("access id"),
             granted: true,
             payload: object(json!({"access_id": "04A1B2C3", "granted": true, "seq": 9})),
         }),
