@@ -89,6 +89,77 @@ impl fmt::Display for AccessId {
     }
 }
 
+/// The commands the server sends on `<prefix>/<dev>/command` as `"command"` (serde names are
+/// the protocol's).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Command {
+    GetConfig,
+    SetConfig,
+    AddAccessId,
+    RemoveAccessId,
+    SyncAccessIds,
+}
+
+impl Command {
+    pub const ALL: [Command; 5] = [
+        Command::GetConfig,
+        Command::SetConfig,
+        Command::AddAccessId,
+        Command::RemoveAccessId,
+        Command::SyncAccessIds,
+    ];
+
+    /// The protocol name (`getConfig`, ...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Command::GetConfig => "getConfig",
+            Command::SetConfig => "setConfig",
+            Command::AddAccessId => "addAccessId",
+            Command::RemoveAccessId => "removeAccessId",
+            Command::SyncAccessIds => "syncAccessIds",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|c| c.as_str() == s)
+    }
+}
+
+impl fmt::Display for Command {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What an audit-log entry records (its `action` column; the names are the API's).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuditAction {
+    Login,
+    PasswordChange,
+    DeviceAdd,
+    DevicePasswd,
+    DeviceRemove,
+    AddAccessId,
+    RevokeAccessId,
+    SetConfig,
+}
+
+impl AuditAction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuditAction::Login => "login",
+            AuditAction::PasswordChange => "passwordChange",
+            AuditAction::DeviceAdd => "deviceAdd",
+            AuditAction::DevicePasswd => "devicePasswd",
+            AuditAction::DeviceRemove => "deviceRemove",
+            AuditAction::AddAccessId => "addAccessID",
+            AuditAction::RevokeAccessId => "revokeAccessID",
+            AuditAction::SetConfig => "setConfig",
+        }
+    }
+}
+
 /// The topic kinds a device may publish on (`<prefix>/<dev>/<kind>`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Kind {
@@ -245,6 +316,17 @@ mod tests {
         for bad in ["", "a/b", "+", "#", "a b", &"x".repeat(65)] {
             assert!(DeviceId::parse(bad).is_none(), "{bad:?}");
         }
+    }
+
+    /// The command names are the protocol's, the same through serde and `as_str`.
+    #[test]
+    fn command_names() {
+        for c in Command::ALL {
+            assert_eq!(serde_json::to_value(c).ok(), Some(c.as_str().into()));
+            assert_eq!(Command::parse(c.as_str()), Some(c));
+        }
+        assert_eq!(Command::SyncAccessIds.as_str(), "syncAccessIds");
+        assert_eq!(Command::parse("reboot"), None);
     }
 
     #[test]

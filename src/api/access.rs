@@ -8,7 +8,7 @@ use super::params::RangeParams;
 use super::routes::{Endpoints, Table, finish, query};
 use super::{Shared, blocking, target};
 use crate::commands::{CommandError, access_sync};
-use crate::model::{ACCESS_ID_RULE, AccessId, DeviceId, format_ts};
+use crate::model::{ACCESS_ID_RULE, AccessId, AuditAction, Command, DeviceId, format_ts};
 use crate::store::StoreError;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
@@ -97,13 +97,13 @@ async fn add_access_id(
         (None, None) => state.ctx.commands.presence().online(),
     };
     let value = json!({ "access_id": access_id });
-    let devices = push(state, &targets, "addAccessId", &value).await;
+    let devices = push(state, &targets, Command::AddAccessId, &value).await;
     access_sync::sync_all(&state.ctx.commands);
     let detail = json!({ "name": name, "version": version, "enrolled_at": enrolled_at });
     audit(
         state,
         &user.username,
-        "addAccessID",
+        AuditAction::AddAccessId,
         access_id.as_str(),
         detail,
     )
@@ -128,7 +128,12 @@ async fn enrol(device: &DeviceId, state: &Shared) -> Result<AccessId, ApiError> 
     let reply = state
         .ctx
         .commands
-        .request(device, "addAccessId", None, state.ctx.config.enrol_timeout)
+        .request(
+            device,
+            Command::AddAccessId,
+            None,
+            state.ctx.config.enrol_timeout,
+        )
         .await
         .map_err(|e| match e {
             CommandError::Timeout(d, s) => {
@@ -149,7 +154,7 @@ async fn enrol(device: &DeviceId, state: &Shared) -> Result<AccessId, ApiError> 
 async fn push(
     state: &Shared,
     devices: &[DeviceId],
-    command: &str,
+    command: Command,
     value: &Value,
 ) -> Map<String, Value> {
     let timeout = state.ctx.config.command_timeout;
@@ -175,7 +180,7 @@ async fn push(
 async fn audit(
     state: &Shared,
     user: &str,
-    action: &'static str,
+    action: AuditAction,
     target: &str,
     detail: Value,
 ) -> Result<(), ApiError> {
@@ -213,7 +218,7 @@ async fn revoke_id(
     let devices = push(
         state,
         &online,
-        "removeAccessId",
+        Command::RemoveAccessId,
         &json!({ "access_id": access_id }),
     )
     .await;
@@ -221,7 +226,7 @@ async fn revoke_id(
     audit(
         state,
         &user.username,
-        "revokeAccessID",
+        AuditAction::RevokeAccessId,
         access_id.as_str(),
         json!({ "version": version }),
     )

@@ -5,7 +5,7 @@ use super::auth_filter::Principal;
 use super::error::{ApiError, json_response};
 use super::routes::{Endpoints, Table, finish, query};
 use super::{Shared, blocking, params, target};
-use crate::model::{format_ts, now_ms};
+use crate::model::{AuditAction, Command, format_ts, now_ms};
 use crate::store::ConfigChangeRow;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -52,7 +52,12 @@ async fn get_config(_user: Principal, q: Target, state: Shared) -> Result<Respon
     let reply = state
         .ctx
         .commands
-        .request(&device, "getConfig", None, state.ctx.config.command_timeout)
+        .request(
+            &device,
+            Command::GetConfig,
+            None,
+            state.ctx.config.command_timeout,
+        )
         .await?;
     let config = match reply.get("config") {
         Some(c @ Value::Object(_)) => c.clone(),
@@ -92,7 +97,7 @@ async fn set_config(
         .commands
         .request(
             &device,
-            "setConfig",
+            Command::SetConfig,
             Some(body.clone()),
             state.ctx.config.command_timeout,
         )
@@ -120,7 +125,7 @@ async fn set_config(
     let (d, n, u) = (device.to_string(), new.clone(), user.username.clone());
     blocking(&state.ctx.store, move |s| {
         s.add_config_change(&change)?;
-        s.audit(&u, "setConfig", &d, &detail)?;
+        s.audit(&u, AuditAction::SetConfig, &d, &detail)?;
         if confirmed {
             s.set_device_config(&d, &n)?;
         }

@@ -6,7 +6,7 @@ use super::auth_filter::Principal;
 use super::error::{ApiError, json_response};
 use super::routes::{Endpoints, Table, finish, query};
 use super::{Shared, blocking, params};
-use crate::model::{DEVICE_ID_RULE, DeviceId, format_ts};
+use crate::model::{AuditAction, DEVICE_ID_RULE, DeviceId, format_ts};
 use crate::store::RangeQuery;
 use serde_json::{Value, json};
 use std::collections::HashMap;
@@ -127,7 +127,7 @@ async fn add_device(user: Principal, req: AddDevice, state: Shared) -> Result<Re
             Err(crate::store::StoreError::Exists(_)) => Ok(false),
             Err(e) => Err(e),
             Ok(()) => {
-                s.audit(&u, "deviceAdd", d.as_str(), &json!({}))?;
+                s.audit(&u, AuditAction::DeviceAdd, d.as_str(), &json!({}))?;
                 Ok(true)
             }
         }
@@ -152,7 +152,7 @@ async fn remove_device(id: String, user: Principal, state: Shared) -> Result<Res
     let removed = blocking(&state.ctx.store, move |s| {
         let removed = s.remove_device(&d)?;
         if removed {
-            s.audit(&u, "deviceRemove", &d, &json!({}))?;
+            s.audit(&u, AuditAction::DeviceRemove, &d, &json!({}))?;
         }
         Ok(removed)
     })

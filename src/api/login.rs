@@ -7,6 +7,7 @@ use super::error::{ApiError, json_response, retry_secs};
 use super::routes::{Endpoints, Table, finish};
 use super::{Shared, blocking};
 use crate::auth::password::{DUMMY_PHC, verify_password};
+use crate::model::AuditAction;
 use serde::Deserialize;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
@@ -81,7 +82,7 @@ async fn login(
         serde_json::json!({ "ip": ip.to_string() }),
     );
     super::blocking(&state.ctx.store, move |s| {
-        s.audit(&user, "login", &user, &detail)
+        s.audit(&user, AuditAction::Login, &user, &detail)
     })
     .await?;
     Ok(json_response(

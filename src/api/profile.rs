@@ -6,7 +6,7 @@ use super::error::{ApiError, json_response};
 use super::routes::{Endpoints, Table, finish};
 use super::{Shared, blocking, login};
 use crate::admin::MIN_USER_PASSWORD_LEN;
-use crate::model::format_ts;
+use crate::model::{AuditAction, format_ts};
 use serde::Deserialize;
 use warp::Filter;
 use warp::http::StatusCode;
@@ -68,7 +68,12 @@ async fn change(user: Principal, req: PasswordChange, state: Shared) -> Result<R
         let hash = crate::auth::hash_password(&new)
             .map_err(|e| crate::store::StoreError::Task(e.to_string()))?;
         s.set_user_password(&name, &hash)?;
-        s.audit(&name, "passwordChange", &name, &serde_json::json!({}))
+        s.audit(
+            &name,
+            AuditAction::PasswordChange,
+            &name,
+            &serde_json::json!({}),
+        )
     })
     .await?;
     tracing::info!(username = %user.username, "password changed");

@@ -3,7 +3,7 @@
 //! One sync per device at a time; a trigger during a sync runs it once more afterwards.
 
 use super::Commands;
-use crate::model::DeviceId;
+use crate::model::{Command, DeviceId};
 use crate::store::Store;
 use serde_json::{Value, json};
 use std::collections::HashMap;
@@ -69,7 +69,7 @@ async fn sync_one(commands: &Commands, store: &Store, device: &DeviceId, timeout
     };
     let value = json!({ "version": version, "ids": ids });
     match commands
-        .request(device, "syncAccessIds", Some(value), timeout)
+        .request(device, Command::SyncAccessIds, Some(value), timeout)
         .await
     {
         Ok(reply) => {

@@ -4,7 +4,7 @@
 
 use super::accounts::exists_or;
 use super::{Result, Store};
-use crate::model::now_ms;
+use crate::model::{AuditAction, now_ms};
 use rusqlite::{OptionalExtension, TransactionBehavior};
 use serde::Serialize;
 use serde_json::Value;
@@ -214,11 +214,17 @@ impl Store {
     }
 
     /// Records an administrative action.
-    pub fn audit(&self, username: &str, action: &str, target: &str, detail: &Value) -> Result<()> {
+    pub fn audit(
+        &self,
+        username: &str,
+        action: AuditAction,
+        target: &str,
+        detail: &Value,
+    ) -> Result<()> {
         self.with_conn(|c| {
             c.execute(
                 "INSERT INTO audit (ts_ms, username, action, target, detail) VALUES (?1, ?2, ?3, ?4, ?5)",
-                (now_ms(), username, action, target, detail.to_string()),
+                (now_ms(), username, action.as_str(), target, detail.to_string()),
             )?;
             Ok(())
         })
@@ -290,7 +296,7 @@ mod tests {
         s.add_config_change(&change).unwrap();
         assert_eq!(s.config_history(Some("d"), 10).unwrap(), vec![change]);
         assert!(s.config_history(Some("e"), 10).unwrap().is_empty());
-        s.audit("admin", "login", "admin", &serde_json::json!({}))
+        s.audit("admin", AuditAction::Login, "admin", &serde_json::json!({}))
             .unwrap();
         assert_eq!(s.audit_log(10).unwrap()[0].action, "login");
     }
