@@ -34,7 +34,7 @@ fn fixture(origins: &[&str]) -> Fixture {
         commands,
         jwt_secret: Arc::new(SECRET.to_vec()),
         metrics: Arc::default(),
-        broker_up: Arc::new(AtomicBool::new(true)),
+        health: Health::new(),
         config: ApiConfig {
             allowed_origins: origins.iter().map(|o| (*o).to_owned()).collect(),
             token_ttl: Duration::from_secs(60),
