@@ -1,5 +1,5 @@
 //! `GET /devices`: every registered device with presence, last seen, last telemetry values and
-//! whether its access list is in sync; `POST /devices` / `DELETE /devices/{id}`: register (the
+//! whether its access list is in sync, from one query; `POST /devices` / `DELETE /devices/{id}`: register (the
 //! MQTT password is shown once) and remove; `GET /audit`: who did what.
 
 use super::auth_filter::Principal;
@@ -7,9 +7,7 @@ use super::error::{ApiError, json_response};
 use super::routes::{Endpoints, Table, finish, query};
 use super::{Shared, blocking, params};
 use crate::model::{AuditAction, DEVICE_ID_RULE, DeviceId, format_ts};
-use crate::store::RangeQuery;
 use serde_json::{Value, json};
-use std::collections::HashMap;
 use warp::Filter;
 use warp::http::{Method, StatusCode};
 use warp::reply::Response;
@@ -34,52 +32,24 @@ pub fn routes(t: &Table) -> Endpoints {
 }
 
 async fn devices(_user: Principal, state: Shared) -> Result<Response, ApiError> {
-    let (devices, statuses, versions, (version, _), last) = blocking(&state.ctx.store, |s| {
-        let devices = s.devices()?;
-        let mut last = HashMap::new();
-        for d in &devices {
-            let q = RangeQuery {
-                limit: 1,
-                device: DeviceId::parse(&d.id),
-                ..RangeQuery::default()
-            };
-            if let Some(row) = s.telemetry(&q)?.into_iter().next() {
-                last.insert(d.id.clone(), row);
-            }
-        }
-        Ok((
-            devices,
-            s.device_statuses()?,
-            s.device_access_versions()?,
-            s.access_list()?,
-            last,
-        ))
-    })
-    .await?;
-    let statuses: HashMap<_, _> = statuses
-        .into_iter()
-        .map(|s| (s.device.clone(), s))
-        .collect();
+    let (devices, version) = blocking(&state.ctx.store, |s| s.device_overview()).await?;
     let presence = state.ctx.commands.presence();
     let list: Vec<Value> = devices
         .into_iter()
         .map(|d| {
-            let online = DeviceId::parse(&d.id).is_some_and(|id| presence.is_online(&id));
-            let status = statuses.get(&d.id);
-            let synced = versions.get(&d.id).copied();
-            let telemetry = last.get(&d.id).map(|r| {
-                json!({"timestamp": format_ts(r.ts_ms), "tmp": r.data.get("tmp"), "lf": r.data.get("lf"), "locked": r.data.get("locked")})
+            let telemetry = d.last_telemetry.map(|(ts, data)| {
+                json!({"timestamp": format_ts(ts), "tmp": data.get("tmp"), "lf": data.get("lf"), "locked": data.get("locked")})
             });
             json!({
                 "id": d.id,
                 "enabled": d.enabled,
                 "created": format_ts(d.created_ms),
-                "online": online,
-                "since": status.map(|s| format_ts(s.since_ms)),
-                "last_seen": status.map(|s| format_ts(s.last_seen_ms)),
+                "online": presence.is_online(&d.id),
+                "since": d.status.map(|(since, _)| format_ts(since)),
+                "last_seen": d.status.map(|(_, seen)| format_ts(seen)),
                 "last_telemetry": telemetry,
-                "access_version": synced,
-                "access_in_sync": synced == Some(version),
+                "access_version": d.access_version,
+                "access_in_sync": d.access_version == Some(version),
             })
         })
         .collect();
