@@ -7,6 +7,7 @@ use super::error::{ApiError, json_response, retry_secs};
 use super::routes::{Endpoints, Table, finish};
 use super::{Shared, blocking};
 use crate::auth::password::{DUMMY_PHC, verify_password};
+use crate::auth::policy::{ACCOUNT_LOCK, IP_LOCK};
 use crate::model::AuditAction;
 use serde::Deserialize;
 use std::net::{IpAddr, SocketAddr};
@@ -15,12 +16,6 @@ use warp::Filter;
 use warp::http::{Method, StatusCode};
 use warp::reply::Response;
 
-/// Failed logins from one IP before it is locked out (the seed's rule).
-pub const IP_MAX_FAILURES: u32 = 10;
-pub const IP_LOCK: Duration = Duration::from_secs(5 * 60);
-/// Failed logins for one account name, from anywhere, before the account is locked out.
-pub const ACCOUNT_MAX_FAILURES: u32 = 100;
-pub const ACCOUNT_LOCK: Duration = Duration::from_secs(15 * 60);
 /// Account names longer than this are cut for the lockout key and the log.
 const MAX_NAME_KEY: usize = 128;
 
@@ -187,6 +182,7 @@ mod tests {
     /// would then be refused until the lock ends, and a success resets the count.
     #[test]
     fn ip_lockout_wiring() {
+        use crate::auth::policy::IP_MAX_FAILURES;
         let l = crate::lockout::Lockout::new(IP_MAX_FAILURES, IP_LOCK);
         let ip = client_key(Some("192.0.2.7:1".parse().expect("addr")));
         let other = client_key(Some("192.0.2.8:1".parse().expect("addr")));

@@ -5,15 +5,12 @@ use super::auth_filter::Principal;
 use super::error::{ApiError, json_response};
 use super::routes::{Endpoints, Table, finish};
 use super::{Shared, blocking, login};
-use crate::admin::MIN_USER_PASSWORD_LEN;
+use crate::auth::policy;
 use crate::model::{AuditAction, format_ts};
 use serde::Deserialize;
 use warp::Filter;
 use warp::http::StatusCode;
 use warp::reply::Response;
-
-/// Longest password accepted (argon2 hashes anything, but a megabyte password is an attack).
-const MAX_PASSWORD_LEN: usize = 1024;
 
 const EXPECTED_PASSWORD_BODY: &str = r#"Send {"current_password": "...", "new_password": "..."}."#;
 
@@ -46,11 +43,8 @@ struct PasswordChange {
 
 async fn change(user: Principal, req: PasswordChange, state: Shared) -> Result<Response, ApiError> {
     let state = &state;
-    let len = req.new_password.chars().count();
-    if !(MIN_USER_PASSWORD_LEN..=MAX_PASSWORD_LEN).contains(&len) {
-        return Err(ApiError::bad_request(format!(
-            "The new password must be {MIN_USER_PASSWORD_LEN} to {MAX_PASSWORD_LEN} characters long."
-        )));
+    if let Err(rule) = policy::check_password(&req.new_password) {
+        return Err(ApiError::bad_request(format!("The new password {rule}.")));
     }
     if let Some(left) = state.account_lockout.locked(&user.username) {
         return Err(login::locked(

@@ -6,7 +6,7 @@ use super::Shared;
 use super::auth_filter::Principal;
 use super::error::json_response;
 use super::routes::{Endpoints, Table, finish};
-use crate::admin::MIN_USER_PASSWORD_LEN;
+use crate::auth::policy::MIN_PASSWORD_LEN;
 use crate::model::{ACCESS_ID_RULE, DEVICE_ID_RULE};
 use serde::Serialize;
 use warp::Filter;
@@ -47,7 +47,7 @@ async fn settings(_user: Principal, state: Shared) -> Response {
             device: &c.device,
             command_timeout_s: c.command_timeout.as_secs(),
             enrol_timeout_s: c.enrol_timeout.as_secs(),
-            password_min_length: MIN_USER_PASSWORD_LEN,
+            password_min_length: MIN_PASSWORD_LEN,
             body_limit: c.body_limit,
             device_id_rule: DEVICE_ID_RULE,
             access_id_rule: ACCESS_ID_RULE,
