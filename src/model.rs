@@ -143,6 +143,11 @@ pub enum AuditAction {
     AddAccessId,
     RevokeAccessId,
     SetConfig,
+    AlertAck,
+    AlertRuleAdd,
+    AlertRuleChange,
+    AlertRuleRemove,
+    AlertRuleSnooze,
 }
 
 impl AuditAction {
@@ -156,6 +161,11 @@ impl AuditAction {
             AuditAction::AddAccessId => "addAccessID",
             AuditAction::RevokeAccessId => "revokeAccessID",
             AuditAction::SetConfig => "setConfig",
+            AuditAction::AlertAck => "alertAck",
+            AuditAction::AlertRuleAdd => "alertRuleAdd",
+            AuditAction::AlertRuleChange => "alertRuleChange",
+            AuditAction::AlertRuleRemove => "alertRuleRemove",
+            AuditAction::AlertRuleSnooze => "alertRuleSnooze",
         }
     }
 }

@@ -6,6 +6,8 @@
 //! path goes to the frontend, so a page route never swallows an API 401 or 404.
 
 mod access;
+mod alert_rules;
+mod alerts;
 mod assets;
 mod auth_filter;
 mod body;
@@ -25,6 +27,7 @@ mod settings;
 mod target;
 mod ws;
 
+use crate::alerts::Alerts;
 use crate::auth::jwt::JwtKeys;
 use crate::auth::policy;
 use crate::commands::Commands;
@@ -81,6 +84,8 @@ pub struct ApiConfig {
 pub struct Context {
     pub store: Store,
     pub hub: Hub,
+    /// The running rule engine, told when rules or acknowledgements change.
+    pub alerts: Alerts,
     /// Requests to devices (getConfig, setConfig, access ids) and their presence.
     pub commands: Commands,
     /// HS256 secret (≥ 32 bytes).
@@ -171,6 +176,8 @@ const RESOURCES: &[fn(&Table) -> Endpoints] = &[
     config::routes,
     access::routes,
     devices::routes,
+    alerts::routes,
+    alert_rules::routes,
 ];
 
 /// Every route of the server.

@@ -35,6 +35,7 @@ fn fixture(origins: &[&str]) -> Fixture {
         jwt_secret: Arc::new(SECRET.to_vec()),
         metrics: Arc::default(),
         health: Health::new(),
+        alerts: crate::alerts::Alerts::new(),
         config: ApiConfig {
             allowed_origins: origins.iter().map(|o| (*o).to_owned()).collect(),
             token_ttl: Duration::from_secs(60),

@@ -1,8 +1,9 @@
 //! SQLite persistence: opens the database file (WAL, `synchronous=FULL`), runs migrations and
 //! lends reader connections from a small pool. The one batching writer lives in `writer`,
-//! queries per table in `events` and `accounts`.
+//! queries per table in `events`, `accounts`, `control` and `alerts`.
 
 mod accounts;
+mod alerts;
 mod control;
 mod events;
 mod overview;
@@ -10,6 +11,7 @@ mod schema;
 mod summary;
 mod writer;
 
+pub use alerts::{AlertQuery, AlertRow, AlertState, NewAlert, PendingRow, RuleRow};
 pub use control::{AccessIdRow, AuditRow, ConfigChangeRow};
 pub use events::{AccessRow, DeviceStatusRow};
 pub use overview::DeviceOverview;
