@@ -117,9 +117,7 @@ fn load(store: &Store) -> crate::store::Result<(Engine, Vec<Effect>)> {
         engine.restore_pending((p.rule_id, p.subject), p.since_ms, p.value);
     }
     for s in store.device_statuses()? {
-        if let Some(d) = DeviceId::parse(&s.device) {
-            engine.restore_seen(d, s.last_seen_ms.max(now));
-        }
+        engine.restore_seen(s.device, s.last_seen_ms.max(now));
     }
     // Alerts of rules removed or disabled while rzmon was down resolve now.
     let rules = store

@@ -70,7 +70,7 @@ fn answer(status: StatusCode, row: &RuleRow) -> Result<Response, ApiError> {
 
 /// Registered devices and the numeric telemetry fields devices have sent.
 fn known(s: &Store) -> crate::store::Result<parse::Known> {
-    let devices = s.devices()?.into_iter().map(|d| d.id).collect();
+    let devices = s.devices()?.into_iter().map(|d| d.id.to_string()).collect();
     let mut metrics: Vec<String> = Vec::new();
     for (_, _, payload) in s.latest_telemetry()? {
         if let Value::Object(m) = payload {

@@ -113,7 +113,7 @@ async fn set_config(
         Err(e) => (false, e.to_string(), body.clone()),
     };
     let change = ConfigChangeRow {
-        device: device.to_string(),
+        device: device.clone(),
         ts_ms: now_ms(),
         username: user.username.clone(),
         old: old.clone(),

@@ -7,7 +7,7 @@ use super::error::{ApiError, json_response};
 use super::params::{RangeParams, present};
 use super::routes::{Endpoints, Table, finish, query};
 use super::{Shared, blocking};
-use crate::model::format_ts;
+use crate::model::{DeviceId, format_ts};
 use serde::{Deserialize, Serialize};
 use warp::Filter;
 use warp::http::StatusCode;
@@ -16,7 +16,7 @@ use warp::reply::Response;
 #[derive(Serialize)]
 struct Row {
     timestamp: String,
-    device: String,
+    device: DeviceId,
     data: serde_json::Value,
 }
 

@@ -6,7 +6,7 @@ use super::error::{ApiError, json_response};
 use super::params::{self, RangeParams};
 use super::routes::{Endpoints, Table, finish, query};
 use super::{Shared, blocking};
-use crate::model::format_ts;
+use crate::model::{DeviceId, format_ts};
 use serde::Deserialize;
 use serde::Serialize;
 use warp::Filter;
@@ -16,7 +16,7 @@ use warp::reply::Response;
 #[derive(Serialize)]
 struct Row {
     timestamp: String,
-    device: String,
+    device: DeviceId,
     #[serde(rename = "type")]
     kind: String,
     data: serde_json::Value,

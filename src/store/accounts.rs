@@ -30,7 +30,7 @@ fn user_row(r: &Row<'_>) -> rusqlite::Result<UserRow> {
 
 fn device_row(r: &Row<'_>) -> rusqlite::Result<DeviceRow> {
     Ok(DeviceRow {
-        id: r.get(0)?,
+        id: super::device_at(r, 0)?,
         secret_hash: r.get(1)?,
         enabled: r.get(2)?,
         created_ms: r.get(3)?,

@@ -4,7 +4,7 @@
 
 use super::accounts::exists_or;
 use super::{Result, Store};
-use crate::model::{AuditAction, now_ms};
+use crate::model::{AuditAction, DeviceId, now_ms};
 use rusqlite::{OptionalExtension, TransactionBehavior};
 use serde::Serialize;
 use serde_json::Value;
@@ -21,7 +21,7 @@ pub struct AccessIdRow {
 /// One attempted config change.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct ConfigChangeRow {
-    pub device: String,
+    pub device: DeviceId,
     pub ts_ms: i64,
     pub username: String,
     pub old: Option<Value>,
@@ -168,7 +168,7 @@ impl Store {
                 "INSERT INTO config_history (device, ts_ms, username, old, new, confirmed, outcome)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
                 (
-                    &change.device,
+                    change.device.as_str(),
                     change.ts_ms,
                     &change.username,
                     change.old.as_ref().map(Value::to_string),
@@ -190,7 +190,7 @@ impl Store {
             )?;
             let rows = stmt.query_map((device, limit), |r| {
                 Ok(ConfigChangeRow {
-                    device: r.get(0)?,
+                    device: super::device_at(r, 0)?,
                     ts_ms: r.get(1)?,
                     username: r.get(2)?,
                     old: r.get::<_, Option<String>>(3)?.map(|t| parse_json(&t)),
@@ -285,7 +285,7 @@ mod tests {
             .unwrap();
         assert_eq!(s.device_config("d").unwrap().unwrap().0["a"], 1);
         let change = ConfigChangeRow {
-            device: "d".into(),
+            device: DeviceId::parse("d").expect("device id"),
             ts_ms: 5,
             username: "admin".into(),
             old: Some(serde_json::json!({"a": 1})),

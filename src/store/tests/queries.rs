@@ -70,7 +70,7 @@ fn incidents_filter_by_type() {
     );
     let kinds = |rows: Vec<IncidentRow>| {
         rows.into_iter()
-            .map(|r| (r.device, r.kind))
+            .map(|r| (r.device.to_string(), r.kind))
             .collect::<Vec<_>>()
     };
     assert_eq!(

@@ -27,7 +27,7 @@ fn telemetry_round_trips() {
     write_all(&store, vec![telemetry("esp32-1", 5_000, Some(7), 23.5)]);
     let rows = store.telemetry(&all(None)).expect("query");
     assert_eq!(rows.len(), 1);
-    assert_eq!(rows[0].device, "esp32-1");
+    assert_eq!(rows[0].device.as_str(), "esp32-1");
     assert_eq!(rows[0].ts_ms, 5_000);
     assert_eq!(
         rows[0].data,
@@ -152,7 +152,7 @@ fn device_status_tracks_state_and_last_seen() {
     write_all(&store, vec![status("a", 400, Status::Offline)]);
     let rows = store.device_statuses().expect("statuses");
     let expect = |device: &str, online, since_ms, last_seen_ms| DeviceStatusRow {
-        device: device.into(),
+        device: dev(device),
         online,
         since_ms,
         last_seen_ms,
