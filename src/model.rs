@@ -170,6 +170,47 @@ impl AuditAction {
     }
 }
 
+/// How an attempted config change ended, as the config history keeps it (`outcome`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConfigOutcome {
+    /// The device confirmed the change.
+    Confirmed,
+    /// Why it did not: offline, no answer in time, or the device's refusal, as a sentence.
+    Failed(String),
+}
+
+impl ConfigOutcome {
+    const CONFIRMED: &'static str = "confirmed";
+
+    pub fn is_confirmed(&self) -> bool {
+        *self == ConfigOutcome::Confirmed
+    }
+
+    /// The stored text: `confirmed` or the sentence.
+    pub fn as_str(&self) -> &str {
+        match self {
+            ConfigOutcome::Confirmed => Self::CONFIRMED,
+            ConfigOutcome::Failed(why) => why,
+        }
+    }
+
+    /// Reads the stored text back.
+    pub fn parse(text: &str) -> Self {
+        if text == Self::CONFIRMED {
+            ConfigOutcome::Confirmed
+        } else {
+            ConfigOutcome::Failed(text.to_owned())
+        }
+    }
+}
+
+/// Serialized as its stored text.
+impl Serialize for ConfigOutcome {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
 /// The topic kinds a device may publish on (`<prefix>/<dev>/<kind>`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Kind {

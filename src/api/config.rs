@@ -5,7 +5,7 @@ use super::auth_filter::Principal;
 use super::error::{ApiError, json_response};
 use super::routes::{Endpoints, Table, finish, query};
 use super::{Shared, blocking, params, target};
-use crate::model::{AuditAction, Command, format_ts, now_ms};
+use crate::model::{AuditAction, Command, ConfigOutcome, format_ts, now_ms};
 use crate::store::ConfigChangeRow;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -102,23 +102,23 @@ async fn set_config(
             state.ctx.config.command_timeout,
         )
         .await;
-    let (confirmed, outcome, new) = match &result {
+    let (outcome, new) = match &result {
         Ok(reply) => {
             let new = match reply.get("config") {
                 Some(c @ Value::Object(_)) => c.clone(),
                 _ => merged(old.as_ref(), &body),
             };
-            (true, "confirmed".to_owned(), new)
+            (ConfigOutcome::Confirmed, new)
         }
-        Err(e) => (false, e.to_string(), body.clone()),
+        Err(e) => (ConfigOutcome::Failed(e.to_string()), body.clone()),
     };
+    let confirmed = outcome.is_confirmed();
     let change = ConfigChangeRow {
         device: device.clone(),
         ts_ms: now_ms(),
         username: user.username.clone(),
         old: old.clone(),
         new: new.clone(),
-        confirmed,
         outcome,
     };
     let detail = json!({ "old": old, "new": new, "confirmed": confirmed });
@@ -172,7 +172,7 @@ async fn config_history(
         .map(|r| {
             json!({
                 "timestamp": format_ts(r.ts_ms), "device": r.device, "user": r.username,
-                "old": r.old, "new": r.new, "confirmed": r.confirmed, "outcome": r.outcome,
+                "old": r.old, "new": r.new, "confirmed": r.outcome.is_confirmed(), "outcome": r.outcome.as_str(),
             })
         })
         .collect();

@@ -4,7 +4,7 @@
 
 use super::accounts::exists_or;
 use super::{Result, Store};
-use crate::model::{AuditAction, DeviceId, now_ms};
+use crate::model::{AuditAction, ConfigOutcome, DeviceId, now_ms};
 use rusqlite::{OptionalExtension, TransactionBehavior};
 use serde::Serialize;
 use serde_json::Value;
@@ -26,10 +26,8 @@ pub struct ConfigChangeRow {
     pub username: String,
     pub old: Option<Value>,
     pub new: Value,
-    /// The device confirmed the change.
-    pub confirmed: bool,
-    /// `confirmed`, `offline`, `timeout` or the device's error sentence.
-    pub outcome: String,
+    /// Confirmed, or why not (the `confirmed` column is derived from it).
+    pub outcome: ConfigOutcome,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -173,8 +171,8 @@ impl Store {
                     &change.username,
                     change.old.as_ref().map(Value::to_string),
                     change.new.to_string(),
-                    change.confirmed,
-                    &change.outcome,
+                    change.outcome.is_confirmed(),
+                    change.outcome.as_str(),
                 ),
             )?;
             Ok(())
@@ -195,8 +193,7 @@ impl Store {
                     username: r.get(2)?,
                     old: r.get::<_, Option<String>>(3)?.map(|t| parse_json(&t)),
                     new: parse_json(&r.get::<_, String>(4)?),
-                    confirmed: r.get(5)?,
-                    outcome: r.get(6)?,
+                    outcome: ConfigOutcome::parse(r.get_ref(6)?.as_str()?),
                 })
             })?;
             Ok(rows.collect::<rusqlite::Result<_>>()?)
@@ -290,8 +287,7 @@ mod tests {
             username: "admin".into(),
             old: Some(serde_json::json!({"a": 1})),
             new: serde_json::json!({"a": 2}),
-            confirmed: true,
-            outcome: "confirmed".into(),
+            outcome: ConfigOutcome::Confirmed,
         };
         s.add_config_change(&change).unwrap();
         assert_eq!(s.config_history(Some("d"), 10).unwrap(), vec![change]);
