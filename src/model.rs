@@ -148,6 +148,8 @@ pub enum AuditAction {
     AlertRuleChange,
     AlertRuleRemove,
     AlertRuleSnooze,
+    Logout,
+    LogoutEverywhere,
 }
 
 impl AuditAction {
@@ -166,6 +168,8 @@ impl AuditAction {
             AuditAction::AlertRuleChange => "alertRuleChange",
             AuditAction::AlertRuleRemove => "alertRuleRemove",
             AuditAction::AlertRuleSnooze => "alertRuleSnooze",
+            AuditAction::Logout => "logout",
+            AuditAction::LogoutEverywhere => "logoutEverywhere",
         }
     }
 }

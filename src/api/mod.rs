@@ -11,6 +11,7 @@ mod alerts;
 mod assets;
 mod auth_filter;
 mod body;
+mod client_ip;
 mod config;
 mod cors;
 mod data;
@@ -23,13 +24,16 @@ mod metrics;
 mod params;
 mod profile;
 mod routes;
+mod session;
 mod settings;
 mod target;
 mod ws;
 
 use crate::alerts::Alerts;
+use crate::auth::hasher::{self, Hasher};
 use crate::auth::jwt::JwtKeys;
 use crate::auth::policy;
+use crate::auth::throttle::Throttle;
 use crate::commands::Commands;
 use crate::health::Health;
 use crate::hub::Hub;
@@ -44,7 +48,6 @@ use std::convert::Infallible;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use warp::filters::BoxedFilter;
@@ -52,10 +55,6 @@ use warp::filters::path::FullPath;
 use warp::http::{HeaderMap, HeaderValue, StatusCode, header};
 use warp::reply::Response;
 use warp::{Filter, Rejection};
-
-/// Concurrent argon2 verifications: each takes 19 MiB and a core for ~20 ms, so a login flood
-/// queues here instead of exhausting memory or starving ingest.
-const MAX_PASSWORD_CHECKS: usize = 4;
 
 /// How long `serve` waits for WebSocket tasks to send their close frames at shutdown.
 const WS_SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
@@ -65,6 +64,8 @@ const WS_SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 pub struct ApiConfig {
     /// Extra origins allowed for CORS and the WebSocket `Origin` check (never `*`).
     pub allowed_origins: Vec<String>,
+    /// Peers whose forwarding headers name the client (`client_ip`).
+    pub trusted_proxies: Vec<crate::cidr::Cidr>,
     /// Lifetime of an issued JWT.
     pub token_ttl: Duration,
     /// Largest accepted request body in bytes.
@@ -104,8 +105,12 @@ pub(crate) struct State {
     ctx: Context,
     keys: JwtKeys,
     ip_lockout: Lockout<IpAddr>,
+    /// Wrong current passwords in `POST /user/password`, per user.
     account_lockout: Lockout<String>,
-    password_checks: Semaphore,
+    /// Failed logins per account name: a growing delay, never for known addresses.
+    account_throttle: Throttle,
+    /// The argon2 threads: a login flood queues (bounded) here instead of exhausting memory.
+    hasher: Hasher,
     ws_tasks: TaskTracker,
 }
 
@@ -120,7 +125,9 @@ impl State {
             keys,
             ip_lockout: Lockout::new(policy::IP_MAX_FAILURES, policy::IP_LOCK),
             account_lockout: Lockout::new(policy::ACCOUNT_MAX_FAILURES, policy::ACCOUNT_LOCK),
-            password_checks: Semaphore::new(MAX_PASSWORD_CHECKS),
+            account_throttle: Throttle::default(),
+            hasher: Hasher::start(hasher::THREADS, hasher::QUEUE)
+                .context("cannot start the password-hashing threads")?,
             ws_tasks: TaskTracker::new(),
         })
     }
@@ -178,6 +185,7 @@ const RESOURCES: &[fn(&Table) -> Endpoints] = &[
     devices::routes,
     alerts::routes,
     alert_rules::routes,
+    session::routes,
 ];
 
 /// Every route of the server.

@@ -38,6 +38,7 @@ fn fixture(origins: &[&str]) -> Fixture {
         alerts: crate::alerts::Alerts::new(),
         config: ApiConfig {
             allowed_origins: origins.iter().map(|o| (*o).to_owned()).collect(),
+            trusted_proxies: Vec::new(),
             token_ttl: Duration::from_secs(60),
             body_limit: BODY_LIMIT,
             ws_queue: 16,
@@ -52,12 +53,33 @@ fn fixture(origins: &[&str]) -> Fixture {
         shutdown: CancellationToken::new(),
     };
     let state = Arc::new(State::new(ctx).expect("state"));
-    let (token, _) = state.keys.issue("admin").expect("token");
+    let user = state.ctx.store.user("admin").expect("read").expect("admin");
+    let (token, _) = state
+        .keys
+        .issue("admin", user.uid, user.token_gen)
+        .expect("token");
     Fixture {
         _dir: dir,
         state,
         token,
     }
+}
+
+/// A new token for `admin` under its current generation (logout routes end the old ones).
+fn fresh_token(f: &Fixture) -> String {
+    let user = f
+        .state
+        .ctx
+        .store
+        .user("admin")
+        .expect("read")
+        .expect("admin");
+    let (token, _) = f
+        .state
+        .keys
+        .issue("admin", user.uid, user.token_gen)
+        .expect("token");
+    token
 }
 
 fn app(f: &Fixture) -> BoxedFilter<(Response,)> {
@@ -159,7 +181,7 @@ async fn protected_routes_need_a_valid_token() {
     let f = fixture(&[]);
     let other =
         JwtKeys::new(b"another-secret-another-secret-00", Duration::from_secs(60)).expect("keys");
-    let (foreign, _) = other.issue("admin").expect("issue");
+    let (foreign, _) = other.issue("admin", 1, 0).expect("issue");
     for auth in [
         None,
         Some("Bearer garbage".to_owned()),
@@ -314,7 +336,7 @@ async fn every_route_is_reachable_and_guarded() {
             req.reply(&app)
         };
         let anonymous = call(None, &route.method).await;
-        let signed_in = call(Some(&f.token), &route.method).await;
+        let signed_in = call(Some(&fresh_token(&f)), &route.method).await;
         let what = format!("{} {path}", route.method);
         match route.access {
             Access::Protected => assert_api_error(&anonymous, 401),
@@ -339,7 +361,7 @@ async fn every_route_is_reachable_and_guarded() {
         } else {
             Method::PATCH
         };
-        let wrong = call(Some(&f.token), &other).await;
+        let wrong = call(Some(&fresh_token(&f)), &other).await;
         assert_api_error(&wrong, 405);
         let allow = wrong.headers()[header::ALLOW].to_str().unwrap_or_default();
         assert!(allow.contains(route.method.as_str()), "{what}: {allow}");
