@@ -5,6 +5,7 @@ mod util;
 
 mod alerts;
 mod api;
+mod app;
 mod browser;
 mod cli;
 mod commands;
@@ -14,6 +15,7 @@ mod flow;
 mod health;
 mod login_flood;
 mod mqtt;
+mod mqtt_budget;
 mod mqtt_strict;
 mod proxies;
 mod readme;

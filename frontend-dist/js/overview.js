@@ -2,11 +2,7 @@
 import { api, latest, isStale } from './api.js';
 import { t, fmtNumber, fmtRelative, fmtDate } from './i18n.js';
 import { h, setMsg } from './dom.js';
-
-export const TMP_WARN = 30, TMP_ALARM = 35, LF_LOW = 20, LF_HIGH = 70;
-
-export function tmpLevel(v) { return v >= TMP_ALARM ? 'alarm' : v >= TMP_WARN ? 'warn' : 'ok'; }
-export function lfLevel(v) { return v < LF_LOW || v > LF_HIGH ? 'warn' : 'ok'; }
+import { loadLevels, tmpLevel, lfLevel } from './levels.js';
 
 export default function overview(main, { live }) {
   const status = h('p', { class: 'msg', role: 'status' }, t('loading'));
@@ -81,7 +77,7 @@ export default function overview(main, { live }) {
   const slot = latest(); // live events, the poll and "ready" all reload: the newest answer wins
   async function load() {
     try {
-      const res = await slot.run((signal) => api('/devices', { signal }));
+      const [res] = await slot.run((signal) => Promise.all([api('/devices', { signal }), loadLevels()]));
       setMsg(status, res.devices.length ? '' : t('ov.empty'));
       for (const d of res.devices) {
         let tile = tiles.get(d.id);
@@ -141,6 +137,7 @@ export default function overview(main, { live }) {
       setSeen(tile, m.timestamp);
     }),
     live.on('ready', () => load()),
+    live.on('rules', () => load()),
   ];
   const clock = setInterval(() => tiles.forEach((tile) => setSeen(tile)), 10000);
   const poll = setInterval(load, 60000);
