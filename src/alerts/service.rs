@@ -172,7 +172,7 @@ fn health_changes(engine: &mut Engine, seen: &mut Snapshot, now: &Snapshot) -> V
 async fn registered(store: &Store, engine: &mut Engine) -> Vec<Effect> {
     match blocking(store, Store::devices).await {
         Ok(devices) => {
-            let ids: Vec<String> = devices.into_iter().map(|d| d.id).collect();
+            let ids: Vec<String> = devices.into_iter().map(|d| d.id.to_string()).collect();
             engine.retain_devices(&ids, now_ms())
         }
         Err(e) => {

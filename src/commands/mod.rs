@@ -293,14 +293,14 @@ mod tests {
         let c2 = c.clone();
         let d2 = d.clone();
         let pending = tokio::spawn(async move {
-            c2.request(&d2, "getConfig", None, Duration::from_secs(30))
+            c2.request(&d2, Command::GetConfig, None, Duration::from_secs(30))
                 .await
         });
         rx.recv().await.expect("sent");
         c.close();
         assert_eq!(pending.await.unwrap(), Err(CommandError::Unavailable));
         assert_eq!(
-            c.request(&d, "getConfig", None, Duration::from_secs(30))
+            c.request(&d, Command::GetConfig, None, Duration::from_secs(30))
                 .await,
             Err(CommandError::Unavailable)
         );
