@@ -361,6 +361,41 @@ impl Message {
     }
 }
 
+/// A device message on its way from the MQTT side (the gate; an external broker's client) to
+/// ingest: who sent it (established by the MQTT side, never read from the payload), on which
+/// topic kind, the raw payload, and the handle that acknowledges it.
+pub struct Inbound {
+    pub device: DeviceId,
+    pub kind: Kind,
+    pub payload: bytes::Bytes,
+    /// `None` for QoS 0 and for last wills: nobody waits for them.
+    pub ack: Option<Ack>,
+}
+
+/// Acknowledges one device message once it is dealt with: committed, recognised as a duplicate
+/// of a committed one, or rejected as invalid (logged and counted; re-sending cannot help).
+/// Dropping it without `done` means "not stored": the device gets no acknowledgement and keeps
+/// the message.
+pub struct Ack(Box<dyn FnOnce() + Send>);
+
+impl Ack {
+    /// `on_done` runs once, on the thread that calls `done` (keep it short: it may run on the
+    /// store writer's thread).
+    pub fn new(on_done: impl FnOnce() + Send + 'static) -> Self {
+        Self(Box::new(on_done))
+    }
+
+    pub fn done(self) {
+        (self.0)();
+    }
+}
+
+impl fmt::Debug for Ack {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Ack")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

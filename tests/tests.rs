@@ -3,12 +3,15 @@
 
 mod util;
 
+mod acked;
 mod alerts;
 mod api;
 mod app;
 mod browser;
 mod cli;
 mod commands;
+mod damaged;
+mod disk_full;
 mod durability;
 mod first_hour;
 mod flow;

@@ -126,6 +126,8 @@ pub async fn start(
     let health = Health::new();
     health.set_ok(health::DATABASE);
     health.set_ok(health::BROKER);
+    health.set_ok(health::INTEGRITY);
+    let store = store.with_health(health.clone());
     let hub = Hub::new(hub::DEFAULT_CAPACITY.max(settings.ws_queue as usize));
     let writer = store.spawn_writer(metrics.clone(), health.clone())?;
     let device_auth = DeviceAuth::new(store.clone());
@@ -200,6 +202,8 @@ pub async fn start(
     s.spawn("http", Stage::Front, |stop| {
         api::serve(listeners.http, api_ctx(stop))
     });
+    // Device publishes: gate → ingest (bounded; a full queue stops the gate reading sockets).
+    let (inbound_tx, inbound_rx) = mpsc::channel(ingest::QUEUE);
     s.spawn("mqtt gate", Stage::Devices, |stop| {
         broker::run_gate(
             listeners.mqtt,
@@ -208,6 +212,7 @@ pub async fn start(
             verifier,
             sessions.clone(),
             p.metrics.clone(),
+            inbound_tx,
             stop,
         )
     });
@@ -215,9 +220,9 @@ pub async fn start(
         device_auth.watch(sessions, stop)
     });
     let exited = ingest_exited.clone();
-    let (prefix, ingest_sinks) = (settings.topic_prefix.clone(), sinks.clone());
+    let ingest_sinks = sinks.clone();
     s.spawn("ingest", Stage::Ingest, |stop| async move {
-        let r = ingest::run(link, prefix, ingest_sinks, outbound_rx, stop).await;
+        let r = ingest::run(inbound_rx, link, ingest_sinks, outbound_rx, stop).await;
         exited.cancel();
         r
     });

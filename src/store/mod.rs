@@ -4,6 +4,7 @@
 
 mod accounts;
 mod alerts;
+mod check;
 mod control;
 mod events;
 mod overview;
@@ -12,15 +13,17 @@ mod summary;
 mod writer;
 
 pub use alerts::{AlertQuery, AlertRow, AlertState, NewAlert, PendingRow, RuleRow};
+pub use check::{Damage, check_file, is_corruption};
 pub use control::{AccessIdRow, AuditRow, ConfigChangeRow};
 pub use events::{AccessRow, DeviceStatusRow};
 pub use overview::DeviceOverview;
 pub use summary::Bucket;
-pub use writer::Writer;
+pub use writer::{QUEUE as WRITER_QUEUE, Stopped, Writer, WriterTx};
 
-use crate::health::Health;
+use crate::health::{self, Health};
 use crate::metrics::Metrics;
 use crate::model::DeviceId;
+use crate::secrets::JWT_SECRET_FILE;
 use rusqlite::{Connection, OpenFlags};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
@@ -37,6 +40,14 @@ pub const DB_FILE: &str = "rzmon.db";
 /// Idle reader connections kept open; more are opened under load and closed after use.
 const MAX_IDLE_READERS: usize = 4;
 
+/// Page cache per reader connection, in KiB. SQLite's default (2 MiB each) never shrinks,
+/// so memory would creep up with the file's size; queries go through indexes and the
+/// operating system caches the file anyway.
+const READER_CACHE_KIB: i64 = 1024;
+/// The writer touches only the right edge of each b-tree (appends) and recent `seq`s: a small
+/// cache holds that working set, so RSS does not grow with every appended page.
+const WRITER_CACHE_KIB: i64 = 512;
+
 /// Errors a caller branches on.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -47,6 +58,9 @@ pub enum StoreError {
     Sqlite(#[from] rusqlite::Error),
     #[error("database task failed: {0}")]
     Task(String),
+    /// The file is damaged or from a newer rzmon; it was not changed.
+    #[error(transparent)]
+    Damaged(#[from] Damage),
 }
 
 pub type Result<T> = std::result::Result<T, StoreError>;
@@ -121,27 +135,50 @@ pub struct Store {
     path: Arc<PathBuf>,
     /// Idle reader connections. WAL lets them read while the writer commits.
     readers: Arc<Mutex<Vec<Connection>>>,
+    /// Told when a read finds the file damaged (`health::INTEGRITY`).
+    health: Health,
 }
 
 impl Store {
     /// Opens (creating) the database file, sets WAL/synchronous=FULL/busy timeout, runs
-    /// pending migrations.
+    /// pending migrations. An existing file is first checked read-only (`check_file`): a
+    /// damaged one or one from a newer rzmon is refused (`StoreError::Damaged`) untouched.
     pub fn open(path: &Path) -> Result<Self> {
+        check_file(path)?;
         create_private(path)?;
         let mut conn = open_connection(path)?;
         schema::migrate(&mut conn)?;
         Ok(Self {
             path: Arc::new(path.to_owned()),
             readers: Arc::new(Mutex::new(vec![conn])),
+            health: Health::new(),
         })
     }
 
-    /// Creates the data directory (mode 0700) if needed and opens `DB_FILE` in it.
+    /// Reports damage found by reads to `health` (call before cloning the store).
+    pub fn with_health(mut self, health: Health) -> Self {
+        self.health = health;
+        self
+    }
+
+    /// Creates the data directory (mode 0700) if needed and opens `DB_FILE` in it. A damaged
+    /// database, or a missing/empty one in a directory that was used before (the JWT secret
+    /// file exists), is refused with `StoreError::Damaged`; nothing is changed then.
     pub fn open_in(data_dir: &Path) -> Result<Self> {
         create_private_dir(data_dir)?;
         let path = data_dir.join(DB_FILE);
-        Self::open(&path).map_err(|e| {
-            StoreError::Task(format!("cannot open the database {}: {e}", path.display()))
+        let evidence = data_dir.join(JWT_SECRET_FILE);
+        let empty = std::fs::metadata(&path).map_or(true, |m| m.len() == 0);
+        if empty && evidence.exists() {
+            return Err(Damage::EmptyButUsed {
+                path,
+                evidence: evidence.display().to_string(),
+            }
+            .into());
+        }
+        Self::open(&path).map_err(|e| match e {
+            StoreError::Damaged(_) => e,
+            e => StoreError::Task(format!("cannot open the database {}: {e}", path.display())),
         })
     }
 
@@ -152,7 +189,9 @@ impl Store {
     /// Starts the one batching writer thread. `metrics.store_committed` / `store_duplicates`
     /// are updated per commit; `health`'s database check fails while commits fail.
     pub fn spawn_writer(&self, metrics: Arc<Metrics>, health: Health) -> Result<Writer> {
-        Writer::spawn(open_connection(&self.path)?, metrics, health)
+        let conn = open_connection(&self.path)?;
+        conn.pragma_update(None, "cache_size", -WRITER_CACHE_KIB)?;
+        Writer::spawn(conn, metrics, health)
     }
 
     /// `SELECT 1` on a reader connection: the database answers.
@@ -206,6 +245,11 @@ impl Store {
             None => open_connection(&self.path)?,
         };
         let out = f(&mut conn);
+        if let Err(StoreError::Sqlite(e)) = &out
+            && is_corruption(e)
+        {
+            report_damage(&self.health, &self.path, e);
+        }
         if conn.is_autocommit() {
             let mut idle = self
                 .readers
@@ -267,8 +311,22 @@ fn open_connection(path: &Path) -> Result<Connection> {
     }
     conn.pragma_update(None, "synchronous", "FULL")?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
+    // Negative: KiB rather than pages.
+    conn.pragma_update(None, "cache_size", -READER_CACHE_KIB)?;
     conn.set_prepared_statement_cache_capacity(32);
     Ok(conn)
+}
+
+/// Marks the integrity check failed; it stays failed until a restart checks the file again.
+fn report_damage(health: &Health, path: &Path, e: &rusqlite::Error) {
+    tracing::error!(path = %path.display(), error = %e, "the database reports damage");
+    health.set_failed(
+        health::INTEGRITY,
+        format!(
+            "{} reports damage ({e}); stop rzmon and restore a backup (rzmon restore FILE)",
+            path.display()
+        ),
+    );
 }
 
 fn io_error(path: &Path, e: &std::io::Error) -> StoreError {

@@ -178,7 +178,7 @@ fn failed_commits_are_retried_not_dropped() {
         .expect("writer");
     writer
         .sender()
-        .send(telemetry("a", 1, None, 20.0))
+        .blocking_send(telemetry("a", 1, None, 20.0), None)
         .expect("send");
     std::thread::sleep(BUSY_TIMEOUT + Duration::from_millis(500));
     assert_eq!(metrics.store_committed.get(), 0, "first attempt timed out");
