@@ -3,13 +3,17 @@
 //! `RZMON_NOTIFY_URLS` are read-only here (409) but can be tested and muted.
 
 use super::auth_filter::Principal;
-use super::error::{ApiError, json_response, respond};
+use super::error::{ApiError, json_response};
+use super::routes::{Endpoints, Table, finish, query};
 use super::{Shared, blocking, params};
+use crate::model::AuditAction;
 use crate::model::{format_ts, now_ms};
 use crate::notify::edit;
 use crate::store::ChannelRow;
 use serde_json::{Value, json};
 use std::collections::HashMap;
+use warp::Filter;
+use warp::http::Method;
 use warp::http::StatusCode;
 use warp::reply::Response;
 
@@ -20,6 +24,67 @@ pub const EXPECTED_BODY: &str =
 pub const EXPECTED_MUTE: &str = r#"Send {"minutes": 60}."#;
 /// Longest mute: a week; longer is "disable the channel".
 const MAX_MUTE_MINUTES: u64 = 7 * 24 * 60;
+
+/// `/channels` and below.
+pub fn routes(t: &Table) -> Endpoints {
+    let with_id = |m: Method, path: &'static str| {
+        t.protected_param(m, path)
+            .map(|id: String, p: Principal| (id.parse::<i64>().unwrap_or(0), p))
+            .untuple_one()
+    };
+    let list = t.get("channels").and(t.state()).then(list);
+    let create = t
+        .post("channels")
+        .and(t.json::<Value>(EXPECTED_BODY))
+        .and(t.state())
+        .then(create);
+    let one = with_id(Method::GET, "channels/{id}")
+        .and(t.state())
+        .then(get);
+    let update = with_id(Method::PUT, "channels/{id}")
+        .and(t.json::<Value>(EXPECTED_BODY))
+        .and(t.state())
+        .then(update);
+    let delete = with_id(Method::DELETE, "channels/{id}")
+        .and(t.state())
+        .then(delete);
+    let test = with_id(Method::POST, "channels/{id}/test")
+        .and(t.state())
+        .then(test);
+    let mute = with_id(Method::POST, "channels/{id}/mute")
+        .and(t.json::<Mute>(EXPECTED_MUTE))
+        .and(t.state())
+        .then(mute);
+    let unmute = with_id(Method::POST, "channels/{id}/unmute")
+        .and(t.state())
+        .then(unmute);
+    let deliveries = with_id(Method::GET, "channels/{id}/deliveries")
+        .and(query::<HashMap<String, String>>())
+        .and(t.state())
+        .then(deliveries);
+    finish(
+        list.or(create)
+            .unify()
+            .or(one)
+            .unify()
+            .or(update)
+            .unify()
+            .or(delete)
+            .unify()
+            .or(test)
+            .unify()
+            .or(mute)
+            .unify()
+            .or(unmute)
+            .unify()
+            .or(deliveries)
+            .unify(),
+    )
+}
+
+fn respond(r: Result<Response, ApiError>) -> Response {
+    r.unwrap_or_else(|e| e.to_response())
+}
 
 fn sentence(s: String) -> ApiError {
     if s.ends_with('.') {
@@ -47,7 +112,7 @@ fn writable(row: &ChannelRow) -> Result<(), ApiError> {
 async fn audit(
     state: &Shared,
     user: &Principal,
-    action: &'static str,
+    action: AuditAction,
     id: i64,
     name: String,
 ) -> Result<(), ApiError> {
@@ -93,7 +158,7 @@ pub async fn create(user: Principal, body: Value, state: Shared) -> Response {
             })
             .await?
             .ok_or_else(|| ApiError::internal(anyhow::anyhow!("the new channel vanished")))?;
-            audit(&state, &user, "channelAdd", row.id, name).await?;
+            audit(&state, &user, AuditAction::ChannelAdd, row.id, name).await?;
             state.ctx.notifier.channels_changed(Some(row.id));
             Ok::<_, ApiError>(json_response(StatusCode::CREATED, &edit::view(&row)))
         }
@@ -114,7 +179,7 @@ pub async fn update(id: i64, user: Principal, body: Value, state: Shared) -> Res
             })
             .await?
             .ok_or_else(|| ApiError::Missing(format!("No channel with id {id}.")))?;
-            audit(&state, &user, "channelUpdate", id, name).await?;
+            audit(&state, &user, AuditAction::ChannelUpdate, id, name).await?;
             state.ctx.notifier.channels_changed(Some(id));
             Ok::<_, ApiError>(json_response(StatusCode::OK, &edit::view(&row)))
         }
@@ -128,7 +193,7 @@ pub async fn delete(id: i64, user: Principal, state: Shared) -> Response {
             let old = load(&state, id).await?;
             writable(&old)?;
             blocking(&state.ctx.store, move |s| s.delete_channel(id)).await?;
-            audit(&state, &user, "channelDelete", id, old.name).await?;
+            audit(&state, &user, AuditAction::ChannelDelete, id, old.name).await?;
             state.ctx.notifier.channels_changed(Some(id));
             Ok::<_, ApiError>(json_response(StatusCode::OK, &json!({ "deleted": id })))
         }
@@ -141,7 +206,14 @@ pub async fn test(id: i64, user: Principal, state: Shared) -> Response {
     respond(
         async {
             let row = load(&state, id).await?;
-            audit(&state, &user, "channelTest", id, row.name.clone()).await?;
+            audit(
+                &state,
+                &user,
+                AuditAction::ChannelTest,
+                id,
+                row.name.clone(),
+            )
+            .await?;
             let spec = crate::store::ChannelSpec {
                 name: row.name,
                 kind: row.kind,
@@ -195,9 +267,9 @@ async fn set_mute(
     let row = load(state, id).await?;
     blocking(&state.ctx.store, move |s| s.set_channel_mute(id, until)).await?;
     let action = if until.is_some() {
-        "channelMute"
+        AuditAction::ChannelMute
     } else {
-        "channelUnmute"
+        AuditAction::ChannelUnmute
     };
     audit(state, user, action, id, row.name).await?;
     state.ctx.notifier.channels_changed(Some(id));

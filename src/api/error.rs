@@ -39,7 +39,7 @@ pub enum ApiError {
     /// 504: the device did not answer in time.
     #[error("{0}")]
     Timeout(String),
-    /// 405 for a known path with the wrong method.
+    /// 405 for a known path with the wrong method (the API adds `Allow` from the route table).
     #[error("This method is not allowed for this endpoint.")]
     MethodNotAllowed,
     /// 413: the body is larger than the configured limit.
@@ -117,12 +117,6 @@ impl ApiError {
             Self::PayloadTooLarge(_) => {
                 headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
             }
-            Self::MethodNotAllowed => {
-                headers.insert(
-                    header::ALLOW,
-                    HeaderValue::from_static("GET, POST, DELETE, OPTIONS"),
-                );
-            }
             _ => {}
         }
         res
@@ -164,14 +158,6 @@ pub fn json_response(status: StatusCode, value: &impl serde::Serialize) -> Respo
         HeaderValue::from_static("application/json"),
     );
     res
-}
-
-/// Turns a handler result into a response.
-pub fn respond<T: warp::Reply>(result: Result<T, ApiError>) -> Response {
-    match result {
-        Ok(reply) => reply.into_response(),
-        Err(e) => e.to_response(),
-    }
 }
 
 #[cfg(test)]

@@ -196,6 +196,11 @@ pub async fn start(
             ws_queue: settings.ws_queue as usize,
             command_timeout: Duration::from_secs(settings.command_timeout),
             enrol_timeout: Duration::from_secs(settings.enrol_timeout),
+            device: api::DeviceSettings {
+                mqtt_port: mqtt_addr.port(),
+                topic_prefix: settings.topic_prefix.clone(),
+                mqtt_max_packet: settings.mqtt_max_packet,
+            },
         },
         shutdown,
     };

@@ -9,6 +9,7 @@ mod check;
 mod control;
 mod events;
 mod outbox;
+mod overview;
 mod schema;
 mod summary;
 mod writer;
@@ -19,6 +20,7 @@ pub use check::{Damage, check_file, is_corruption};
 pub use control::{AccessIdRow, AuditRow, ConfigChangeRow};
 pub use events::{AccessRow, DeviceStatusRow};
 pub use outbox::{DeliveryChange, DeliveryRow, NewNotice, OpenDelivery};
+pub use overview::DeviceOverview;
 pub use summary::Bucket;
 pub use writer::{QUEUE as WRITER_QUEUE, Stopped, Writer, WriterTx};
 
@@ -80,7 +82,7 @@ pub struct RangeQuery {
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct TelemetryRow {
     pub ts_ms: i64,
-    pub device: String,
+    pub device: DeviceId,
     /// The full JSON object the device sent.
     pub data: serde_json::Value,
 }
@@ -88,7 +90,7 @@ pub struct TelemetryRow {
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct IncidentRow {
     pub ts_ms: i64,
-    pub device: String,
+    pub device: DeviceId,
     pub kind: String,
     pub data: serde_json::Value,
 }
@@ -109,12 +111,25 @@ pub struct UserRow {
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct DeviceRow {
-    pub id: String,
+    pub id: DeviceId,
     /// Keyed hash of the device's MQTT password (see `broker::secret`); never printed.
     #[serde(skip)]
     pub secret_hash: String,
     pub enabled: bool,
     pub created_ms: i64,
+}
+
+/// The device id in column `idx`: stored ids obey the rule, so one that does not is a
+/// conversion error, not a second parse at every caller.
+pub(crate) fn device_at(r: &rusqlite::Row<'_>, idx: usize) -> rusqlite::Result<DeviceId> {
+    let text: String = r.get(idx)?;
+    DeviceId::parse(&text).ok_or_else(|| {
+        rusqlite::Error::FromSqlConversionFailure(
+            idx,
+            rusqlite::types::Type::Text,
+            format!("{text:?} is not a device id").into(),
+        )
+    })
 }
 
 /// Handle to the database file: cheap to clone; every read opens/borrows its own connection.

@@ -364,7 +364,7 @@ fn insert_event(
                 "INSERT INTO access_events (device, ts_ms, seq, access_id, granted, payload)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             )?
-            .execute((device, m.ts_ms, seq, &a.access_id, a.granted, &json))?,
+            .execute((device, m.ts_ms, seq, a.access_id.as_str(), a.granted, &json))?,
     };
     Ok(Written::Stored)
 }
