@@ -132,7 +132,11 @@ async fn hysteresis_prevents_flapping() {
     assert_eq!(pushed["data"]["rule_id"], id);
     assert_eq!(pushed["data"]["state"], "firing");
     telemetry(&d, json!({"tmp": 38.5})).await;
-    let a = wait_alert(&app, &token, id, |a| a["state"] == "resolved").await;
+    // The state and the notice record are written one after the other: wait for both.
+    let a = wait_alert(&app, &token, id, |a| {
+        a["state"] == "resolved" && notice_kinds(a) == ["firing", "resolved"]
+    })
+    .await;
     assert_eq!(
         alerts_of(&app, &token, id).await.len(),
         1,
