@@ -195,7 +195,11 @@ async fn reload(store: &Store, engine: &mut Engine) -> Vec<Effect> {
     for a in active.iter().filter(|a| a.acked_ms.is_some()) {
         engine.acked(a.id);
     }
-    engine.set_rules(rows.iter().filter_map(rule_from_row).collect(), now_ms())
+    let mut effects = engine.set_rules(rows.iter().filter_map(rule_from_row).collect(), now_ms());
+    // A new or changed rule judges the room as it is now: a reading that arrived just before the
+    // rule was loaded (the door already open) must not be missed.
+    effects.extend(catch_up(store, engine).await);
+    effects
 }
 
 /// After a lag: evaluates each device's newest stored telemetry as if it had just arrived.
