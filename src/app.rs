@@ -185,6 +185,7 @@ pub async fn serve(
             ws_queue: settings.ws_queue as usize,
             command_timeout: Duration::from_secs(settings.command_timeout),
             enrol_timeout: Duration::from_secs(settings.enrol_timeout),
+            metrics_token: settings.metrics_token.clone(),
         },
         shutdown: http_stop.clone(),
     };

@@ -112,6 +112,12 @@ pub struct ServeSettings {
           value_parser = clap::value_parser!(u64).range(1..=600))]
     pub enrol_timeout: u64,
 
+    /// Bearer token for `GET /metrics` (Prometheus scrapers; ≥ 16 characters). Unset: only
+    /// dashboard login tokens are accepted there.
+    #[arg(long, env = "RZMON_METRICS_TOKEN", hide_env_values = true,
+          value_parser = secret("RZMON_METRICS_TOKEN", 16), global = true)]
+    pub metrics_token: Option<Secret>,
+
     /// A device that sent nothing for this many seconds is shown offline.
     #[arg(long, env = "RZMON_STALE_AFTER", default_value_t = 180, global = true,
           value_parser = clap::value_parser!(u64).range(5..=86_400))]

@@ -134,7 +134,7 @@ fn handle(prefix: &str, topic_bytes: &[u8], payload: &[u8], sinks: &Sinks) -> an
             if presence.gone(&device) {
                 sinks.presence_changed(&device, Status::Offline)?;
             }
-            sinks.metrics.ingest_accepted.inc();
+            sinks.metrics.ingest_accepted.inc_kind(kind.as_str());
         }
         Ok(body) => {
             if presence.seen(&device, ts_ms) {
@@ -147,10 +147,10 @@ fn handle(prefix: &str, topic_bytes: &[u8], payload: &[u8], sinks: &Sinks) -> an
                     body,
                 })?;
             }
-            sinks.metrics.ingest_accepted.inc();
+            sinks.metrics.ingest_accepted.inc_kind(kind.as_str());
         }
         Err(reason) => {
-            sinks.metrics.ingest_rejected.inc();
+            sinks.metrics.ingest_rejected.inc_kind(kind.as_str());
             tracing::warn!(%device, kind = kind.as_str(), %reason, bytes = payload.len(), "device message rejected");
         }
     }

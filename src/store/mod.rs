@@ -5,12 +5,14 @@
 mod accounts;
 mod control;
 mod events;
+mod latest;
 mod schema;
 mod summary;
 mod writer;
 
 pub use control::{AccessIdRow, AuditRow, ConfigChangeRow};
 pub use events::{AccessRow, DeviceStatusRow};
+pub use latest::LatestRow;
 pub use summary::Bucket;
 pub use writer::Writer;
 

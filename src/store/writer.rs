@@ -125,8 +125,10 @@ fn commit_with_retry(
     let mut attempt = 0u64;
     loop {
         attempt += 1;
+        let started = Instant::now();
         match write_batch(conn, batch) {
             Ok(out) => {
+                metrics.store_commit_seconds.observe(started.elapsed());
                 metrics.store_committed.add(out.stored);
                 metrics.store_duplicates.add(out.duplicates);
                 if attempt > 1 {

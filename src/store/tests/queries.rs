@@ -128,3 +128,36 @@ fn range_queries_use_indexes() {
         assert!(!plan.contains("TEMP B-TREE"), "{sql}: {plan}");
     }
 }
+
+/// Each registered device gets its newest telemetry row (or none), found by an index seek
+/// rather than a scan of the telemetry table.
+#[test]
+fn latest_readings_per_device() {
+    let (_dir, store) = temp_store();
+    for id in ["a", "b"] {
+        store.create_device(&dev(id), "hash").expect("device");
+    }
+    write_all(
+        &store,
+        vec![
+            telemetry("a", 1_000, None, 20.0),
+            telemetry("a", 2_000, None, 21.5),
+        ],
+    );
+    let rows = store.latest_readings().expect("latest");
+    assert_eq!(rows.len(), 2);
+    assert_eq!((rows[0].device.as_str(), rows[0].tmp), ("a", Some(21.5)));
+    assert_eq!(rows[0].locked, Some(true));
+    assert_eq!(rows[0].last_seen_ms, Some(2_000));
+    assert_eq!((rows[1].device.as_str(), rows[1].tmp), ("b", None));
+    let plan: Vec<String> = store
+        .with_conn(|c| {
+            let mut stmt = c.prepare(&format!("EXPLAIN QUERY PLAN {}", latest::LATEST))?;
+            let rows = stmt.query_map([], |r| r.get(3))?;
+            Ok(rows.collect::<rusqlite::Result<_>>()?)
+        })
+        .expect("plan");
+    let plan = plan.join(" | ");
+    assert!(plan.contains("telemetry_device_ts"), "{plan}");
+    assert!(!plan.contains("SCAN t"), "{plan}");
+}
