@@ -11,7 +11,7 @@ use crate::ingest::Sinks;
 use crate::metrics::Metrics;
 use crate::presence::Presence;
 use crate::store::Store;
-use crate::{auth, ingest, secrets};
+use crate::{auth, ha, ingest, secrets};
 use anyhow::Context;
 use std::net::SocketAddr;
 use std::path::Path;
@@ -163,6 +163,29 @@ pub async fn serve(
         Duration::from_secs(settings.command_timeout),
         ingest_stop.clone(),
     ));
+    if let Some(broker) = &settings.integrations.ha_broker {
+        let i = &settings.integrations;
+        let deps = ha::HaDeps {
+            settings: ha::HaSettings {
+                broker: broker.clone(),
+                topics: ha::discovery::Topics {
+                    discovery: i.ha_discovery_prefix.clone(),
+                    base: i.ha_base_topic.clone(),
+                },
+                access_ids: i.ha_access_ids,
+                client_id: format!("rzmon-ha-{}", i.ha_base_topic),
+            },
+            store: store.clone(),
+            hub: hub.clone(),
+            commands: commands.clone(),
+            metrics: metrics.clone(),
+        };
+        tasks.spawn(report(
+            "home assistant bridge",
+            failed.clone(),
+            ha::run(deps, ingest_stop.clone()),
+        ));
+    }
     let broker_up = Arc::new(AtomicBool::new(true));
     let broker = Arc::new(broker);
     tasks.spawn(watch_broker(

@@ -1,6 +1,7 @@
 //! Typed, validated settings: command-line flags > `RZMON_*` environment > `.env` > defaults.
 //! A bad value stops startup with a message naming the flag and the variable.
 
+use crate::mqtt_url::BrokerUrl;
 use clap::Args;
 use std::fmt;
 use std::net::SocketAddr;
@@ -122,6 +123,35 @@ pub struct ServeSettings {
     #[arg(long, env = "RZMON_STALE_AFTER", default_value_t = 180, global = true,
           value_parser = clap::value_parser!(u64).range(5..=86_400))]
     pub stale_after: u64,
+
+    /// Home Assistant bridge, upstream bridge, external broker.
+    #[command(flatten)]
+    pub integrations: IntegrationSettings,
+}
+
+/// Settings of the integrations with other MQTT brokers (Home Assistant, ...).
+#[derive(Debug, Clone, Args)]
+pub struct IntegrationSettings {
+    /// Home Assistant's MQTT broker, e.g. `mqtt://user:pass@homeassistant.local:1883` or
+    /// `mqtts://...`; unset = no Home Assistant bridge.
+    #[arg(long, env = "RZMON_HA_BROKER", hide_env_values = true,
+          value_parser = broker_url("RZMON_HA_BROKER"), global = true)]
+    pub ha_broker: Option<BrokerUrl>,
+
+    /// Home Assistant's discovery prefix.
+    #[arg(long, env = "RZMON_HA_DISCOVERY_PREFIX", default_value = "homeassistant",
+          value_parser = topic_level("RZMON_HA_DISCOVERY_PREFIX"), global = true)]
+    pub ha_discovery_prefix: String,
+
+    /// First topic level of the states rzmon publishes for Home Assistant.
+    #[arg(long, env = "RZMON_HA_BASE_TOPIC", default_value = "rzmon",
+          value_parser = topic_level("RZMON_HA_BASE_TOPIC"), global = true)]
+    pub ha_base_topic: String,
+
+    /// Include RFID card ids in the access events sent to Home Assistant.
+    #[arg(long, env = "RZMON_HA_ACCESS_IDS", default_value_t = false, global = true,
+          action = clap::ArgAction::Set)]
+    pub ha_access_ids: bool,
 }
 
 impl ServeSettings {
@@ -144,6 +174,27 @@ fn secret(var: &'static str, min: usize) -> impl Fn(&str) -> Result<Secret, Stri
             Err(format!("{var} must be at least {min} characters long"))
         } else {
             Ok(Secret::new(s))
+        }
+    }
+}
+
+fn broker_url(var: &'static str) -> impl Fn(&str) -> Result<BrokerUrl, String> + Clone {
+    move |s: &str| BrokerUrl::parse(s, var)
+}
+
+/// One MQTT topic level of A-Z a-z 0-9 - _ (1-64 characters).
+fn topic_level(var: &'static str) -> impl Fn(&str) -> Result<String, String> + Clone {
+    move |s: &str| {
+        let ok = !s.is_empty()
+            && s.len() <= 64
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        if ok {
+            Ok(s.to_owned())
+        } else {
+            Err(format!(
+                "{var} must be 1-64 characters of A-Z a-z 0-9 - _, got {s:?}"
+            ))
         }
     }
 }

@@ -7,6 +7,8 @@ mod browser;
 mod cli;
 mod commands;
 mod durability;
+mod ha;
 mod metrics;
+mod mosquitto;
 mod mqtt;
 mod ws;
