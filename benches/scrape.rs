@@ -61,7 +61,9 @@ fn main() {
 fn seed(db: &std::path::Path, devices: usize) {
     let store = Store::open(db).expect("open store");
     let metrics = Arc::new(rzmon::metrics::Metrics::default());
-    let writer = store.spawn_writer(metrics).expect("writer");
+    let writer = store
+        .spawn_writer(metrics, rzmon::health::Health::new())
+        .expect("writer");
     let tx = writer.sender();
     for i in 0..devices {
         let id = DeviceId::parse(&format!("rack-{i:04}")).expect("id");

@@ -24,6 +24,7 @@ pub mod commands;
 pub mod config;
 pub mod device_auth;
 pub mod ha;
+pub mod health;
 pub mod hub;
 pub mod ingest;
 pub mod lockout;

@@ -1,4 +1,5 @@
-//! The one integration-test binary: every test starts the real `rzmon` binary (see `util`).
+//! The one integration-test binary: tests start the real server in-process, or the real
+//! `rzmon` binary where the process matters (see `util`).
 
 mod util;
 
@@ -7,8 +8,11 @@ mod browser;
 mod cli;
 mod commands;
 mod durability;
+mod flow;
 mod ha;
+mod health;
 mod metrics;
 mod mosquitto;
 mod mqtt;
+mod mqtt_strict;
 mod ws;

@@ -16,6 +16,7 @@ pub use latest::LatestRow;
 pub use summary::Bucket;
 pub use writer::Writer;
 
+use crate::health::Health;
 use crate::metrics::Metrics;
 use crate::model::DeviceId;
 use rusqlite::{Connection, OpenFlags};
@@ -27,6 +28,9 @@ use std::time::Duration;
 /// How long a connection waits for another one's write lock before giving up. The writer
 /// commits within milliseconds, so 5 s only runs out when something is badly wrong.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// File name of the database inside the data directory.
+pub const DB_FILE: &str = "rzmon.db";
 
 /// Idle reader connections kept open; more are opened under load and closed after use.
 const MAX_IDLE_READERS: usize = 4;
@@ -111,14 +115,23 @@ impl Store {
         })
     }
 
+    /// Creates the data directory (mode 0700) if needed and opens `DB_FILE` in it.
+    pub fn open_in(data_dir: &Path) -> Result<Self> {
+        create_private_dir(data_dir)?;
+        let path = data_dir.join(DB_FILE);
+        Self::open(&path).map_err(|e| {
+            StoreError::Task(format!("cannot open the database {}: {e}", path.display()))
+        })
+    }
+
     pub fn path(&self) -> &Path {
         &self.path
     }
 
     /// Starts the one batching writer thread. `metrics.store_committed` / `store_duplicates`
-    /// are updated per commit.
-    pub fn spawn_writer(&self, metrics: Arc<Metrics>) -> Result<Writer> {
-        Writer::spawn(open_connection(&self.path)?, metrics)
+    /// are updated per commit; `health`'s database check fails while commits fail.
+    pub fn spawn_writer(&self, metrics: Arc<Metrics>, health: Health) -> Result<Writer> {
+        Writer::spawn(open_connection(&self.path)?, metrics, health)
     }
 
     /// `SELECT 1` on a reader connection: the database answers.
@@ -183,6 +196,19 @@ impl Store {
         }
         out
     }
+}
+
+fn create_private_dir(dir: &Path) -> Result<()> {
+    let mut b = std::fs::DirBuilder::new();
+    b.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut b, 0o700);
+    b.create(dir).map_err(|e| {
+        StoreError::Task(format!(
+            "cannot create the data directory {}: {e}",
+            dir.display()
+        ))
+    })
 }
 
 /// Creates the database file with mode 0600 if it does not exist, and tightens an existing
