@@ -150,6 +150,22 @@ pub struct IntegrationSettings {
     #[arg(long, env = "RZMON_HA_ACCESS_IDS", default_value_t = false, global = true,
           action = clap::ArgAction::Set)]
     pub ha_access_ids: bool,
+
+    /// Upstream broker every stored row is forwarded to, e.g. `mqtts://user:pass@central:8883`;
+    /// unset = no upstream bridge.
+    #[arg(long, env = "RZMON_BRIDGE_URL", hide_env_values = true,
+          value_parser = broker_url("RZMON_BRIDGE_URL"), global = true)]
+    pub bridge_url: Option<BrokerUrl>,
+
+    /// Topic prefix upstream (one or more levels, e.g. `site-a/rzmon`).
+    #[arg(long, env = "RZMON_BRIDGE_PREFIX", default_value = "rzmon",
+          value_parser = topic_path, global = true)]
+    pub bridge_prefix: String,
+
+    /// Most messages per second the bridge sends (also its catch-up rate after an outage).
+    #[arg(long, env = "RZMON_BRIDGE_RATE", default_value_t = 1000, global = true,
+          value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub bridge_rate: u32,
 }
 
 impl ServeSettings {
@@ -227,6 +243,15 @@ fn topic_level(var: &'static str) -> impl Fn(&str) -> Result<String, String> + C
             ))
         }
     }
+}
+
+/// Topic levels joined by `/`, each like `topic_level`.
+fn topic_path(s: &str) -> Result<String, String> {
+    let level = topic_level("RZMON_BRIDGE_PREFIX");
+    for part in s.split('/') {
+        level(part)?;
+    }
+    Ok(s.to_owned())
 }
 
 fn prefix(s: &str) -> Result<String, String> {

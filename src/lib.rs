@@ -18,6 +18,7 @@ pub mod admin;
 pub mod api;
 pub mod app;
 pub mod auth;
+pub mod bridge;
 pub mod broker;
 pub mod cli;
 pub mod commands;

@@ -4,6 +4,7 @@
 mod util;
 
 mod api;
+mod bridge;
 mod browser;
 mod cli;
 mod commands;

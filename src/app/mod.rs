@@ -19,7 +19,7 @@ use crate::ingest::Sinks;
 use crate::metrics::Metrics;
 use crate::presence::Presence;
 use crate::store::{Store, Writer};
-use crate::{auth, ha, ingest, secrets};
+use crate::{auth, bridge, ha, ingest, secrets};
 use anyhow::Context;
 use std::net::SocketAddr;
 use std::path::Path;
@@ -227,6 +227,23 @@ pub async fn start(
     });
     if let Some(deps) = ha_deps(&settings, p) {
         s.spawn("home assistant", Stage::Events, |stop| ha::run(deps, stop));
+    }
+    if let Some(broker) = settings.integrations.bridge_url.clone() {
+        let i = &settings.integrations;
+        let deps = bridge::BridgeDeps {
+            settings: bridge::BridgeSettings {
+                broker,
+                prefix: i.bridge_prefix.clone(),
+                rate: i.bridge_rate,
+                client_id: format!("rzmon-bridge-{}", i.bridge_prefix.replace('/', "-")),
+            },
+            store: p.store.clone(),
+            metrics: p.metrics.clone(),
+            health: p.health.clone(),
+        };
+        s.spawn("upstream bridge", Stage::Events, |stop| {
+            bridge::run(deps, stop)
+        });
     }
 
     tracing::info!(%http_addr, %mqtt_addr, "rzmon is running");

@@ -3,6 +3,7 @@
 //! queries per table in `events` and `accounts`.
 
 mod accounts;
+mod bridge;
 mod control;
 mod events;
 mod latest;
@@ -10,6 +11,7 @@ mod schema;
 mod summary;
 mod writer;
 
+pub use bridge::{BridgeRow, Cursor, Source};
 pub use control::{AccessIdRow, AuditRow, ConfigChangeRow};
 pub use events::{AccessRow, DeviceStatusRow};
 pub use latest::LatestRow;

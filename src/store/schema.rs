@@ -107,6 +107,14 @@ const MIGRATIONS: &[&str] = &[
         detail   TEXT NOT NULL
     ) STRICT;
     CREATE INDEX audit_ts ON audit (ts_ms);",
+    // integrations: the upstream bridge's persisted cursor (last forwarded id per table), and
+    // the device password in Mosquitto's PBKDF2-SHA512 form for `rzmon broker-config`
+    // (set when a password is created or re-keyed; NULL for devices added before).
+    "CREATE TABLE bridge_cursor (
+        source  TEXT PRIMARY KEY NOT NULL,
+        last_id INTEGER NOT NULL
+    ) STRICT;
+    ALTER TABLE devices ADD COLUMN broker_hash TEXT;",
 ];
 
 /// The schema version this binary writes.
