@@ -83,7 +83,13 @@ pub fn message(prefix: &str, row: &BridgeRow) -> (String, String) {
             "access"
         }
     };
-    (format!("{prefix}/{}/{kind}", row.device), body.to_string())
+    // System alerts have no device; they get a level of their own.
+    let device = if row.device.is_empty() {
+        "_system"
+    } else {
+        &row.device
+    };
+    (format!("{prefix}/{device}/{kind}"), body.to_string())
 }
 
 /// What a connection reports to the forwarding loop.

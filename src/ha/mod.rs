@@ -216,10 +216,15 @@ impl Bridge {
 
     async fn load(&self) -> anyhow::Result<BTreeMap<String, DeviceState>> {
         let store = self.deps.store.clone();
-        let rows = tokio::task::spawn_blocking(move || store.latest_readings())
-            .await
-            .context("store task failed")?
-            .context("cannot read the devices for Home Assistant")?;
+        let (rows, alerts) = tokio::task::spawn_blocking(move || {
+            Ok::<_, crate::store::StoreError>((
+                store.latest_readings()?,
+                store.active_alert_counts()?,
+            ))
+        })
+        .await
+        .context("store task failed")?
+        .context("cannot read the devices for Home Assistant")?;
         let presence = self.deps.commands.presence();
         Ok(rows
             .into_iter()
@@ -231,7 +236,7 @@ impl Bridge {
                     lf: r.lf,
                     locked: r.locked,
                     online,
-                    alerts: 0,
+                    alerts: alerts.get(&r.device).copied().unwrap_or(0),
                 };
                 (r.device, state)
             })
@@ -295,10 +300,17 @@ impl Bridge {
             self.devices.remove(&id);
         }
         for (id, state) in fresh {
-            if !self.devices.contains_key(&id) {
-                self.devices.insert(id.clone(), state);
-                self.send_configs(&id);
-                self.send_state(&id);
+            match self.devices.get_mut(&id) {
+                None => {
+                    self.devices.insert(id.clone(), state);
+                    self.send_configs(&id);
+                    self.send_state(&id);
+                }
+                Some(known) if known.alerts != state.alerts => {
+                    known.alerts = state.alerts;
+                    self.send_state(&id);
+                }
+                Some(_) => {}
             }
         }
         Ok(())

@@ -1,5 +1,5 @@
-//! The newest stored reading of every registered device, in one query: what `/metrics` turns
-//! into per-device gauges.
+//! The newest stored reading of every registered device, in one query (what `/metrics` turns
+//! into per-device gauges), and the number of active alerts per device (Home Assistant).
 
 use super::{Result, Store};
 
@@ -22,6 +22,19 @@ pub(super) const LATEST: &str = "SELECT d.id, t.tmp, t.lf, t.locked, s.last_seen
     ORDER BY d.id";
 
 impl Store {
+    /// Unresolved alerts per device (system alerts, which have no device, are not counted).
+    pub fn active_alert_counts(&self) -> Result<std::collections::HashMap<String, u32>> {
+        self.with_conn(|c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT device, count(*) FROM alerts
+                 WHERE resolved_ms IS NULL AND device IS NOT NULL AND device != ''
+                 GROUP BY device",
+            )?;
+            let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            Ok(rows.collect::<rusqlite::Result<_>>()?)
+        })
+    }
+
     /// Every registered device, by id, with its newest reading (if any).
     pub fn latest_readings(&self) -> Result<Vec<LatestRow>> {
         self.with_conn(|c| {

@@ -1,8 +1,9 @@
 //! SQLite persistence: opens the database file (WAL, `synchronous=FULL`), runs migrations and
 //! lends reader connections from a small pool. The one batching writer lives in `writer`,
-//! queries per table in `events` and `accounts`.
+//! queries per table in `events`, `accounts`, `control` and `alerts`.
 
 mod accounts;
+mod alerts;
 mod bridge;
 mod control;
 mod events;
@@ -11,6 +12,7 @@ mod schema;
 mod summary;
 mod writer;
 
+pub use alerts::{AlertQuery, AlertRow, AlertState, NewAlert, PendingRow, RuleRow};
 pub use bridge::{BridgeRow, Cursor, Source};
 pub use control::{AccessIdRow, AuditRow, ConfigChangeRow};
 pub use events::{AccessRow, DeviceStatusRow};
