@@ -11,17 +11,41 @@ use std::time::Duration;
 const CHROMIUM: &str = "/usr/bin/chromium";
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 
-/// chromedriver plus one browser session; both end on drop.
+/// chromedriver plus one browser session with its own profile folder. `close` ends the session
+/// and asserts that nothing is left; drop (a failed test) kills whatever is left anyway.
 struct Browser {
     driver: Child,
     client: Option<Client>,
+    profile: std::path::PathBuf,
 }
 
 impl Drop for Browser {
     fn drop(&mut self) {
         let _ = self.driver.kill();
         let _ = self.driver.wait();
+        for pid in processes_using(&self.profile) {
+            let _ = Command::new("kill").args(["-9", &pid]).status();
+        }
+        let _ = std::fs::remove_dir_all(&self.profile);
     }
+}
+
+/// Process ids whose command line names `profile` (Chromium and its helper processes).
+fn processes_using(profile: &std::path::Path) -> Vec<String> {
+    let needle = profile.display().to_string();
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.filter_map(Result::ok)
+        .filter_map(|e| {
+            let pid = e.file_name().into_string().ok()?;
+            pid.bytes().all(|b| b.is_ascii_digit()).then_some(pid)
+        })
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .is_ok_and(|c| String::from_utf8_lossy(&c).contains(&needle))
+        })
+        .collect()
 }
 
 impl Browser {
@@ -76,7 +100,31 @@ impl Browser {
         Self {
             driver,
             client: Some(client),
+            profile,
         }
+    }
+
+    /// Ends the WebDriver session (Chromium quits), stops chromedriver, removes the profile,
+    /// and fails if any Chromium process of this session is still alive after 10 s.
+    async fn close(mut self) {
+        if let Some(c) = self.client.take() {
+            let _ = c.close().await;
+        }
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+        let profile = self.profile.clone();
+        let gone = wait_until(SOON, || {
+            let left = processes_using(&profile);
+            async move { left.is_empty() }
+        })
+        .await;
+        let left = processes_using(&profile);
+        drop(self);
+        assert!(
+            gone,
+            "Chromium processes left after the session ended: {left:?}"
+        );
+        assert!(!profile.exists(), "the profile folder was not removed");
     }
 
     fn c(&self) -> &Client {
@@ -383,4 +431,6 @@ async fn dashboard_end_to_end() {
     })
     .await;
     stop.cancel();
+    // Regression: 12 Chromium processes (~1 GiB) and the profile outlived a passing test.
+    b.close().await;
 }

@@ -22,6 +22,7 @@ use crate::presence::Presence;
 use crate::store::{Store, Writer};
 use crate::{auth, bridge, ha, ingest, secrets};
 use anyhow::Context;
+use std::io::IsTerminal as _;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
@@ -117,7 +118,7 @@ pub async fn start(
             secrets::load_or_create_jwt_secret(store.path().parent().unwrap_or(Path::new(".")))?
         }
     };
-    // Printed at once, so a later startup failure cannot swallow the one-time password.
+    // Reported at once, so a later startup failure cannot swallow the one-time password.
     print_first_start(&first_start(&store, &settings).await?);
     let (http_addr, mqtt_addr) = (listeners.http.local_addr()?, listeners.mqtt.local_addr()?);
     let settings = Arc::new(settings);
@@ -178,6 +179,7 @@ pub async fn start(
         health: parts.health.clone(),
         config: ApiConfig {
             allowed_origins: settings.allowed_origins.clone(),
+            trusted_proxies: settings.trusted_proxies.clone(),
             token_ttl: settings.token_ttl(),
             body_limit: settings.body_limit,
             ws_queue: settings.ws_queue as usize,
@@ -235,7 +237,7 @@ pub async fn start(
     if let Some(deps) = ha_deps(&settings, p) {
         s.spawn("home assistant", Stage::Events, |stop| ha::run(deps, stop));
     }
-    if let Some(broker) = settings.integrations.bridge_url.clone() {
+    if let Ok(Some(broker)) = settings.integrations.bridge_url() {
         let i = &settings.integrations;
         let deps = bridge::BridgeDeps {
             settings: bridge::BridgeSettings {
@@ -283,7 +285,7 @@ fn ha_deps(settings: &ServeSettings, p: &Parts) -> Option<ha::HaDeps> {
     let i = &settings.integrations;
     Some(ha::HaDeps {
         settings: ha::HaSettings {
-            broker: i.ha_broker.clone()?,
+            broker: i.ha_broker().ok().flatten()?,
             topics: ha::discovery::Topics {
                 discovery: i.ha_discovery_prefix.clone(),
                 base: i.ha_base_topic.clone(),
@@ -354,20 +356,32 @@ impl Running {
 enum FirstStart {
     Existing,
     FromSettings,
-    Generated(String),
+    /// Kept in `file` until admin signs in; shown on the console only when a person reads it.
+    Generated {
+        password: String,
+        file: std::path::PathBuf,
+    },
 }
 
 /// Creates `admin` on an empty user table, with the configured or a random password.
 async fn first_start(store: &Store, settings: &ServeSettings) -> anyhow::Result<FirstStart> {
     let s = store.clone();
     if tokio::task::spawn_blocking(move || s.user_count()).await?? > 0 {
+        if settings.admin_password.is_some() {
+            tracing::warn!(
+                "RZMON_ADMIN_PASSWORD is ignored: it only applies to the first start, and users \
+                 exist already (change a password with: rzmon user passwd admin)"
+            );
+        }
         return Ok(FirstStart::Existing);
     }
     let (password, outcome) = match &settings.admin_password {
         Some(p) => (p.expose().to_owned(), FirstStart::FromSettings),
         None => {
             let p = secrets::random_password(secrets::USER_PASSWORD_LEN)?;
-            (p.clone(), FirstStart::Generated(p))
+            let dir = store.path().parent().unwrap_or(Path::new("."));
+            let file = secrets::keep_initial_admin_password(dir, &p)?;
+            (p.clone(), FirstStart::Generated { password: p, file })
         }
     };
     let s = store.clone();
@@ -388,9 +402,18 @@ fn print_banner(http: SocketAddr, mqtt: SocketAddr) {
 
 fn print_first_start(first: &FirstStart) {
     match first {
-        FirstStart::Generated(p) => println!(
-            "  Admin login: admin / {p}  (shown once; change it with: rzmon user passwd admin)"
-        ),
+        FirstStart::Generated { password, file } => {
+            println!(
+                "  Admin login: admin, password in {} (deleted at admin's first sign-in)",
+                file.display()
+            );
+            // Never into a log or the journal: only to a terminal.
+            if std::io::stderr().is_terminal() {
+                eprintln!(
+                    "  Admin password: {password}  (change it with: rzmon user passwd admin)"
+                );
+            }
+        }
         FirstStart::FromSettings => {
             println!("  Created user admin with the password from RZMON_ADMIN_PASSWORD.")
         }
