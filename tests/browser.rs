@@ -357,6 +357,63 @@ async fn dashboard_end_to_end() {
             .map(drop)
     })
     .await;
+    step(&b, "alerts", async {
+        let (status, rule) = app
+            .post(
+                "/alert-rules",
+                Some(&token),
+                json!({"name": "E2E hot", "kind": "threshold", "metric": "tmp", "op": "above",
+                       "value": 50, "severity": "critical", "devices": ["door"]}),
+            )
+            .await;
+        if status != 201 {
+            return Err(format!("rule not created: {status} {rule}"));
+        }
+        b.click("#nav-alerts").await?;
+        b.wait("#alert-rules-table", SOON).await?;
+        door.publish("telemetry", r#"{"tmp":55.5,"lf":40.0,"locked":true}"#)
+            .await;
+        b.wait_text("#alerts-active", SOON, |t| {
+            t.contains("E2E hot") && t.contains("55.5 °C")
+        })
+        .await?;
+        b.wait_text("#alert-badge", SOON, |t| t.trim() == "1")
+            .await?;
+        b.click("#alerts-active [data-ack]").await?;
+        b.wait_text("#alerts-active", SOON, |t| {
+            t.contains("acknowledged by admin")
+        })
+        .await?;
+        let (_, active) = app.get("/alerts?state=acknowledged", Some(&token)).await;
+        if active["alerts"].as_array().map_or(0, Vec::len) != 1 {
+            return Err(format!("not acknowledged in the API: {active}"));
+        }
+        b.wait_text("#alert-rules-table", SOON, |t| {
+            t.contains("Temperature high")
+        })
+        .await?;
+        // The editor changes the threshold of the rule.
+        let id = rule["id"].as_i64().unwrap_or_default();
+        b.click(&format!("[data-rule-edit=\"{id}\"]")).await?;
+        b.fill("#rule-value", "60").await?;
+        b.click("#rule-save").await?;
+        let saved = wait_until(SOON, || async {
+            let (_, rules) = app.get("/alert-rules", Some(&token)).await;
+            rules["rules"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|r| r["id"] == id && r["value"] == 60.0)
+        })
+        .await;
+        if !saved {
+            return Err("the rule editor did not save the new threshold".into());
+        }
+        b.wait_text(&format!("[data-rule=\"{id}\"]"), SOON, |t| t.contains("60"))
+            .await
+            .map(drop)
+    })
+    .await;
     step(&b, "access", async {
         b.click("#nav-access").await?;
         b.fill("#access-add-id", "E2E0CAFE").await?;

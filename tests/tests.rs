@@ -5,6 +5,7 @@ mod util;
 
 mod alerts;
 mod api;
+mod app;
 mod bridge;
 mod browser;
 mod cli;
@@ -18,6 +19,7 @@ mod login_flood;
 mod metrics;
 mod mosquitto;
 mod mqtt;
+mod mqtt_budget;
 mod mqtt_strict;
 mod proxies;
 mod readme;

@@ -163,7 +163,7 @@ pub async fn start(
     let gate_cfg = GateConfig {
         prefix: settings.topic_prefix.clone(),
         max_packet,
-        connect_timeout: Duration::from_secs(10),
+        connect_timeout: Duration::from_secs(5),
         rate_per_device: settings.mqtt_rate,
         max_connections: settings.mqtt_max_connections as usize,
         login_failures: policy::IP_MAX_FAILURES,
@@ -316,14 +316,12 @@ impl Running {
             writer,
             ..
         } = self;
-        // Requests waiting for a device answer now, so HTTP handlers can finish.
-        parts.commands.fail_all();
+        // Requests waiting for a device answer now (and new ones at once), so HTTP handlers
+        // finish within their stage.
+        parts.commands.close();
         let mut ok = !services.failed().is_cancelled();
         for stage in Stage::ALL {
             ok &= services.stop(stage).await;
-            if stage == Stage::Ingest {
-                parts.commands.fail_all();
-            }
         }
         // Every writer sender lived in a stopped (or aborted) service, so the channel is closed.
         let closing = tokio::task::spawn_blocking(move || writer.close());

@@ -112,6 +112,12 @@ fn register(reg: &mut Registry, m: &Metrics) {
         "MQTT connections closed for a protocol or permission violation",
         &m.mqtt_violations,
     );
+    c(
+        reg,
+        "mqtt_over_budget",
+        "MQTT connections closed for being over a per-address or pending budget",
+        &m.mqtt_over_budget,
+    );
     reg.register(
         "messages_accepted",
         "Device messages accepted by ingest, by kind",
