@@ -21,6 +21,7 @@ pub mod app;
 pub mod auth;
 pub mod bridge;
 pub mod broker;
+pub mod broker_config;
 pub mod cidr;
 pub mod cli;
 pub mod commands;

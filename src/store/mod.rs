@@ -5,6 +5,7 @@
 mod accounts;
 mod alerts;
 mod bridge;
+mod broker_auth;
 mod control;
 mod events;
 mod latest;
