@@ -74,17 +74,20 @@ fn seed(db: &std::path::Path, devices: usize) {
             let serde_json::Value::Object(payload) = payload else {
                 unreachable!()
             };
-            tx.send(Message {
-                device: id.clone(),
-                ts_ms: 1_764_000_000_000 + n * 1000,
-                body: Body::Telemetry(Telemetry {
-                    tmp: Some(tmp),
-                    lf: Some(40.0),
-                    locked: Some(n % 2 == 0),
-                    seq: None,
-                    payload,
-                }),
-            })
+            tx.blocking_send(
+                Message {
+                    device: id.clone(),
+                    ts_ms: 1_764_000_000_000 + n * 1000,
+                    body: Body::Telemetry(Telemetry {
+                        tmp: Some(tmp),
+                        lf: Some(40.0),
+                        locked: Some(n % 2 == 0),
+                        seq: None,
+                        payload,
+                    }),
+                },
+                None,
+            )
             .expect("send");
         }
     }

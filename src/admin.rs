@@ -5,7 +5,7 @@ use crate::auth::{self, policy};
 use crate::broker_config;
 use crate::cli::{BrokerConfigCommand, DeviceCommand, SimulateArgs, UserCommand};
 use crate::config::Common;
-use crate::model::{DEVICE_ID_RULE, DeviceId, format_ts};
+use crate::model::{AuditAction, DEVICE_ID_RULE, DeviceId, format_ts};
 use crate::secrets;
 use crate::simulate::{Credentials, SimOptions};
 use crate::store::{DB_FILE, Store, StoreError};
@@ -116,7 +116,7 @@ pub fn device(store: &Store, cmd: DeviceCommand) -> anyhow::Result<()> {
             }
             let broker_hash = secrets::mosquitto_hash(&password)?;
             store.set_broker_hash(&id, &broker_hash)?;
-            store.audit("cli", "deviceAdd", &id, &json!({}))?;
+            store.audit("cli", AuditAction::DeviceAdd, &id, &json!({}))?;
             match broker_config {
                 None => print_device(&id, &password, json),
                 Some(_) => {
@@ -140,7 +140,7 @@ pub fn device(store: &Store, cmd: DeviceCommand) -> anyhow::Result<()> {
                 bail!("there is no device {id:?}");
             }
             store.set_broker_hash(&id, &secrets::mosquitto_hash(&password)?)?;
-            store.audit("cli", "devicePasswd", &id, &json!({}))?;
+            store.audit("cli", AuditAction::DevicePasswd, &id, &json!({}))?;
             print_device(&id, &password, json);
         }
         DeviceCommand::List { json } => {
@@ -162,7 +162,7 @@ pub fn device(store: &Store, cmd: DeviceCommand) -> anyhow::Result<()> {
             if !store.remove_device(&id)? {
                 bail!("there is no device {id:?}");
             }
-            store.audit("cli", "deviceRemove", &id, &json!({}))?;
+            store.audit("cli", AuditAction::DeviceRemove, &id, &json!({}))?;
             println!(
                 "Device {id} removed; its stored history stays. A running server closes its connection."
             );
@@ -203,7 +203,12 @@ pub fn simulation(
                 if !store.set_device_secret(&id, &hash)? {
                     let device = DeviceId::parse(&id).context("simulated device id")?;
                     store.create_device(&device, &hash)?;
-                    store.audit("cli", "deviceAdd", &id, &json!({ "simulated": true }))?;
+                    store.audit(
+                        "cli",
+                        AuditAction::DeviceAdd,
+                        &id,
+                        &json!({ "simulated": true }),
+                    )?;
                 }
                 store.set_broker_hash(&id, &secrets::mosquitto_hash(&password)?)?;
                 Ok(Credentials {

@@ -28,6 +28,20 @@ pub struct DeviceReading {
     pub last_seen_ms: Option<i64>,
 }
 
+/// What the store says at scrape time.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Scrape {
+    pub devices: Vec<DeviceReading>,
+    /// Unresolved alerts: (severity, acknowledged, count).
+    pub alerts: Vec<(String, bool, u64)>,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct AlertLabels {
+    severity: String,
+    state: &'static str,
+}
+
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct DeviceLabel {
     device: String,
@@ -36,13 +50,14 @@ struct DeviceLabel {
 type FloatFamily = Family<DeviceLabel, Gauge<f64, AtomicU64>>;
 
 /// Renders everything as Prometheus text.
-pub fn render(metrics: &Metrics, devices: &[DeviceReading]) -> String {
+pub fn render(metrics: &Metrics, scrape: &Scrape) -> String {
     let mut root = Registry::default();
     register_process(&mut root, metrics);
     let reg = root.sub_registry_with_prefix("rzmon");
     register(reg, metrics);
-    register_devices(reg, devices);
-    let mut out = String::with_capacity(4096 + devices.len() * 400);
+    register_devices(reg, &scrape.devices);
+    register_alerts(reg, &scrape.alerts);
+    let mut out = String::with_capacity(4096 + scrape.devices.len() * 400);
     // Writing into a String cannot fail.
     let _ = prometheus_text::encode(&mut out, &root);
     out
@@ -148,6 +163,28 @@ fn register(reg: &mut Registry, m: &Metrics) {
     );
     c(
         reg,
+        "store_commit_failures",
+        "Failed commit attempts (each batch is retried)",
+        &m.store_commit_failures,
+    );
+    reg.register(
+        "store_queue_messages",
+        "Messages waiting for the store writer",
+        m.store_queue.0.clone(),
+    );
+    reg.register(
+        "ingest_queue_messages",
+        "Device messages waiting for ingest",
+        m.ingest_queue.0.clone(),
+    );
+    c(
+        reg,
+        "ingest_queue_full",
+        "Times a device message found ingest's queue full (its connection waited)",
+        &m.ingest_queue_full,
+    );
+    c(
+        reg,
         "ws_dropped",
         "WebSocket clients dropped because they could not keep up",
         &m.ws_dropped_slow,
@@ -171,13 +208,18 @@ fn register(reg: &mut Registry, m: &Metrics) {
     );
     reg.register(
         "notifications_sent",
-        "Notifications delivered, by channel",
+        "Notices delivered, by channel",
         m.notifications_sent.0.clone(),
     );
     reg.register(
         "notifications_failed",
-        "Notification attempts that failed, by channel",
+        "Notices that could not be delivered (refused, or given up after 24 h), by channel",
         m.notifications_failed.0.clone(),
+    );
+    reg.register(
+        "notifications_retried",
+        "Delivery attempts that will be retried, by channel",
+        m.notifications_retried.0.clone(),
     );
     reg.register(
         "bridge_lag_rows",
@@ -250,6 +292,34 @@ fn register_devices(reg: &mut Registry, devices: &[DeviceReading]) {
     );
 }
 
+/// Unresolved alerts by severity and state (`firing` or `acknowledged`); always present, so
+/// a dashboard shows 0 rather than "no data".
+fn register_alerts(reg: &mut Registry, alerts: &[(String, bool, u64)]) {
+    let family = Family::<AlertLabels, Gauge>::default();
+    for (severity, acknowledged, count) in alerts {
+        let state = if *acknowledged {
+            "acknowledged"
+        } else {
+            "firing"
+        };
+        let label = AlertLabels {
+            severity: severity.clone(),
+            state,
+        };
+        family
+            .get_or_create(&label)
+            .set(i64::try_from(*count).unwrap_or(i64::MAX));
+    }
+    let total = Gauge::<i64>::default();
+    total.set(alerts.iter().map(|(_, _, n)| *n as i64).sum());
+    reg.register(
+        "alerts_active",
+        "Unresolved alerts by severity and state (firing or acknowledged)",
+        family,
+    );
+    reg.register("alerts_active_all", "All unresolved alerts", total);
+}
+
 /// `VmRSS` of /proc/self/status (Linux); `None` elsewhere.
 fn resident_bytes() -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
@@ -274,12 +344,12 @@ mod tests {
         let m = Metrics::default();
         m.store_committed.add(3);
         m.ingest_accepted.inc_kind("telemetry");
-        m.notifications_sent.inc("ntfy");
+        m.notifications_sent.add("phone", "ntfy", 2);
+        m.notifications_failed.add("mail", "smtp", 1);
         m.store_commit_seconds
             .observe(std::time::Duration::from_millis(2));
-        let text = render(
-            &m,
-            &[DeviceReading {
+        let scrape = Scrape {
+            devices: vec![DeviceReading {
                 device: "esp32-1".into(),
                 tmp: Some(23.5),
                 lf: Some(41.0),
@@ -287,11 +357,18 @@ mod tests {
                 online: true,
                 last_seen_ms: Some(1_764_342_245_123),
             }],
-        );
+            alerts: vec![("critical".into(), false, 2), ("warning".into(), true, 1)],
+        };
+        let text = render(&m, &scrape);
         for want in [
             "rzmon_store_committed_rows_total 3\n",
             "rzmon_messages_accepted_total{kind=\"telemetry\"} 1\n",
-            "rzmon_notifications_sent_total{channel=\"ntfy\"} 1\n",
+            "rzmon_notifications_sent_total{channel=\"phone\",kind=\"ntfy\"} 2\n",
+            "rzmon_notifications_failed_total{channel=\"mail\",kind=\"smtp\"} 1\n",
+            "rzmon_alerts_active{severity=\"critical\",state=\"firing\"} 2\n",
+            "rzmon_alerts_active{severity=\"warning\",state=\"acknowledged\"} 1\n",
+            "rzmon_alerts_active_all 3\n",
+            "rzmon_ingest_queue_messages 0\n",
             "rzmon_temperature_celsius{device=\"esp32-1\"} 23.5\n",
             "rzmon_humidity_percent{device=\"esp32-1\"} 41.0\n",
             "rzmon_door_locked{device=\"esp32-1\"} 1.0\n",

@@ -84,24 +84,30 @@ impl ByKind {
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ChannelLabel {
     channel: String,
+    kind: String,
 }
 
-/// A counter per notification channel (its name as configured).
+/// A counter per notification channel: its configured name and its kind (`ntfy`, `smtp`, ...).
+/// The number of series is bounded by the number of configured channels.
 #[derive(Debug, Default, Clone)]
 pub struct ByChannel(Family<ChannelLabel, PromCounter>);
 
 impl ByChannel {
-    pub fn inc(&self, channel: &str) {
+    /// Counts `n` notices on the channel `name` of kind `kind`.
+    pub fn add(&self, name: &str, kind: &str, n: u64) {
         self.0
             .get_or_create(&ChannelLabel {
-                channel: channel.to_owned(),
+                channel: name.to_owned(),
+                kind: kind.to_owned(),
             })
-            .inc();
+            .inc_by(n);
     }
-    pub fn get(&self, channel: &str) -> u64 {
+    /// The count of the channel `name` of kind `kind`.
+    pub fn get(&self, name: &str, kind: &str) -> u64 {
         self.0
             .get(&ChannelLabel {
-                channel: channel.to_owned(),
+                channel: name.to_owned(),
+                kind: kind.to_owned(),
             })
             .map_or(0, |c| c.get())
     }
@@ -136,13 +142,13 @@ impl Latency {
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RequestLabels {
     method: String,
-    route: &'static str,
+    route: String,
     status: u16,
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RouteLabel {
-    route: &'static str,
+    route: String,
 }
 
 /// HTTP requests by method, route template and status, and their latency by route.
@@ -164,11 +170,11 @@ impl Default for HttpRequests {
 impl HttpRequests {
     /// Records one answered request. `route` is a template (`/devices/{id}`), never the raw
     /// path, so the number of series stays bounded.
-    pub fn record(&self, method: &str, route: &'static str, status: u16, elapsed: Duration) {
+    pub fn record(&self, method: &str, route: String, status: u16, elapsed: Duration) {
         self.count
             .get_or_create(&RequestLabels {
                 method: method.to_owned(),
-                route,
+                route: route.clone(),
                 status,
             })
             .inc();
@@ -215,16 +221,27 @@ pub struct Metrics {
     pub store_duplicates: Counter,
     /// Time of one batch commit (transaction + fsync).
     pub store_commit_seconds: Latency,
+    /// Failed commit attempts (disk full, I/O error, lock timeout); each batch is retried.
+    pub store_commit_failures: Counter,
+    /// Messages waiting for the writer (at most `store::QUEUE`), as of its last batch.
+    pub store_queue: Gauge,
+    /// Device messages waiting for ingest (at most `ingest::QUEUE`), as of the last one taken.
+    pub ingest_queue: Gauge,
+    /// Times a device message found ingest's queue full and its connection had to wait
+    /// (back-pressure: the gate stops reading that socket meanwhile).
+    pub ingest_queue_full: Counter,
     /// WebSocket clients dropped because they could not keep up.
     pub ws_dropped_slow: Counter,
     /// Failed HTTP logins.
     pub http_logins_failed: Counter,
     /// Answered HTTP requests and their latency.
     pub http_requests: HttpRequests,
-    /// Notifications delivered, by channel (the notify workers count them).
+    /// Notices delivered, by channel (one per notice and channel).
     pub notifications_sent: ByChannel,
-    /// Notification attempts that failed, by channel.
+    /// Notices that could not be delivered (refused, or given up after 24 h), by channel.
     pub notifications_failed: ByChannel,
+    /// Delivery attempts that will be retried (network trouble, 429, 5xx), by channel.
+    pub notifications_retried: ByChannel,
     /// Stored rows not yet forwarded by the upstream bridge.
     pub bridge_lag_rows: Gauge,
     /// Rows the upstream bridge forwarded (acknowledged by the upstream broker).
