@@ -418,7 +418,10 @@ async fn bad_requests_get_clear_errors() {
         let (status, body) = app.get(path, Some(&token)).await;
         assert_eq!(status, 404, "{path}");
         if path == "/nope/x" {
-            assert!(body.is_null(), "a page path gets the HTML 404, not JSON: {body}");
+            assert!(
+                body.is_null(),
+                "a page path gets the HTML 404, not JSON: {body}"
+            );
         } else {
             assert!(body["error"].is_string(), "{path}");
         }
