@@ -31,4 +31,5 @@ mod proxies;
 mod readme;
 mod roles;
 mod sessions;
+mod users;
 mod ws;

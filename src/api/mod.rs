@@ -28,6 +28,8 @@ mod routes;
 mod session;
 mod settings;
 mod target;
+mod tokens;
+mod users;
 mod ws;
 
 use crate::alerts::Alerts;
@@ -69,6 +71,8 @@ pub struct ApiConfig {
     pub trusted_proxies: Vec<crate::cidr::Cidr>,
     /// Lifetime of an issued JWT.
     pub token_ttl: Duration,
+    /// Lifetime of a login with `"remember": true` ("keep me signed in on this device").
+    pub remember_ttl: Duration,
     /// Largest accepted request body in bytes.
     pub body_limit: u64,
     /// Events a WebSocket client may fall behind before it is dropped.
@@ -192,6 +196,8 @@ const RESOURCES: &[fn(&Table) -> Endpoints] = &[
     alert_rules::routes,
     channels::routes,
     session::routes,
+    users::routes,
+    tokens::routes,
 ];
 
 /// Every route of the server.
