@@ -10,6 +10,7 @@ mod api;
 mod app;
 mod bridge;
 mod browser;
+mod browser_users;
 mod channels;
 mod cli;
 mod commands;

@@ -15,7 +15,7 @@ export default function accessView(main, { live }) {
   const addId = h('input', { id: 'access-add-id', required: true, autocomplete: 'off', spellcheck: 'false' });
   const addName = h('input', { id: 'access-add-name', maxlength: 100, autocomplete: 'off' });
   const addMsg = h('p', { class: 'msg', role: 'status', id: 'access-add-status' });
-  const addForm = h('form', { class: 'stack card', id: 'access-add-form' },
+  const addForm = h('form', { class: 'stack card', id: 'access-add-form', 'data-admin': true },
     h('h2', {}, t('acc.add')),
     h('label', { for: 'access-add-id' }, t('acc.id')), addId,
     h('label', { for: 'access-add-name' }, t('acc.name')), addName,
@@ -27,7 +27,7 @@ export default function accessView(main, { live }) {
   const enrolMsg = h('p', { class: 'msg', role: 'status', id: 'enrol-status', 'aria-live': 'polite' });
   const countdown = h('p', { class: 'countdown', id: 'enrol-countdown', 'aria-live': 'off' });
   const enrolBtn = h('button', { type: 'submit', class: 'primary', id: 'enrol-submit' }, t('acc.enrolbtn'));
-  const enrolForm = h('form', { class: 'stack card', id: 'enrol-form' },
+  const enrolForm = h('form', { class: 'stack card', id: 'enrol-form', 'data-admin': true },
     h('h2', {}, t('acc.enrol')),
     h('label', { for: 'enrol-name' }, t('acc.name')), enrolName,
     h('label', { for: 'enrol-device' }, t('acc.device')), enrolDev,
@@ -57,7 +57,7 @@ export default function accessView(main, { live }) {
       clear(listBody);
       names = new Map(res.access_ids.map((r) => [r.access_id, r.name]));
       for (const r of res.access_ids) {
-        const revoke = h('button', { type: 'button', class: 'danger', dataset: { revoke: r.access_id }, 'aria-label': `${t('acc.revoke')} ${r.access_id}` }, t('acc.revoke'));
+        const revoke = h('button', { type: 'button', class: 'danger', dataset: { revoke: r.access_id }, 'data-admin': true, 'aria-label': `${t('acc.revoke')} ${r.access_id}` }, t('acc.revoke'));
         revoke.addEventListener('click', () => doRevoke(r));
         listBody.append(h('tr', { dataset: { accessId: r.access_id } },
           h('td', {}, h('code', {}, r.access_id)), h('td', {}, r.name || '–'), h('td', {}, r.added_by),

@@ -1,4 +1,5 @@
 // German and English strings; language from localStorage, else navigator.language.
+import USERS from './i18n-users.js';
 const STRINGS = {
   en: {
     'app.title': 'rzmon', 'nav.overview': 'Overview', 'nav.history': 'History', 'nav.incidents': 'Incidents',
@@ -219,6 +220,8 @@ const STRINGS = {
     'ch.f.to': 'Empfänger (durch Komma getrennt)', 'ch.f.chat_id': 'Chat-ID', 'ch.f.api_url': 'Bot-API-URL',
   },
 };
+
+for (const l of Object.keys(USERS)) Object.assign(STRINGS[l], USERS[l]);
 
 const KEY = 'rzmon.lang';
 const listeners = new Set();
