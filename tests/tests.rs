@@ -8,6 +8,7 @@ mod acked;
 mod alerts;
 mod api;
 mod app;
+mod browse;
 mod browser;
 mod channels;
 mod cli;

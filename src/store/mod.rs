@@ -4,6 +4,7 @@
 
 mod accounts;
 mod alerts;
+mod browse;
 mod channels;
 mod check;
 mod control;
@@ -15,6 +16,7 @@ mod summary;
 mod writer;
 
 pub use alerts::{AlertQuery, AlertRow, AlertState, NewAlert, PendingRow, RuleRow};
+pub use browse::{AccessFilter, AccessPage, DoorChange, ReadingAt};
 pub use channels::{ChannelRow, ChannelSpec};
 pub use check::{Damage, check_file, is_corruption};
 pub use control::{AccessIdRow, AuditRow, ConfigChangeRow};
