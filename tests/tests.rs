@@ -10,6 +10,7 @@ mod api;
 mod app;
 mod browse;
 mod browser;
+mod browser_story;
 mod channels;
 mod cli;
 mod commands;
