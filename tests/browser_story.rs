@@ -52,22 +52,15 @@ async fn setup(b: &Browser, lang: &str, (w, h): (u32, u32)) -> Result<(), String
         .set_window_size(w, h)
         .await
         .map_err(|e| e.to_string())?;
-    // The window includes the browser's frame: grow it until the page itself is w × h.
+    // The window includes the browser's frame: grow it until the page itself is h high.
     let frame = b
         .c()
-        .execute(
-            "return [outerWidth - innerWidth, outerHeight - innerHeight]",
-            vec![],
-        )
+        .execute("return outerHeight - innerHeight", vec![])
         .await
         .map_err(|e| e.to_string())?;
-    let (fw, fh) = (
-        frame[0].as_u64().unwrap_or(0) as u32,
-        frame[1].as_u64().unwrap_or(0) as u32,
-    );
-    if fw > 0 || fh > 0 {
+    if let Some(fh) = frame.as_u64().filter(|&f| f > 0 && f < 400) {
         b.c()
-            .set_window_size(w + fw, h + fh)
+            .set_window_size(w, h + fh as u32)
             .await
             .map_err(|e| e.to_string())?;
     }
