@@ -4,11 +4,14 @@
 
 mod accounts;
 mod alerts;
+mod bridge;
+mod broker_auth;
 mod browse;
 mod channels;
 mod check;
 mod control;
 mod events;
+mod latest;
 mod outbox;
 mod overview;
 mod schema;
@@ -16,11 +19,13 @@ mod summary;
 mod writer;
 
 pub use alerts::{AlertQuery, AlertRow, AlertState, NewAlert, PendingRow, RuleRow};
+pub use bridge::{BridgeRow, Cursor, Source};
 pub use browse::{AccessFilter, AccessPage, DoorChange, ReadingAt};
 pub use channels::{ChannelRow, ChannelSpec};
 pub use check::{Damage, check_file, is_corruption};
 pub use control::{AccessIdRow, AuditRow, ConfigChangeRow};
 pub use events::{AccessRow, DeviceStatusRow};
+pub use latest::{ActiveAlerts, LatestRow};
 pub use outbox::{DeliveryChange, DeliveryRow, NewNotice, OpenDelivery};
 pub use overview::DeviceOverview;
 pub use summary::Bucket;
