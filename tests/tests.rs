@@ -31,5 +31,6 @@ mod mqtt_budget;
 mod mqtt_strict;
 mod proxies;
 mod readme;
+mod roles;
 mod sessions;
 mod ws;
