@@ -28,6 +28,7 @@ mod routes;
 mod session;
 mod settings;
 mod target;
+mod timeline;
 mod tokens;
 mod users;
 mod ws;
@@ -196,6 +197,7 @@ const RESOURCES: &[fn(&Table) -> Endpoints] = &[
     alert_rules::routes,
     channels::routes,
     session::routes,
+    timeline::routes,
     users::routes,
     tokens::routes,
 ];
