@@ -237,3 +237,29 @@ impl Link {
         }))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(share: Option<&str>, url: &str) -> ExternalSettings {
+        ExternalSettings {
+            broker: BrokerUrl::parse(url, "RZMON_BROKER").expect("url"),
+            prefix: "rz".into(),
+            share: share.map(str::to_owned),
+            max_packet: 4096,
+        }
+    }
+
+    /// A share group makes the subscription `$share/<group>/...`; the client id is the
+    /// service account's name.
+    #[test]
+    fn filter_and_client_id() {
+        let s = settings(Some("rzmon"), "mqtt://rzmon-a:pw@broker:1883");
+        assert_eq!(s.filter(), "$share/rzmon/rz/+/+");
+        assert_eq!(s.client_id(), "rzmon-a");
+        let s = settings(None, "mqtt://broker");
+        assert_eq!(s.filter(), "rz/+/+");
+        assert_eq!(s.client_id(), "rzmon");
+    }
+}
