@@ -8,11 +8,12 @@ import history from './js/history.js';
 import incidents from './js/incidents.js';
 import alerts, { startBadge } from './js/alerts.js';
 import access from './js/access.js';
+import timeline from './js/timeline.js';
 import devices from './js/devices.js';
 import account from './js/account.js';
 import users from './js/users.js';
 
-const routes = { overview, history, alerts, incidents, access, devices, users, account };
+const routes = { overview, history, alerts, incidents, access, timeline, devices, users, account };
 /** Pages only admins see (viewers are sent to the overview). */
 const ADMIN_ONLY = new Set(['users']);
 const $ = (id) => document.getElementById(id);

@@ -191,7 +191,12 @@ async fn users_page_and_viewer_dashboard() {
             step(&b, &name, async {
                 setup(&b, lang, vp, "#/devices").await?;
                 b.wait("#device-list [data-configure]", SOON).await?;
-                for css in ["#nav-users", "#device-add"] {
+                for css in [
+                    "#nav-users",
+                    "#device-add-form",
+                    "button[data-rekey]",
+                    "button[data-remove]",
+                ] {
                     if shown(&b, css).await? {
                         return Err(format!("a viewer sees {css}"));
                     }
