@@ -8,7 +8,9 @@
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tokio::sync::{Barrier, Semaphore};
 
 const BIN: &str = env!("CARGO_BIN_EXE_rzmon");
 
@@ -44,6 +46,8 @@ fn start(dir: &std::path::Path) -> Server {
         .env("RZMON_MQTT_ADDR", "127.0.0.1:0")
         .env("RZMON_ADMIN_PASSWORD", "bench-password-1234")
         .env("RZMON_MQTT_RATE", "0")
+        // Every bench device connects from 127.0.0.1.
+        .env("RZMON_MQTT_PER_ADDRESS", "100000")
         .env("RZMON_LOG", "warn")
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -155,10 +159,14 @@ async fn run(devices: usize, per_device: usize, rules: bool) {
     let total = (devices * per_device) as u64;
     let db = dir.path().join("rzmon.db");
 
-    let t0 = Instant::now();
+    // Devices log in a few at a time (the gate lets 4 connections per address wait for their
+    // CONNACK), then all start publishing together.
+    let connecting = Arc::new(Semaphore::new(4));
+    let ready = Arc::new(Barrier::new(devices + 1));
     let mut publishers = Vec::new();
     for (id, pw) in creds {
         let port = server.mqtt_port;
+        let (connecting, ready) = (connecting.clone(), ready.clone());
         publishers.push(tokio::spawn(async move {
             let mut opts = MqttOptions::new(&id, "127.0.0.1", port);
             opts.set_credentials(&id, &pw)
@@ -166,6 +174,16 @@ async fn run(devices: usize, per_device: usize, rules: bool) {
                 .set_inflight(100)
                 .set_request_channel_capacity(1000);
             let (client, mut eventloop) = AsyncClient::new(opts, 1000);
+            let permit = connecting.acquire().await.expect("semaphore");
+            loop {
+                match eventloop.poll().await {
+                    Ok(Event::Incoming(Packet::ConnAck(_))) => break,
+                    Ok(_) => {}
+                    Err(e) => panic!("{id}: MQTT connect error {e}"),
+                }
+            }
+            drop(permit);
+            ready.wait().await;
             let topic = format!("rz/{id}/telemetry");
             let sender = tokio::spawn(async move {
                 for seq in 0..per_device {
@@ -195,6 +213,8 @@ async fn run(devices: usize, per_device: usize, rules: bool) {
             acked
         }));
     }
+    ready.wait().await;
+    let t0 = Instant::now();
     let mut acked = 0;
     for p in publishers {
         acked += p.await.expect("publisher");

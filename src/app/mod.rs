@@ -174,6 +174,7 @@ pub async fn start(
         connect_timeout: Duration::from_secs(5),
         rate_per_device: settings.mqtt_rate,
         max_connections: settings.mqtt_max_connections as usize,
+        per_address: settings.mqtt_per_address as usize,
         login_failures: policy::IP_MAX_FAILURES,
         login_lock: policy::IP_LOCK,
     };
