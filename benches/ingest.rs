@@ -83,21 +83,6 @@ fn rss_kib(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
-fn add_device(dir: &std::path::Path, id: &str) -> String {
-    let out = Command::new(BIN)
-        .args(["device", "add", id, "--json"])
-        .env("RZMON_DATA_DIR", dir)
-        .output()
-        .expect("device add");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
-    v["password"].as_str().expect("password").to_owned()
-}
-
 fn stored(db: &std::path::Path) -> u64 {
     let conn =
         rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
@@ -106,8 +91,8 @@ fn stored(db: &std::path::Path) -> u64 {
         .map_or(0, |n| n as u64)
 }
 
-/// Switches every alert rule off through the API.
-async fn disable_rules(http: &str) {
+/// Logs in as the bench's admin.
+async fn login(http: &str) -> (reqwest::Client, String) {
     let client = reqwest::Client::new();
     let login: serde_json::Value = client
         .post(format!("{http}/login"))
@@ -119,6 +104,27 @@ async fn disable_rules(http: &str) {
         .await
         .expect("login json");
     let token = login["access_token"].as_str().expect("token").to_owned();
+    (client, token)
+}
+
+/// Registers a device through the API; its password.
+async fn add_device(client: &reqwest::Client, token: &str, http: &str, id: &str) -> String {
+    let v: serde_json::Value = client
+        .post(format!("{http}/devices"))
+        .bearer_auth(token)
+        .json(&serde_json::json!({ "id": id }))
+        .send()
+        .await
+        .expect("add device")
+        .json()
+        .await
+        .expect("device json");
+    v["password"].as_str().expect("password").to_owned()
+}
+
+/// Switches every alert rule off through the API.
+async fn disable_rules(http: &str) {
+    let (client, token) = login(http).await;
     let rules: serde_json::Value = client
         .get(format!("{http}/alert-rules"))
         .bearer_auth(&token)
@@ -142,14 +148,14 @@ async fn disable_rules(http: &str) {
 
 async fn run(devices: usize, per_device: usize, rules: bool) {
     let dir = tempfile::tempdir().expect("tempdir");
-    let creds: Vec<(String, String)> = (1..=devices)
-        .map(|i| {
-            let id = format!("bench-{i}");
-            let pw = add_device(dir.path(), &id);
-            (id, pw)
-        })
-        .collect();
     let server = start(dir.path());
+    let (client, token) = login(&server.http).await;
+    let mut creds = Vec::new();
+    for i in 1..=devices {
+        let id = format!("bench-{i}");
+        let pw = add_device(&client, &token, &server.http, &id).await;
+        creds.push((id, pw));
+    }
     let pid = server.child.id();
     if !rules {
         disable_rules(&server.http).await;
