@@ -28,6 +28,7 @@ mod routes;
 mod session;
 mod settings;
 mod target;
+mod timeline;
 mod ws;
 
 use crate::alerts::Alerts;
@@ -192,6 +193,7 @@ const RESOURCES: &[fn(&Table) -> Endpoints] = &[
     alert_rules::routes,
     channels::routes,
     session::routes,
+    timeline::routes,
 ];
 
 /// Every route of the server.
