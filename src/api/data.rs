@@ -1,11 +1,13 @@
 //! `GET /data`: telemetry rows, newest first, filtered by time range, device and limit →
 //! `{"data":[{"timestamp","device","data"}]}`; `GET /data/summary`: the same range downsampled
-//! to min/avg/max per time bucket for charts.
+//! to min/avg/max per time bucket for charts (from the rollups when a bucket is ≥ 5 minutes;
+//! `start`, `end` and `bucket_ms` of the answer are then aligned to the rollup span).
 
 use super::auth_filter::Principal;
 use super::error::{ApiError, json_response, respond};
 use super::{Shared, blocking, params};
 use crate::model::format_ts;
+use crate::store::Source;
 use serde::Serialize;
 use std::collections::HashMap;
 use warp::http::StatusCode;
@@ -74,14 +76,15 @@ async fn data_summary(q: HashMap<String, String>, state: &Shared) -> Result<Resp
     let width = ((end - start) / buckets + 1).max(1);
     let device = range.device.map(|d| d.to_string());
     let dev = device.clone();
-    let rows = blocking(&state.ctx.store, move |s| {
-        s.telemetry_summary(dev.as_deref(), start, end, width)
+    let summary = blocking(&state.ctx.store, move |s| {
+        s.telemetry_summary(dev.as_deref(), start, end, width, Source::Auto)
     })
     .await?;
     let stats = |t: Option<(f64, f64, f64)>| {
         t.map(|(min, avg, max)| serde_json::json!({"min": min, "avg": avg, "max": max}))
     };
-    let rows: Vec<serde_json::Value> = rows
+    let rows: Vec<serde_json::Value> = summary
+        .buckets
         .into_iter()
         .map(|b| {
             serde_json::json!({
@@ -90,6 +93,7 @@ async fn data_summary(q: HashMap<String, String>, state: &Shared) -> Result<Resp
             })
         })
         .collect();
+    let (start, end, width) = (summary.start_ms, summary.end_ms, summary.width_ms);
     Ok(json_response(
         StatusCode::OK,
         &serde_json::json!({

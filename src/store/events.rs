@@ -1,7 +1,8 @@
-//! Read queries over what devices sent: telemetry, incidents and access events ("newest N in a
+//! Read queries over what devices sent: incidents and access events (telemetry has its own
+//! file) ("newest N in a
 //! time range", optionally per device) and the per-device online status.
 
-use super::{IncidentRow, RangeQuery, Result, Store, TelemetryRow};
+use super::{IncidentRow, RangeQuery, Result, Store};
 use rusqlite::params_from_iter;
 use rusqlite::types::ToSqlOutput;
 use serde::Serialize;
@@ -71,21 +72,6 @@ fn json(text: &str, column: usize) -> rusqlite::Result<serde_json::Value> {
 }
 
 impl Store {
-    pub fn telemetry(&self, q: &RangeQuery) -> Result<Vec<TelemetryRow>> {
-        let sql = range_sql("SELECT ts_ms, device, payload FROM telemetry", q, None);
-        self.with_conn(|c| {
-            let mut stmt = c.prepare_cached(&sql)?;
-            let rows = stmt.query_map(params_from_iter(range_params(q, None)), |r| {
-                Ok(TelemetryRow {
-                    ts_ms: r.get(0)?,
-                    device: r.get(1)?,
-                    data: json(r.get_ref(2)?.as_str()?, 2)?,
-                })
-            })?;
-            Ok(rows.collect::<rusqlite::Result<_>>()?)
-        })
-    }
-
     pub fn incidents(&self, q: &RangeQuery, kind: Option<&str>) -> Result<Vec<IncidentRow>> {
         let extra = kind.map(|_| "type");
         let sql = range_sql(

@@ -5,13 +5,17 @@
 mod accounts;
 mod control;
 mod events;
+mod rollups;
 mod schema;
 mod summary;
+mod telemetry;
 mod writer;
 
 pub use control::{AccessIdRow, AuditRow, ConfigChangeRow};
 pub use events::{AccessRow, DeviceStatusRow};
-pub use summary::Bucket;
+pub use rollups::SPANS_MS as ROLLUP_SPANS_MS;
+pub use summary::{Bucket, Source, Summary};
+pub use telemetry::Order;
 pub use writer::Writer;
 
 use crate::metrics::Metrics;
@@ -102,7 +106,11 @@ impl Store {
     pub fn open(path: &Path) -> Result<Self> {
         create_private(path)?;
         let mut conn = open_connection(path)?;
+        // Takes effect only on a new file (before the first table); older files are
+        // converted once by `incremental_vacuum_on` below.
+        conn.pragma_update(None, "auto_vacuum", "INCREMENTAL")?;
         schema::migrate(&mut conn)?;
+        incremental_vacuum_on(&conn);
         Ok(Self {
             path: Arc::new(path.to_owned()),
             readers: Arc::new(Mutex::new(vec![conn])),
@@ -198,6 +206,24 @@ fn create_private(path: &Path) -> Result<()> {
             .map_err(|e| io_error(path, &e))?;
     }
     Ok(())
+}
+
+/// `auto_vacuum=INCREMENTAL`, so pruned pages can be handed back to the file system. A file
+/// created without it needs one full `VACUUM` (rewrites the file; needs its size free once).
+/// A failure (another process holds the file, disk too full) is logged and retried at the
+/// next start: the file then only keeps its freed pages for reuse.
+fn incremental_vacuum_on(conn: &Connection) {
+    let mode = conn.pragma_query_value(None, "auto_vacuum", |r| r.get::<_, i64>(0));
+    if matches!(mode, Ok(2)) {
+        return;
+    }
+    tracing::info!("converting the database to incremental auto-vacuum (one full VACUUM)");
+    let converted = conn
+        .pragma_update(None, "auto_vacuum", "INCREMENTAL")
+        .and_then(|()| conn.execute_batch("VACUUM"));
+    if let Err(e) = converted {
+        tracing::warn!(error = %e, "cannot convert the database to incremental auto-vacuum yet");
+    }
 }
 
 /// Opens one connection with the settings every connection needs. `journal_mode` is stored
