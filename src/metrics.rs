@@ -48,4 +48,10 @@ pub struct Metrics {
     pub ws_dropped_slow: Counter,
     /// Failed HTTP logins.
     pub http_logins_failed: Counter,
+    /// Rows deleted by retention and the size limit.
+    pub pruned_rows: Counter,
+    /// Backups written and verified.
+    pub backups_made: Counter,
+    /// Backups that failed (writing or verification).
+    pub backups_failed: Counter,
 }

@@ -5,6 +5,7 @@
 mod accounts;
 mod control;
 mod events;
+mod prune;
 mod rollups;
 mod schema;
 mod summary;
@@ -13,6 +14,7 @@ mod writer;
 
 pub use control::{AccessIdRow, AuditRow, ConfigChangeRow};
 pub use events::{AccessRow, DeviceStatusRow};
+pub use prune::{Kept, Space};
 pub use rollups::SPANS_MS as ROLLUP_SPANS_MS;
 pub use summary::{Bucket, Source, Summary};
 pub use telemetry::Order;
