@@ -6,6 +6,7 @@ use crate::broker::{self, Broker, BrokerConfig, GateConfig, Sessions};
 use crate::commands::{Commands, access_sync};
 use crate::config::{Common, ServeSettings};
 use crate::device_auth::DeviceAuth;
+use crate::health::{self, Health};
 use crate::hub::{self, Hub};
 use crate::ingest::Sinks;
 use crate::metrics::Metrics;
@@ -16,7 +17,6 @@ use anyhow::Context;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
@@ -75,8 +75,11 @@ pub async fn serve(
     let (http_addr, mqtt_addr) = (http.local_addr()?, mqtt.local_addr()?);
 
     let metrics = Arc::new(Metrics::default());
+    let health = Health::new();
+    health.set_ok(health::DATABASE);
+    health.set_ok(health::BROKER);
     let hub = Hub::new(hub::DEFAULT_CAPACITY.max(settings.ws_queue as usize));
-    let writer = store.spawn_writer(metrics.clone())?;
+    let writer = store.spawn_writer(metrics.clone(), health.clone())?;
     let device_auth = DeviceAuth::new(store.clone());
     let verifier = device_auth.verifier();
     let max_packet = settings.mqtt_max_packet as usize;
@@ -163,12 +166,11 @@ pub async fn serve(
         Duration::from_secs(settings.command_timeout),
         ingest_stop.clone(),
     ));
-    let broker_up = Arc::new(AtomicBool::new(true));
     let broker = Arc::new(broker);
     tasks.spawn(watch_broker(
         broker.clone(),
         ingest_exited,
-        broker_up.clone(),
+        health.clone(),
         gate_stop.clone(),
     ));
     let ctx = api::Context {
@@ -177,7 +179,7 @@ pub async fn serve(
         commands: commands.clone(),
         jwt_secret: Arc::new(jwt_secret),
         metrics: metrics.clone(),
-        broker_up,
+        health,
         config: ApiConfig {
             allowed_origins: settings.allowed_origins.clone(),
             token_ttl: settings.token_ttl(),
@@ -290,11 +292,11 @@ async fn report(
     }
 }
 
-/// Keeps `/health`'s broker flag true only while the internal listener answers and ingest runs.
+/// Keeps the broker check ok only while the internal listener answers and ingest runs.
 async fn watch_broker(
     broker: Arc<Broker>,
     ingest_exited: CancellationToken,
-    up: Arc<AtomicBool>,
+    health: Health,
     stop: CancellationToken,
 ) {
     let mut tick = tokio::time::interval(BROKER_CHECK_INTERVAL);
@@ -303,9 +305,15 @@ async fn watch_broker(
             () = stop.cancelled() => return,
             _ = tick.tick() => {}
         }
-        let ok = broker.is_up().await && !ingest_exited.is_cancelled();
-        if up.swap(ok, Ordering::Relaxed) != ok {
-            tracing::warn!(up = ok, "broker health changed");
+        if ingest_exited.is_cancelled() {
+            health.set_failed(health::BROKER, "the ingest link to the broker stopped");
+        } else if broker.is_up().await {
+            health.set_ok(health::BROKER);
+        } else {
+            health.set_failed(
+                health::BROKER,
+                "the internal MQTT broker does not accept connections",
+            );
         }
     }
 }

@@ -23,6 +23,7 @@ pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod device_auth;
+pub mod health;
 pub mod hub;
 pub mod ingest;
 pub mod lockout;

@@ -7,5 +7,6 @@ mod browser;
 mod cli;
 mod commands;
 mod durability;
+mod health;
 mod mqtt;
 mod ws;

@@ -1,35 +1,49 @@
-//! `GET /health` (no auth): whether the database answers and the broker is up →
-//! `{"status":"ok"|"degraded","timestamp","checks":{"database","broker"}}`, 503 when degraded.
-//! Nothing more: no versions, paths or settings.
+//! `GET /health` (no auth): the health registry →
+//! `{"status":"ok"|"degraded","timestamp","checks":{"database":"ok"|"error",...}}`, 503 when
+//! degraded. Nothing more for anonymous callers (no versions, paths, settings or reasons); a
+//! request with a valid Bearer token also gets `details`: the reason of every failed check.
 
 use super::Shared;
+use super::auth_filter::{authenticate, bearer_token};
 use super::error::json_response;
+use crate::health::Check;
 use crate::model::{format_ts, now_ms};
-use std::sync::atomic::Ordering;
-use std::time::Duration;
-use warp::http::StatusCode;
+use serde_json::{Map, Value, json};
+use warp::http::{HeaderMap, StatusCode};
 use warp::reply::Response;
 
-/// A database that does not answer `SELECT 1` within this time counts as down.
-const DB_TIMEOUT: Duration = Duration::from_secs(2);
-
-pub async fn handle(state: Shared) -> Response {
-    let store = state.ctx.store.clone();
-    let ping = tokio::task::spawn_blocking(move || store.ping());
-    let database = matches!(tokio::time::timeout(DB_TIMEOUT, ping).await, Ok(Ok(Ok(()))));
-    let broker = state.ctx.broker_up.load(Ordering::Acquire);
-    let (status, word) = if database && broker {
+pub async fn handle(headers: HeaderMap, state: Shared) -> Response {
+    let snapshot = state.ctx.health.snapshot();
+    let healthy = snapshot.values().all(Check::is_ok);
+    let (status, word) = if healthy {
         (StatusCode::OK, "ok")
     } else {
         (StatusCode::SERVICE_UNAVAILABLE, "degraded")
     };
-    let check = |up: bool| if up { "ok" } else { "error" };
-    json_response(
-        status,
-        &serde_json::json!({
-            "status": word,
-            "timestamp": format_ts(now_ms()),
-            "checks": { "database": check(database), "broker": check(broker) },
-        }),
-    )
+    let mut checks = Map::new();
+    let mut details = Map::new();
+    for (name, check) in snapshot {
+        let word = if check.is_ok() { "ok" } else { "error" };
+        checks.insert(name.clone(), word.into());
+        if let Check::Failed(reason) = check {
+            details.insert(name, reason.into());
+        }
+    }
+    let mut body = json!({
+        "status": word,
+        "timestamp": format_ts(now_ms()),
+        "checks": checks,
+    });
+    if logged_in(&headers, &state).await {
+        body["details"] = Value::Object(details);
+    }
+    json_response(status, &body)
+}
+
+/// A valid token of an existing user; a bad or missing one just means "anonymous" here.
+async fn logged_in(headers: &HeaderMap, state: &Shared) -> bool {
+    match bearer_token(headers) {
+        Ok(Some(token)) => authenticate(state, token).await.is_ok(),
+        _ => false,
+    }
 }

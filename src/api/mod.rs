@@ -24,6 +24,7 @@ mod ws;
 
 use crate::auth::jwt::JwtKeys;
 use crate::commands::Commands;
+use crate::health::Health;
 use crate::hub::Hub;
 use crate::lockout::Lockout;
 use crate::metrics::Metrics;
@@ -33,7 +34,6 @@ use error::ApiError;
 use std::convert::Infallible;
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
@@ -98,8 +98,8 @@ pub struct Context {
     /// HS256 secret (≥ 32 bytes).
     pub jwt_secret: Arc<Vec<u8>>,
     pub metrics: Arc<Metrics>,
-    /// Kept current by `app` (internal broker reachable and link loop alive).
-    pub broker_up: Arc<AtomicBool>,
+    /// The process's health checks, shown by `/health`.
+    pub health: Health,
     pub config: ApiConfig,
     /// Cancelled on SIGINT/SIGTERM: stop accepting, close WebSockets.
     pub shutdown: CancellationToken,
@@ -215,6 +215,7 @@ fn api_routes(state: Shared) -> BoxedFilter<(Response,)> {
         .then(metrics::handle);
     let health = warp::path!("health")
         .and(warp::get())
+        .and(warp::header::headers_cloned())
         .and(st())
         .then(health::handle);
     let ws = warp::path!("ws")

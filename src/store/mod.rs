@@ -20,6 +20,7 @@ pub use summary::{Bucket, Source, Summary};
 pub use telemetry::Order;
 pub use writer::Writer;
 
+use crate::health::Health;
 use crate::metrics::Metrics;
 use crate::model::DeviceId;
 use rusqlite::{Connection, OpenFlags};
@@ -124,9 +125,9 @@ impl Store {
     }
 
     /// Starts the one batching writer thread. `metrics.store_committed` / `store_duplicates`
-    /// are updated per commit.
-    pub fn spawn_writer(&self, metrics: Arc<Metrics>) -> Result<Writer> {
-        Writer::spawn(open_connection(&self.path)?, metrics)
+    /// are updated per commit; `health`'s database check fails while commits fail.
+    pub fn spawn_writer(&self, metrics: Arc<Metrics>, health: Health) -> Result<Writer> {
+        Writer::spawn(open_connection(&self.path)?, metrics, health)
     }
 
     /// `SELECT 1` on a reader connection: the database answers.

@@ -172,7 +172,9 @@ mod tests {
     fn buckets_aggregate_per_window() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("t.db")).unwrap();
-        let writer = store.spawn_writer(Arc::new(Metrics::default())).unwrap();
+        let writer = store
+            .spawn_writer(Arc::new(Metrics::default()), Default::default())
+            .unwrap();
         let tx = writer.sender();
         for (ts, tmp) in [(1_000, 20.0), (1_500, 22.0), (2_100, 30.0), (9_000, 10.0)] {
             let payload = serde_json::json!({ "tmp": tmp })

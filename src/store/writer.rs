@@ -3,6 +3,7 @@
 
 use super::telemetry::TelemetryBatch;
 use super::{Result, StoreError};
+use crate::health::{self, Health};
 use crate::metrics::Metrics;
 use crate::model::{AccessEvent, Body, Message, Status};
 use rusqlite::{Connection, Transaction, TransactionBehavior};
@@ -39,11 +40,11 @@ pub struct Writer {
 }
 
 impl Writer {
-    pub(super) fn spawn(conn: Connection, metrics: Arc<Metrics>) -> Result<Self> {
+    pub(super) fn spawn(conn: Connection, metrics: Arc<Metrics>, health: Health) -> Result<Self> {
         let (tx, rx) = mpsc::unbounded_channel();
         let thread = thread::Builder::new()
             .name("store-writer".into())
-            .spawn(move || run(conn, rx, &metrics))
+            .spawn(move || run(conn, rx, &metrics, &health))
             .map_err(|e| StoreError::Task(format!("cannot start the store writer: {e}")))?;
         Ok(Self { tx, thread })
     }
@@ -73,11 +74,16 @@ struct Outcome {
     duplicates: u64,
 }
 
-fn run(mut conn: Connection, mut rx: UnboundedReceiver<Message>, metrics: &Metrics) -> Result<()> {
+fn run(
+    mut conn: Connection,
+    mut rx: UnboundedReceiver<Message>,
+    metrics: &Metrics,
+    health: &Health,
+) -> Result<()> {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     loop {
         let open = collect(&mut rx, &mut batch);
-        if !batch.is_empty() && !commit_with_retry(&mut conn, &batch, &rx, metrics) {
+        if !batch.is_empty() && !commit_with_retry(&mut conn, &batch, &rx, metrics, health) {
             let mut lost = batch.len();
             while rx.blocking_recv().is_some() {
                 lost += 1;
@@ -120,6 +126,7 @@ fn commit_with_retry(
     batch: &[Message],
     rx: &UnboundedReceiver<Message>,
     metrics: &Metrics,
+    health: &Health,
 ) -> bool {
     let mut delay = RETRY_FIRST;
     let mut failures_since_close = 0;
@@ -132,11 +139,16 @@ fn commit_with_retry(
                 metrics.store_duplicates.add(out.duplicates);
                 if attempt > 1 {
                     tracing::warn!(attempt, "store commit succeeded after retrying");
+                    health.set_ok(health::DATABASE);
                 }
                 return true;
             }
             Err(e) => {
                 tracing::error!(error = %e, messages = batch.len(), attempt, "store commit failed, will retry");
+                health.set_failed(
+                    health::DATABASE,
+                    format!("device messages cannot be stored: {e}"),
+                );
                 if rx.is_closed() {
                     failures_since_close += 1;
                     if failures_since_close >= SHUTDOWN_ATTEMPTS {

@@ -71,7 +71,9 @@ pub(super) fn status(device: &str, ts_ms: i64, s: Status) -> Message {
 /// Runs a writer over `messages` and closes it; returns the metrics it updated.
 pub(super) fn write_all(store: &Store, messages: Vec<Message>) -> Arc<Metrics> {
     let metrics = Arc::new(Metrics::default());
-    let writer = store.spawn_writer(metrics.clone()).expect("writer");
+    let writer = store
+        .spawn_writer(metrics.clone(), Default::default())
+        .expect("writer");
     let tx = writer.sender();
     for m in messages {
         tx.send(m).expect("writer accepts");

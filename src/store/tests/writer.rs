@@ -186,7 +186,9 @@ fn failed_commits_are_retried_not_dropped() {
         .execute_batch("BEGIN IMMEDIATE")
         .expect("take the write lock");
     let metrics = Arc::new(Metrics::default());
-    let writer = store.spawn_writer(metrics.clone()).expect("writer");
+    let writer = store
+        .spawn_writer(metrics.clone(), Default::default())
+        .expect("writer");
     writer
         .sender()
         .send(telemetry("a", 1, None, 20.0))
