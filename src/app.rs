@@ -12,7 +12,7 @@ use crate::ingest::Sinks;
 use crate::metrics::Metrics;
 use crate::presence::Presence;
 use crate::store::Store;
-use crate::{auth, ingest, secrets};
+use crate::{auth, ingest, lifecycle, secrets};
 use anyhow::Context;
 use std::net::SocketAddr;
 use std::path::Path;
@@ -23,8 +23,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-/// File name of the database inside the data directory.
-pub const DB_FILE: &str = "rzmon.db";
+pub use crate::store::DB_FILE;
 /// How often `/health`'s broker check is refreshed.
 const BROKER_CHECK_INTERVAL: Duration = Duration::from_secs(2);
 /// Longest wait for ingest to drain the broker after devices were disconnected on shutdown.
@@ -60,6 +59,16 @@ pub async fn serve(
     settings: ServeSettings,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
+    create_private_dir(&common.data_dir)?;
+    // Held until `serve` returns: `rzmon restore` and a second server can tell we run.
+    let _lock = lifecycle::ServerLock::try_acquire(&common.data_dir)
+        .with_context(|| format!("cannot lock {}", common.data_dir.display()))?
+        .with_context(|| {
+            format!(
+                "another rzmon is already running on the data directory {}",
+                common.data_dir.display()
+            )
+        })?;
     let dir = common.data_dir.clone();
     let store = tokio::task::spawn_blocking(move || open_store(&dir)).await??;
     let jwt_secret = match &settings.jwt_secret {
@@ -173,7 +182,38 @@ pub async fn serve(
         health.clone(),
         gate_stop.clone(),
     ));
+    // The data lifecycle: pruning and backups never run at once.
+    let exclusive = Arc::new(tokio::sync::Mutex::new(()));
+    let backups = Arc::new(lifecycle::Backups::new(
+        store.clone(),
+        &common.data_dir,
+        settings.lifecycle.backup_keep,
+        exclusive.clone(),
+        health.clone(),
+        metrics.clone(),
+    ));
+    tasks.spawn(report(
+        "retention",
+        failed.clone(),
+        lifecycle::retention::run(
+            store.clone(),
+            settings.lifecycle.clone(),
+            exclusive,
+            metrics.clone(),
+            ingest_stop.clone(),
+        ),
+    ));
+    tasks.spawn(report(
+        "backups",
+        failed.clone(),
+        lifecycle::backups::run(
+            backups.clone(),
+            settings.lifecycle.backup_every,
+            ingest_stop.clone(),
+        ),
+    ));
     let ctx = api::Context {
+        backups,
         store: store.clone(),
         hub,
         commands: commands.clone(),

@@ -1,4 +1,5 @@
-//! The command line (clap definitions only): `serve` (default), `user …`, `device …`, `backup`.
+//! The command line (clap definitions only): `serve` (default), `user …`, `device …`, `backup`,
+//! `restore`, `export`.
 
 use crate::config::{Common, ServeSettings};
 use clap::{Parser, Subcommand};
@@ -35,6 +36,36 @@ pub enum Command {
         /// Destination file; must not exist.
         file: PathBuf,
     },
+    /// Replace the database by a backup (stop the server first). The replaced database is
+    /// kept as rzmon.db.before-restore-<time>.
+    Restore {
+        /// The backup to restore (checked first; a damaged or newer file is refused).
+        file: PathBuf,
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write telemetry (or incidents) as CSV to standard output, oldest first.
+    Export(ExportArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ExportArgs {
+    /// From this instant (a date, a date-time, or epoch seconds, as the API's start_date).
+    #[arg(long)]
+    pub since: Option<String>,
+    /// Until this instant (a date alone means the end of that day).
+    #[arg(long)]
+    pub until: Option<String>,
+    /// Only this device.
+    #[arg(long)]
+    pub device: Option<String>,
+    /// Export incidents instead of telemetry.
+    #[arg(long)]
+    pub incidents: bool,
+    /// Only incidents of this type (with --incidents).
+    #[arg(long = "type", requires = "incidents")]
+    pub kind: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -179,23 +179,48 @@ fn origin(s: &str) -> Result<String, String> {
 #[derive(Debug, Clone, Args)]
 pub struct LifecycleSettings {
     /// Days raw telemetry is kept (0 = forever); rollups keep the history beyond.
-    #[arg(long, env = "RZMON_RETENTION_DAYS", default_value_t = 30, global = true)]
+    #[arg(
+        long,
+        env = "RZMON_RETENTION_DAYS",
+        default_value_t = 30,
+        global = true
+    )]
     pub retention_days: u32,
 
     /// Days the 5-minute and hourly rollups are kept (0 = forever).
-    #[arg(long, env = "RZMON_ROLLUP_RETENTION_DAYS", default_value_t = 0, global = true)]
+    #[arg(
+        long,
+        env = "RZMON_ROLLUP_RETENTION_DAYS",
+        default_value_t = 0,
+        global = true
+    )]
     pub rollup_retention_days: u32,
 
     /// Days incidents (alerts included) are kept (0 = forever).
-    #[arg(long, env = "RZMON_INCIDENT_RETENTION_DAYS", default_value_t = 365, global = true)]
+    #[arg(
+        long,
+        env = "RZMON_INCIDENT_RETENTION_DAYS",
+        default_value_t = 365,
+        global = true
+    )]
     pub incident_retention_days: u32,
 
     /// Days the access log is kept (0 = forever).
-    #[arg(long, env = "RZMON_ACCESS_RETENTION_DAYS", default_value_t = 365, global = true)]
+    #[arg(
+        long,
+        env = "RZMON_ACCESS_RETENTION_DAYS",
+        default_value_t = 365,
+        global = true
+    )]
     pub access_retention_days: u32,
 
     /// Days the audit log and the config history are kept (0 = forever).
-    #[arg(long, env = "RZMON_AUDIT_RETENTION_DAYS", default_value_t = 365, global = true)]
+    #[arg(
+        long,
+        env = "RZMON_AUDIT_RETENTION_DAYS",
+        default_value_t = 365,
+        global = true
+    )]
     pub audit_retention_days: u32,
 
     /// Largest database size in MiB; beyond it the oldest raw readings are pruned first.

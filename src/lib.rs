@@ -26,6 +26,7 @@ pub mod device_auth;
 pub mod health;
 pub mod hub;
 pub mod ingest;
+pub mod lifecycle;
 pub mod lockout;
 pub mod metrics;
 pub mod model;

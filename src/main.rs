@@ -51,6 +51,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             })
         }
         Command::Backup { file } => admin::backup(&app::open_store(&cli.common.data_dir)?, &file),
+        Command::Restore { file, json } => admin::restore(&cli.common.data_dir, &file, json),
+        Command::Export(args) => admin::export(&app::open_store(&cli.common.data_dir)?, &args),
     }
 }
 

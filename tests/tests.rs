@@ -8,5 +8,6 @@ mod cli;
 mod commands;
 mod durability;
 mod health;
+mod lifecycle;
 mod mqtt;
 mod ws;

@@ -321,7 +321,7 @@ impl TestApp {
         ws
     }
 
-    fn pid(&self) -> i32 {
+    pub fn pid(&self) -> i32 {
         self.child.as_ref().expect("running").id() as i32
     }
 

@@ -73,7 +73,8 @@ async fn data_summary(q: HashMap<String, String>, state: &Shared) -> Result<Resp
                 ))
             })?,
     };
-    let width = ((end - start) / buckets + 1).max(1);
+    // `buckets` buckets cover [start, end] (inclusive); a whole hour stays a whole hour.
+    let width = ((end - start + buckets) / buckets).max(1);
     let device = range.device.map(|d| d.to_string());
     let dev = device.clone();
     let summary = blocking(&state.ctx.store, move |s| {

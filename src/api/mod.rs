@@ -7,6 +7,7 @@
 mod access;
 mod assets;
 mod auth_filter;
+mod backups;
 mod body;
 mod config;
 mod cors;
@@ -17,7 +18,7 @@ mod health;
 mod incidents;
 mod login;
 mod metrics;
-mod params;
+pub mod params;
 mod profile;
 mod target;
 mod ws;
@@ -62,6 +63,9 @@ pub const API_SEGMENTS: &[&str] = &[
     "configHistory",
     "audit",
     "api",
+    "backups",
+    "data.csv",
+    "incidents.csv",
 ];
 
 /// Concurrent argon2 verifications: each takes 19 MiB and a core for ~20 ms, so a login flood
@@ -101,6 +105,8 @@ pub struct Context {
     /// The process's health checks, shown by `/health`.
     pub health: Health,
     pub config: ApiConfig,
+    /// The backups of the data directory (list, take one now, download).
+    pub backups: Arc<crate::lifecycle::Backups>,
     /// Cancelled on SIGINT/SIGTERM: stop accepting, close WebSockets.
     pub shutdown: CancellationToken,
 }
@@ -312,7 +318,46 @@ fn api_routes(state: Shared) -> BoxedFilter<(Response,)> {
         .and(st())
         .then(devices::audit);
 
+    let list_backups = warp::path!("backups")
+        .and(warp::get())
+        .and(auth())
+        .and(st())
+        .then(backups::list);
+    let create_backup = warp::path!("backups")
+        .and(warp::post())
+        .and(auth())
+        .and(st())
+        .then(backups::create);
+    let download_backup = warp::path!("backups" / String)
+        .and(warp::get())
+        .and(auth())
+        .and(st())
+        .then(backups::download);
+    let data_csv = warp::path!("data.csv")
+        .and(warp::get())
+        .and(auth())
+        .and(query())
+        .and(st())
+        .then(backups::data_csv);
+    let incidents_csv = warp::path!("incidents.csv")
+        .and(warp::get())
+        .and(auth())
+        .and(query())
+        .and(st())
+        .then(backups::incidents_csv);
+    let files = list_backups
+        .or(create_backup)
+        .unify()
+        .or(download_backup)
+        .unify()
+        .or(data_csv)
+        .unify()
+        .or(incidents_csv)
+        .unify();
+
     let commands = summary
+        .or(files)
+        .unify()
         .or(password)
         .unify()
         .or(get_config)

@@ -72,7 +72,10 @@ pub async fn run(
                     );
                 }
             }
-            Err(e) => tracing::warn!(error = format!("{e:#}"), "pruning pass failed; retrying at the next one"),
+            Err(e) => tracing::warn!(
+                error = format!("{e:#}"),
+                "pruning pass failed; retrying at the next one"
+            ),
         }
     }
 }

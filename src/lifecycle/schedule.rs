@@ -12,7 +12,10 @@ pub enum BackupEvery {
     /// At the start of every hour (UTC and local hours coincide but for odd offsets).
     Hourly,
     /// Every day at this local time.
-    Daily { hour: u8, minute: u8 },
+    Daily {
+        hour: u8,
+        minute: u8,
+    },
     /// Every this many seconds after the previous one.
     Seconds(u64),
 }
@@ -76,7 +79,11 @@ fn next_local(now_ms: i64, hour: u8, minute: u8) -> Option<i64> {
             .query_row(
                 "SELECT CAST(strftime('%s', date(?1, 'unixepoch', 'localtime', ?2) || ?3, 'utc')
                         AS INTEGER)",
-                (now_s, format!("+{day} day"), format!(" {hour:02}:{minute:02}:00")),
+                (
+                    now_s,
+                    format!("+{day} day"),
+                    format!(" {hour:02}:{minute:02}:00"),
+                ),
                 |r| r.get(0),
             )
             .ok()?;
@@ -95,10 +102,17 @@ mod tests {
         assert_eq!(BackupEvery::parse("30"), Ok(BackupEvery::Seconds(30)));
         assert_eq!(
             BackupEvery::parse("daily@03:30"),
-            Ok(BackupEvery::Daily { hour: 3, minute: 30 })
+            Ok(BackupEvery::Daily {
+                hour: 3,
+                minute: 30
+            })
         );
         for bad in ["daily@24:00", "daily@3", "0", "-5", "weekly", ""] {
-            assert!(BackupEvery::parse(bad).unwrap_err().contains("RZMON_BACKUP_EVERY"));
+            assert!(
+                BackupEvery::parse(bad)
+                    .unwrap_err()
+                    .contains("RZMON_BACKUP_EVERY")
+            );
         }
     }
 
@@ -106,7 +120,10 @@ mod tests {
     #[test]
     fn next_daily_run_is_within_a_day() {
         let now = 1_795_860_000_000; // 2026-11-28T10:00:00Z
-        let every = BackupEvery::Daily { hour: 3, minute: 30 };
+        let every = BackupEvery::Daily {
+            hour: 3,
+            minute: 30,
+        };
         let wait = every.next_in_ms(now).unwrap();
         assert!(wait > 0 && wait <= 86_400_000, "{wait}");
         assert_eq!((now + wait) % 60_000, 0);

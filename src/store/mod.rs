@@ -3,6 +3,7 @@
 //! queries per table in `events` and `accounts`.
 
 mod accounts;
+mod backup;
 mod control;
 mod events;
 mod prune;
@@ -12,6 +13,7 @@ mod summary;
 mod telemetry;
 mod writer;
 
+pub use backup::{BackupCheck, Bounds, check_file};
 pub use control::{AccessIdRow, AuditRow, ConfigChangeRow};
 pub use events::{AccessRow, DeviceStatusRow};
 pub use prune::{Kept, Space};
@@ -92,6 +94,14 @@ pub struct DeviceRow {
     pub secret_hash: String,
     pub enabled: bool,
     pub created_ms: i64,
+}
+
+/// File name of the database inside the data directory.
+pub const DB_FILE: &str = "rzmon.db";
+
+/// The schema version this binary writes.
+pub fn latest_schema_version() -> i64 {
+    schema::latest_version()
 }
 
 /// Handle to the database file: cheap to clone; every read opens/borrows its own connection.
