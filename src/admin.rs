@@ -1,19 +1,17 @@
 //! The administration commands (`user …`, `device …`, `backup`): they work on the database file
 //! directly, so they also work while the server runs (WAL); the server notices device changes.
 
+use crate::auth::{self, policy};
 use crate::cli::{DeviceCommand, ExportArgs, SimulateArgs, UserCommand};
 use crate::config::Common;
 use crate::model::{DEVICE_ID_RULE, DeviceId, format_ts};
+use crate::secrets;
 use crate::simulate::{Credentials, SimOptions};
 use crate::store::{Store, StoreError};
-use crate::{auth, secrets};
 use anyhow::{Context, bail};
 use serde_json::json;
 use std::io::BufRead;
 use std::path::Path;
-
-/// Shortest password accepted for a dashboard user.
-pub const MIN_USER_PASSWORD_LEN: usize = 8;
 
 pub fn user(store: &Store, cmd: UserCommand) -> anyhow::Result<()> {
     match cmd {
@@ -144,7 +142,7 @@ pub fn simulation(
         bail!("--interval must be between 0.001 and 3600 seconds");
     }
     let devices = if let Some(n) = args.devices {
-        let store = crate::app::open_store(&common.data_dir)?;
+        let store = Store::open_in(&common.data_dir)?;
         (1..=n)
             .map(|i| {
                 let id = format!("sim-{i}");
@@ -301,8 +299,8 @@ fn choose_password(from_stdin: bool) -> anyhow::Result<(String, bool)> {
         .read_line(&mut line)
         .context("cannot read the password from standard input")?;
     let password = line.trim_end_matches(['\r', '\n']).to_owned();
-    if password.chars().count() < MIN_USER_PASSWORD_LEN {
-        bail!("the password must be at least {MIN_USER_PASSWORD_LEN} characters long");
+    if let Err(rule) = policy::check_password(&password) {
+        bail!("the password {rule}");
     }
     Ok((password, false))
 }

@@ -1,14 +1,12 @@
 //! Typed, validated settings: command-line flags > `RZMON_*` environment > `.env` > defaults.
 //! A bad value stops startup with a message naming the flag and the variable.
 
+use crate::auth::policy;
 use clap::Args;
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
-
-/// Shortest JWT secret we accept: 32 bytes = 256 bits for HS256.
-pub const MIN_JWT_SECRET_LEN: usize = 32;
 
 /// A value that must never reach a log: `Debug` prints `***`.
 #[derive(Clone, PartialEq, Eq)]
@@ -56,13 +54,13 @@ pub struct ServeSettings {
 
     /// Password of the `admin` user created on first start; random and printed once if unset.
     #[arg(long, env = "RZMON_ADMIN_PASSWORD", hide_env_values = true,
-          value_parser = secret("RZMON_ADMIN_PASSWORD", 8), global = true)]
+          value_parser = secret("RZMON_ADMIN_PASSWORD", policy::MIN_PASSWORD_LEN), global = true)]
     pub admin_password: Option<Secret>,
 
     /// HS256 secret for login tokens (≥ 32 characters); generated and kept in the data
     /// directory if unset.
     #[arg(long, env = "RZMON_JWT_SECRET", hide_env_values = true,
-          value_parser = secret("RZMON_JWT_SECRET", MIN_JWT_SECRET_LEN), global = true)]
+          value_parser = secret("RZMON_JWT_SECRET", policy::MIN_SECRET_LEN), global = true)]
     pub jwt_secret: Option<Secret>,
 
     /// First topic level of every device topic.
@@ -124,6 +122,38 @@ pub struct ServeSettings {
 impl ServeSettings {
     pub fn token_ttl(&self) -> Duration {
         Duration::from_secs(self.token_ttl)
+    }
+
+    /// Settings from explicit `RZMON_*` pairs plus the defaults — never from the process
+    /// environment or the command line, so tests on parallel threads can each start an app with
+    /// their own values. The same parsers run, so errors name the variable as at startup; a
+    /// name that is not a setting of `serve` is an error.
+    pub fn from_pairs<'a>(
+        pairs: impl IntoIterator<Item = (&'a str, &'a str)>,
+    ) -> Result<Self, String> {
+        use clap::{CommandFactory as _, FromArgMatches as _};
+        #[derive(clap::Parser)]
+        struct Only {
+            #[command(flatten)]
+            serve: ServeSettings,
+        }
+        let cmd = Only::command();
+        let mut args = vec!["rzmon".to_owned()];
+        for (name, value) in pairs {
+            let long = cmd
+                .get_arguments()
+                .find(|a| a.get_env().is_some_and(|e| e == name))
+                .and_then(|a| a.get_long())
+                .ok_or_else(|| format!("{name} is not a setting of rzmon serve"))?;
+            args.push(format!("--{long}={value}"));
+        }
+        let matches = cmd
+            .mut_args(|a| a.env(None))
+            .try_get_matches_from(args)
+            .map_err(|e| e.to_string())?;
+        Only::from_arg_matches(&matches)
+            .map(|o| o.serve)
+            .map_err(|e| e.to_string())
     }
 }
 
@@ -262,6 +292,25 @@ mod tests {
             origin("https://dash.example:8443/").unwrap(),
             "https://dash.example:8443"
         );
+    }
+
+    #[test]
+    fn settings_come_from_explicit_pairs_only() {
+        let s = ServeSettings::from_pairs([
+            ("RZMON_HTTP_ADDR", "127.0.0.1:0"),
+            (
+                "RZMON_ALLOWED_ORIGINS",
+                "https://a.example,https://b.example",
+            ),
+        ])
+        .unwrap();
+        assert_eq!(s.http_addr, "127.0.0.1:0".parse().unwrap());
+        assert_eq!(s.allowed_origins.len(), 2);
+        assert_eq!(s.mqtt_addr, "0.0.0.0:1883".parse().unwrap(), "default");
+        let e = ServeSettings::from_pairs([("RZMON_TOKEN_TTL", "5")]).unwrap_err();
+        assert!(e.contains("token-ttl"), "{e}");
+        let e = ServeSettings::from_pairs([("RZMON_NOPE", "1")]).unwrap_err();
+        assert!(e.contains("RZMON_NOPE"), "{e}");
     }
 
     #[test]

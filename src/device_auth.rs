@@ -56,11 +56,11 @@ impl DeviceAuth {
     }
 
     /// Every second: closes sessions of devices that are gone, disabled or have a new key.
-    pub async fn watch(self, sessions: Sessions, stop: CancellationToken) {
+    pub async fn watch(self, sessions: Sessions, stop: CancellationToken) -> anyhow::Result<()> {
         let mut tick = tokio::time::interval(WATCH_INTERVAL);
         loop {
             tokio::select! {
-                () = stop.cancelled() => return,
+                () = stop.cancelled() => return Ok(()),
                 _ = tick.tick() => {}
             }
             let s = self.store.clone();

@@ -3,6 +3,7 @@
 
 use clap::Parser;
 use rzmon::cli::{Cli, Command};
+use rzmon::store::Store;
 use rzmon::{admin, app};
 use tokio_util::sync::CancellationToken;
 use tracing_subscriber::EnvFilter;
@@ -39,8 +40,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 app::serve(&cli.common, cli.serve, shutdown).await
             })
         }
-        Command::User(cmd) => admin::user(&app::open_store(&cli.common.data_dir)?, cmd),
-        Command::Device(cmd) => admin::device(&app::open_store(&cli.common.data_dir)?, cmd),
+        Command::User(cmd) => admin::user(&Store::open_in(&cli.common.data_dir)?, cmd),
+        Command::Device(cmd) => admin::device(&Store::open_in(&cli.common.data_dir)?, cmd),
         Command::Simulate(args) => {
             let (opts, devices) = admin::simulation(&cli.common, &cli.serve.topic_prefix, args)?;
             let rt = tokio::runtime::Runtime::new()?;
@@ -50,9 +51,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 rzmon::simulate::run(opts, devices, shutdown).await
             })
         }
-        Command::Backup { file } => admin::backup(&app::open_store(&cli.common.data_dir)?, &file),
+        Command::Backup { file } => admin::backup(&Store::open_in(&cli.common.data_dir)?, &file),
         Command::Restore { file, json } => admin::restore(&cli.common.data_dir, &file, json),
-        Command::Export(args) => admin::export(&app::open_store(&cli.common.data_dir)?, &args),
+        Command::Export(args) => admin::export(&Store::open_in(&cli.common.data_dir)?, &args),
     }
 }
 

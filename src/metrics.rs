@@ -50,6 +50,8 @@ pub struct Metrics {
     pub http_logins_failed: Counter,
     /// Rows deleted by retention and the size limit.
     pub pruned_rows: Counter,
+    /// Pruning passes completed (with or without something to delete).
+    pub prune_passes: Counter,
     /// Backups written and verified.
     pub backups_made: Counter,
     /// Backups that failed (writing or verification).

@@ -12,8 +12,8 @@ use std::path::Path;
 
 /// File name of the generated JWT secret inside the data directory.
 pub const JWT_SECRET_FILE: &str = "jwt_secret";
-/// 256 bits, the HS256 key size.
-const JWT_SECRET_BYTES: usize = 32;
+/// Random bytes of a generated JWT secret (256 bits, the HS256 key size).
+const JWT_SECRET_BYTES: usize = crate::auth::policy::MIN_SECRET_LEN;
 /// Length of generated passwords: 24 alphanumerics ≈ 142 bits (users), 32 ≈ 190 bits (devices).
 pub const USER_PASSWORD_LEN: usize = 24;
 pub const DEVICE_PASSWORD_LEN: usize = 32;

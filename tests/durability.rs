@@ -7,7 +7,7 @@ use serde_json::json;
 /// kill -9 after data is visible, then restart: everything is still there and the file is intact.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_loses_nothing_committed() {
-    let mut app = TestApp::start().await;
+    let mut app = TestApp::process().await;
     let token = app.login().await;
     let d = app.device("esp32-1").await;
     for seq in 0..500 {
@@ -31,7 +31,7 @@ async fn kill_9_loses_nothing_committed() {
 /// SIGTERM right after the last PUBACK: exit 0 and every acknowledged message is in the file.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn graceful_shutdown_flushes() {
-    let mut app = TestApp::start().await;
+    let mut app = TestApp::process().await;
     let d = app.device("esp32-1").await;
     for seq in 0..300 {
         d.publish("telemetry", json!({"tmp": 21.0, "seq": seq}).to_string())

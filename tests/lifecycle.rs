@@ -124,6 +124,11 @@ async fn retention_prunes_raw_rows_keeps_rollups_and_shrinks_the_file() {
         ("RZMON_BACKUP_EVERY", "off"),
     ])
     .await;
+    let passes = |app: &TestApp| app.running().parts.metrics.prune_passes.get();
+    assert!(
+        wait_until(SOON, || async { passes(&app) >= 1 }).await,
+        "no first pass"
+    );
     let now = rzmon::model::now_ms();
     let old_start = (now - 40 * DAY_MS) / HOUR_MS * HOUR_MS;
     let recent_start = (now - DAY_MS) / HOUR_MS * HOUR_MS;
@@ -140,13 +145,13 @@ async fn retention_prunes_raw_rows_keeps_rollups_and_shrinks_the_file() {
 
     let app = app.restart().await; // the first pass runs at start
     let token = app.login().await;
-    let gone = wait_until(SOON, || async {
-        let path = format!("/data?device=old-1&end_date={}", (old_end / 1000));
-        let (_, v) = app.get(&path, Some(&token)).await;
-        v["data"].as_array().is_some_and(Vec::is_empty)
-    })
-    .await;
-    assert!(gone, "old raw rows still there: {}", app.stderr());
+    assert!(
+        wait_until(SOON, || async { passes(&app) >= 1 }).await,
+        "no pass after restart"
+    );
+    let path = format!("/data?device=old-1&end_date={}", (old_end / 1000));
+    let (_, v) = app.get(&path, Some(&token)).await;
+    assert_eq!(v["data"], json!([]), "old raw rows still there");
     let left: i64 = app
         .db()
         .query_row("SELECT count(*) FROM telemetry", [], |r| r.get(0))
@@ -241,7 +246,7 @@ async fn scheduled_backups_rotate_and_download_safely() {
 /// byte for byte; a good backup replaces the database, the old one is kept aside.
 #[tokio::test]
 async fn restore_takes_good_backups_and_refuses_damaged_ones() {
-    let mut app = TestApp::start_with(&[("RZMON_BACKUP_EVERY", "off")]).await;
+    let mut app = TestApp::process_with(&[("RZMON_BACKUP_EVERY", "off")]).await;
     let token = app.login().await;
     let d = app.device("rs-1").await;
     for i in 0..5 {
@@ -396,7 +401,11 @@ async fn csv_exports_quote_filter_and_need_a_token() {
 
 /// Resident memory of the server process, in KiB.
 fn server_rss_kib(app: &TestApp) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{}/status", app.pid())).unwrap_or_default();
+    let status = std::fs::read_to_string(format!(
+        "/proc/{}/status",
+        app.pid().expect("a process app")
+    ))
+    .unwrap_or_default();
     status
         .lines()
         .find_map(|l| l.strip_prefix("VmRSS:"))
@@ -408,7 +417,7 @@ fn server_rss_kib(app: &TestApp) -> u64 {
 /// while the client reads it chunk by chunk.
 #[tokio::test]
 async fn large_csv_export_streams_in_bounded_memory() {
-    let app = TestApp::start_with(&[("RZMON_BACKUP_EVERY", "off")]).await;
+    let app = TestApp::process_with(&[("RZMON_BACKUP_EVERY", "off")]).await;
     let token = app.login().await;
     let n = 300_000;
     write_history(

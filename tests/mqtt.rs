@@ -3,10 +3,11 @@
 use crate::util::*;
 use serde_json::json;
 
-/// Anonymous, unknown-device and wrong-password logins get a CONNACK refusal.
+/// Anonymous, unknown-device and wrong-password logins get a CONNACK refusal. (A process app:
+/// the test reads the log.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_logins_are_refused_with_connack() {
-    let app = TestApp::start().await;
+    let app = TestApp::process().await;
     let pw = app.add_device("esp32-1");
     let anon = Device::connect(app.mqtt, "esp32-1", None).await;
     assert_eq!(anon.wait_connack().await, Err("BadUserNamePassword".into()));

@@ -1,4 +1,5 @@
-//! The one integration-test binary: every test starts the real `rzmon` binary (see `util`).
+//! The one integration-test binary: tests start the real server in-process, or the real
+//! `rzmon` binary where the process matters (see `util`).
 
 mod util;
 
@@ -7,7 +8,9 @@ mod browser;
 mod cli;
 mod commands;
 mod durability;
+mod flow;
 mod health;
 mod lifecycle;
 mod mqtt;
+mod mqtt_strict;
 mod ws;

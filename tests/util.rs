@@ -1,17 +1,23 @@
-//! The test harness: starts the real `rzmon` binary on free ports with a temporary data
-//! directory and talks to it like the world does (HTTP, WebSocket, MQTT over TCP, the CLI, the
-//! SQLite file). Every wait is bounded; nothing sleeps and hopes.
+//! The test harness. `TestApp::start*` runs the real server in-process (`app::start` on port 0,
+//! on the test's own runtime, settings from explicit pairs, a temporary data directory) and
+//! talks to it like the world does (HTTP, WebSocket, MQTT over TCP, the CLI, the SQLite file);
+//! `running()` reaches its parts. `TestApp::process*` starts the `rzmon` binary instead, for
+//! what needs the process: console output, the log, signals, kill -9. Every wait is bounded;
+//! nothing sleeps and hopes.
 
 #![allow(dead_code)]
 
 use futures_util::{SinkExt, StreamExt};
 use rumqttc::{AsyncClient, ConnectReturnCode, ConnectionError, Event, MqttOptions, Packet, QoS};
+use rzmon::app::{self, Listeners, Running};
+use rzmon::config::ServeSettings;
 use rzmon::simulate::{self, Credentials, SimOptions};
+use rzmon::store::Store;
 use serde_json::{Value, json};
 use std::io::{BufRead, BufReader, Read};
 use std::net::SocketAddr;
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Once};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
@@ -27,16 +33,25 @@ pub const SOON: Duration = Duration::from_secs(10);
 pub type Ws =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
-/// A running server.
+/// A running server, in-process or as a child process.
 pub struct TestApp {
     pub dir: Arc<tempfile::TempDir>,
-    child: Option<Child>,
     pub http: SocketAddr,
     pub mqtt: SocketAddr,
+    /// Console lines of a process app (an in-process app prints to the test's output).
     pub stdout: Arc<Mutex<Vec<String>>>,
-    stderr: Arc<Mutex<String>>,
     env: Vec<(String, String)>,
     pub client: reqwest::Client,
+    mode: Mode,
+}
+
+enum Mode {
+    /// `None` once shut down.
+    InProcess(Option<Box<Running>>),
+    Process {
+        child: Option<Child>,
+        stderr: Arc<Mutex<String>>,
+    },
 }
 
 /// Polls `f` every 20 ms until it returns true or `timeout` passes.
@@ -57,30 +72,98 @@ where
     }
 }
 
+/// The harness defaults (admin password, JWT secret, no rate limit) with `env` applied on top.
+fn with_defaults(env: &[(&str, &str)]) -> Vec<(String, String)> {
+    let mut all: Vec<(String, String)> = vec![
+        ("RZMON_ADMIN_PASSWORD".into(), ADMIN_PASSWORD.into()),
+        ("RZMON_JWT_SECRET".into(), JWT_SECRET.into()),
+        ("RZMON_MQTT_RATE".into(), "0".into()),
+    ];
+    for (k, v) in env {
+        all.retain(|(key, _)| key != k);
+        all.push(((*k).into(), (*v).into()));
+    }
+    all
+}
+
+fn http_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .expect("http client")
+}
+
+/// In-process apps log to the test output at the level of `RZMON_TEST_LOG` (default `error`).
+fn init_test_logging() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        let level = std::env::var("RZMON_TEST_LOG").unwrap_or_else(|_| "error".into());
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(
+                tracing_subscriber::EnvFilter::try_new(format!("{level},rumqttd=off"))
+                    .expect("RZMON_TEST_LOG is a valid filter"),
+            )
+            .with_test_writer()
+            .try_init();
+    });
+}
+
 impl TestApp {
+    /// Starts in-process with the harness defaults.
     pub async fn start() -> Self {
         Self::start_with(&[]).await
     }
 
-    /// Starts with the defaults of the harness plus `env` (which may override them).
+    /// Starts in-process with the defaults of the harness plus `env` (which may override them):
+    /// `RZMON_*` settings of `rzmon serve`, parsed like the process environment but never read
+    /// from it.
     pub async fn start_with(env: &[(&str, &str)]) -> Self {
-        let mut all: Vec<(String, String)> = vec![
-            ("RZMON_ADMIN_PASSWORD".into(), ADMIN_PASSWORD.into()),
-            ("RZMON_JWT_SECRET".into(), JWT_SECRET.into()),
-            ("RZMON_MQTT_RATE".into(), "0".into()),
-        ];
-        for (k, v) in env {
-            all.retain(|(key, _)| key != k);
-            all.push(((*k).into(), (*v).into()));
-        }
         let dir = Arc::new(tempfile::tempdir().expect("tempdir"));
-        Self::launch(dir, all).await
+        Self::launch_in_process(dir, with_defaults(env)).await
     }
 
-    /// Starts without an admin password (first start prints a random one).
+    /// Starts the binary as a process with the harness defaults.
+    pub async fn process() -> Self {
+        Self::process_with(&[]).await
+    }
+
+    /// Starts the binary as a process with the harness defaults plus `env`.
+    pub async fn process_with(env: &[(&str, &str)]) -> Self {
+        let dir = Arc::new(tempfile::tempdir().expect("tempdir"));
+        Self::launch(dir, with_defaults(env)).await
+    }
+
+    /// Starts the binary without an admin password (first start prints a random one).
     pub async fn start_bare() -> Self {
         let dir = Arc::new(tempfile::tempdir().expect("tempdir"));
         Self::launch(dir, vec![]).await
+    }
+
+    async fn launch_in_process(dir: Arc<tempfile::TempDir>, env: Vec<(String, String)>) -> Self {
+        init_test_logging();
+        let pairs = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).chain([
+            ("RZMON_HTTP_ADDR", "127.0.0.1:0"),
+            ("RZMON_MQTT_ADDR", "127.0.0.1:0"),
+        ]);
+        let settings = ServeSettings::from_pairs(pairs).expect("settings");
+        let path = dir.path().to_owned();
+        let store = tokio::task::spawn_blocking(move || Store::open_in(&path))
+            .await
+            .expect("open task")
+            .expect("open store");
+        let listeners = Listeners::bind(&settings).await.expect("bind");
+        let running = app::start(listeners, settings, store)
+            .await
+            .expect("app starts");
+        Self {
+            dir,
+            http: running.http_addr,
+            mqtt: running.mqtt_addr,
+            stdout: Arc::default(),
+            env,
+            client: http_client(),
+            mode: Mode::InProcess(Some(Box::new(running))),
+        }
     }
 
     async fn launch(dir: Arc<tempfile::TempDir>, env: Vec<(String, String)>) -> Self {
@@ -140,24 +223,54 @@ impl TestApp {
                 mqtt = rest.split_whitespace().next().and_then(|a| a.parse().ok());
             }
         }
-        let client = reqwest::Client::builder()
-            .timeout(Duration::from_secs(30))
-            .build()
-            .expect("http client");
         Self {
             dir,
-            child: Some(child),
             http: http.unwrap(),
             mqtt: mqtt.unwrap(),
             stdout,
-            stderr,
             env,
-            client,
+            client: http_client(),
+            mode: Mode::Process {
+                child: Some(child),
+                stderr,
+            },
         }
     }
 
+    /// The log of a process app (empty for an in-process app, whose log goes to the test
+    /// output: see `RZMON_TEST_LOG`).
     pub fn stderr(&self) -> String {
-        self.stderr.lock().unwrap().clone()
+        match &self.mode {
+            Mode::Process { stderr, .. } => stderr.lock().unwrap().clone(),
+            Mode::InProcess(_) => String::new(),
+        }
+    }
+
+    /// The in-process app: its parts (`running().parts.store`, `.metrics`, `.hub`, ...).
+    pub fn running(&self) -> &Running {
+        match &self.mode {
+            Mode::InProcess(Some(r)) => r,
+            Mode::InProcess(None) => panic!("the app was shut down"),
+            Mode::Process { .. } => panic!("running() needs an in-process app (TestApp::start)"),
+        }
+    }
+
+    /// Stops an in-process app as `serve` does at a signal; its result.
+    pub async fn shutdown(&mut self) -> anyhow::Result<()> {
+        match &mut self.mode {
+            Mode::InProcess(r) => r.take().expect("running").shutdown().await,
+            Mode::Process { .. } => panic!("shutdown() is for in-process apps; use sigterm()"),
+        }
+    }
+
+    /// Waits until the store writer has committed at least `n` messages (in-process).
+    pub async fn wait_committed(&self, n: u64) -> bool {
+        let metrics = self.running().parts.metrics.clone();
+        wait_until(SOON, || {
+            let m = metrics.clone();
+            async move { m.store_committed.get() >= n }
+        })
+        .await
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -321,27 +434,39 @@ impl TestApp {
         ws
     }
 
-    pub fn pid(&self) -> i32 {
-        self.child.as_ref().expect("running").id() as i32
+    fn child(&mut self) -> &mut Option<Child> {
+        match &mut self.mode {
+            Mode::Process { child, .. } => child,
+            Mode::InProcess(_) => panic!("signals need a process app (TestApp::process)"),
+        }
     }
 
-    /// Sends SIGTERM and waits for the exit status.
+    /// The server's process id (process apps; `None` in-process or once stopped).
+    pub fn pid(&self) -> Option<u32> {
+        match &self.mode {
+            Mode::Process { child, .. } => child.as_ref().map(Child::id),
+            Mode::InProcess(_) => None,
+        }
+    }
+
+    /// Sends SIGTERM and waits for the exit status (process apps).
     pub fn sigterm(&mut self) -> ExitStatus {
-        let pid = self.pid();
+        let pid = self.child().as_ref().expect("running").id();
         let _ = Command::new("kill")
             .args(["-TERM", &pid.to_string()])
             .status();
         self.wait_exit()
     }
 
+    /// kill -9 (process apps).
     pub fn kill9(&mut self) {
-        let mut child = self.child.take().expect("running");
+        let mut child = self.child().take().expect("running");
         child.kill().expect("kill -9");
         let _ = child.wait();
     }
 
     fn wait_exit(&mut self) -> ExitStatus {
-        let mut child = self.child.take().expect("running");
+        let mut child = self.child().take().expect("running");
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             if let Some(s) = child.try_wait().expect("wait") {
@@ -355,17 +480,32 @@ impl TestApp {
         }
     }
 
-    /// Starts the binary again on the same data directory (new ports).
-    pub async fn restart(self) -> Self {
+    /// Starts again on the same data directory (new ports), the same way (in-process after a
+    /// clean shutdown, or the binary again).
+    pub async fn restart(mut self) -> Self {
         let (dir, env) = (self.dir.clone(), self.env.clone());
-        drop(self);
-        Self::launch(dir, env).await
+        match &mut self.mode {
+            Mode::InProcess(running) => {
+                if let Some(r) = running.take() {
+                    r.shutdown().await.expect("clean shutdown before restart");
+                }
+                drop(self);
+                Self::launch_in_process(dir, env).await
+            }
+            Mode::Process { .. } => {
+                drop(self);
+                Self::launch(dir, env).await
+            }
+        }
     }
 }
 
 impl Drop for TestApp {
     fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
+        // An in-process app's tasks end with the test's runtime.
+        if let Mode::Process { child, .. } = &mut self.mode
+            && let Some(mut c) = child.take()
+        {
             let _ = c.kill();
             let _ = c.wait();
         }

@@ -6,18 +6,13 @@
 use super::error::{ApiError, json_response, respond, retry_secs};
 use super::{Shared, blocking};
 use crate::auth::password::{DUMMY_PHC, verify_password};
+use crate::auth::policy::{ACCOUNT_LOCK, IP_LOCK};
 use serde::Deserialize;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 use warp::http::StatusCode;
 use warp::reply::Response;
 
-/// Failed logins from one IP before it is locked out (the seed's rule).
-pub const IP_MAX_FAILURES: u32 = 10;
-pub const IP_LOCK: Duration = Duration::from_secs(5 * 60);
-/// Failed logins for one account name, from anywhere, before the account is locked out.
-pub const ACCOUNT_MAX_FAILURES: u32 = 100;
-pub const ACCOUNT_LOCK: Duration = Duration::from_secs(15 * 60);
 /// Account names longer than this are cut for the lockout key and the log.
 const MAX_NAME_KEY: usize = 128;
 
@@ -177,6 +172,7 @@ mod tests {
     /// would then be refused until the lock ends, and a success resets the count.
     #[test]
     fn ip_lockout_wiring() {
+        use crate::auth::policy::IP_MAX_FAILURES;
         let l = crate::lockout::Lockout::new(IP_MAX_FAILURES, IP_LOCK);
         let ip = client_key(Some("192.0.2.7:1".parse().expect("addr")));
         let other = client_key(Some("192.0.2.8:1".parse().expect("addr")));

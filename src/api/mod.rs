@@ -24,6 +24,7 @@ mod target;
 mod ws;
 
 use crate::auth::jwt::JwtKeys;
+use crate::auth::policy;
 use crate::commands::Commands;
 use crate::health::Health;
 use crate::hub::Hub;
@@ -131,8 +132,8 @@ impl State {
         Ok(Self {
             ctx,
             keys,
-            ip_lockout: Lockout::new(login::IP_MAX_FAILURES, login::IP_LOCK),
-            account_lockout: Lockout::new(login::ACCOUNT_MAX_FAILURES, login::ACCOUNT_LOCK),
+            ip_lockout: Lockout::new(policy::IP_MAX_FAILURES, policy::IP_LOCK),
+            account_lockout: Lockout::new(policy::ACCOUNT_MAX_FAILURES, policy::ACCOUNT_LOCK),
             password_checks: Semaphore::new(MAX_PASSWORD_CHECKS),
             ws_tasks: TaskTracker::new(),
         })

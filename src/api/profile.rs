@@ -4,14 +4,11 @@
 use super::auth_filter::Principal;
 use super::error::{ApiError, json_response, respond};
 use super::{Shared, blocking, login};
-use crate::admin::MIN_USER_PASSWORD_LEN;
+use crate::auth::policy;
 use crate::model::format_ts;
 use serde::Deserialize;
 use warp::http::StatusCode;
 use warp::reply::Response;
-
-/// Longest password accepted (argon2 hashes anything, but a megabyte password is an attack).
-const MAX_PASSWORD_LEN: usize = 1024;
 
 pub const EXPECTED_PASSWORD_BODY: &str =
     r#"Send {"current_password": "...", "new_password": "..."}."#;
@@ -42,11 +39,8 @@ async fn change(
     req: PasswordChange,
     state: &Shared,
 ) -> Result<Response, ApiError> {
-    let len = req.new_password.chars().count();
-    if !(MIN_USER_PASSWORD_LEN..=MAX_PASSWORD_LEN).contains(&len) {
-        return Err(ApiError::bad_request(format!(
-            "The new password must be {MIN_USER_PASSWORD_LEN} to {MAX_PASSWORD_LEN} characters long."
-        )));
+    if let Err(rule) = policy::check_password(&req.new_password) {
+        return Err(ApiError::bad_request(format!("The new password {rule}.")));
     }
     if let Some(left) = state.account_lockout.locked(&user.username) {
         return Err(login::locked(

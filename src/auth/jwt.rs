@@ -2,12 +2,10 @@
 //! (so `alg:none` and algorithm confusion fail), requires `exp`, and allows no leeway: the same
 //! process issues and checks tokens, so there is no clock skew to forgive.
 
+use super::policy::MIN_SECRET_LEN;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
-
-/// Shortest secret we accept (256 bits, the size of the HMAC-SHA256 block output).
-pub const MIN_SECRET_LEN: usize = 32;
 
 /// What a token says.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

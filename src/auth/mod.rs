@@ -1,7 +1,9 @@
 //! Who may use the HTTP API: argon2id password hashes (`password`) and the HS256 access tokens
-//! issued after a login (`jwt`, algorithm pinned, `exp` required, no leeway).
+//! issued after a login (`jwt`, algorithm pinned, `exp` required, no leeway); the password,
+//! lockout and secret rules (`policy`).
 
 pub mod jwt;
 pub mod password;
+pub mod policy;
 
 pub use password::{hash_password, verify_password};

@@ -11,6 +11,8 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 pub enum FrameError {
     #[error("packet of {0} bytes exceeds the limit of {1} bytes")]
     TooLarge(usize, usize),
+    #[error("MQTT protocol violation {0}")]
+    Strict(#[from] super::strict::Violation),
     #[error("malformed MQTT packet: {0:?}")]
     Malformed(CodecError),
     #[error("socket error: {0}")]
@@ -31,6 +33,7 @@ pub async fn read<R: AsyncRead + Unpin>(
                     return Err(FrameError::TooLarge(len, max));
                 }
                 let raw = buf.split_to(len).freeze();
+                super::strict::check(&raw)?;
                 let mut copy = BytesMut::from(&raw[..]);
                 let packet = Packet::read(&mut copy, max).map_err(FrameError::Malformed)?;
                 return Ok(Some((packet, raw)));

@@ -108,7 +108,13 @@ impl Gate {
             Ok(Ok(None)) => return,
             Err(_) => return self.violation(None, peer, "no CONNECT within the timeout"),
             Ok(Ok(Some(_))) => return self.violation(None, peer, "first packet is not CONNECT"),
-            Ok(Err(e)) => return self.violation(None, peer, &e.to_string()),
+            Ok(Err(e)) => {
+                // MQTT-3.1.2-2: an unsupported protocol level is answered with CONNACK 0x01.
+                if matches!(&e, FrameError::Strict(v) if v.rule == "MQTT-3.1.2-2") {
+                    refuse(&mut client, ConnectReturnCode::RefusedProtocolVersion).await;
+                }
+                return self.violation(None, peer, &e.to_string());
+            }
         };
         let Some(device) = self.admit(&mut client, peer, &connect).await else {
             return;

@@ -6,6 +6,7 @@
 mod frame;
 mod gate;
 mod sessions;
+mod strict;
 pub mod topic;
 
 pub use gate::run as run_gate;

@@ -1,6 +1,7 @@
 //! Keeps every device's access list current: when a device comes online, or the list changes,
 //! it sends `syncAccessIds` `{"version","ids"}` and records the version the device confirms.
-//! One sync per device at a time; a trigger during a sync runs it once more afterwards.
+//! One sync per device at a time; a trigger during a sync runs it once more afterwards. The
+//! syncs are tasks of this service: a failed one is logged, and stopping aborts the rest.
 
 use super::Commands;
 use crate::model::DeviceId;
@@ -10,6 +11,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::mpsc;
+use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 /// Per device: a sync is running; `true` = run again when it ends.
@@ -22,12 +24,19 @@ pub async fn run(
     mut online: mpsc::UnboundedReceiver<DeviceId>,
     timeout: Duration,
     shutdown: CancellationToken,
-) {
+) -> anyhow::Result<()> {
     let running: Running = Arc::default();
+    let mut syncs = JoinSet::new();
     loop {
         let device = tokio::select! {
-            () = shutdown.cancelled() => return,
-            d = online.recv() => match d { Some(d) => d, None => return },
+            () = shutdown.cancelled() => break,
+            Some(done) = syncs.join_next() => {
+                if let Err(e) = done {
+                    tracing::error!(error = %e, "an access-list sync task failed");
+                }
+                continue;
+            }
+            d = online.recv() => match d { Some(d) => d, None => break },
         };
         {
             let mut map = running.lock().unwrap_or_else(|e| e.into_inner());
@@ -38,7 +47,7 @@ pub async fn run(
             map.insert(device.clone(), false);
         }
         let (commands, store, running) = (commands.clone(), store.clone(), running.clone());
-        tokio::spawn(async move {
+        syncs.spawn(async move {
             loop {
                 sync_one(&commands, &store, &device, timeout).await;
                 let mut map = running.lock().unwrap_or_else(|e| e.into_inner());
@@ -51,6 +60,9 @@ pub async fn run(
             }
         });
     }
+    // Unfinished syncs run again when the device next comes online.
+    syncs.shutdown().await;
+    Ok(())
 }
 
 /// Asks for a sync of every online device (after the list changed).

@@ -63,6 +63,7 @@ pub async fn run(
         match pass(&store, &settings, &stop).await {
             Ok(p) => {
                 metrics.pruned_rows.add(p.expired + p.over_size);
+                metrics.prune_passes.inc();
                 if p != Pruned::default() {
                     tracing::info!(
                         expired = p.expired,

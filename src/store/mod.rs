@@ -35,6 +35,9 @@ use std::time::Duration;
 /// commits within milliseconds, so 5 s only runs out when something is badly wrong.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// File name of the database inside the data directory.
+pub const DB_FILE: &str = "rzmon.db";
+
 /// Idle reader connections kept open; more are opened under load and closed after use.
 const MAX_IDLE_READERS: usize = 4;
 
@@ -96,9 +99,6 @@ pub struct DeviceRow {
     pub created_ms: i64,
 }
 
-/// File name of the database inside the data directory.
-pub const DB_FILE: &str = "rzmon.db";
-
 /// The schema version this binary writes.
 pub fn latest_schema_version() -> i64 {
     schema::latest_version()
@@ -127,6 +127,15 @@ impl Store {
         Ok(Self {
             path: Arc::new(path.to_owned()),
             readers: Arc::new(Mutex::new(vec![conn])),
+        })
+    }
+
+    /// Creates the data directory (mode 0700) if needed and opens `DB_FILE` in it.
+    pub fn open_in(data_dir: &Path) -> Result<Self> {
+        create_private_dir(data_dir)?;
+        let path = data_dir.join(DB_FILE);
+        Self::open(&path).map_err(|e| {
+            StoreError::Task(format!("cannot open the database {}: {e}", path.display()))
         })
     }
 
@@ -202,6 +211,19 @@ impl Store {
         }
         out
     }
+}
+
+fn create_private_dir(dir: &Path) -> Result<()> {
+    let mut b = std::fs::DirBuilder::new();
+    b.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut b, 0o700);
+    b.create(dir).map_err(|e| {
+        StoreError::Task(format!(
+            "cannot create the data directory {}: {e}",
+            dir.display()
+        ))
+    })
 }
 
 /// Creates the database file with mode 0600 if it does not exist, and tightens an existing

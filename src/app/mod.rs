@@ -1,0 +1,399 @@
+//! The only module that knows every part. `start` wires store, broker, gate, ingest, writer,
+//! API and the background services onto listeners it is given and returns a [`Running`] app;
+//! `Running::shutdown` stops the parts in order with real time limits; `serve` is bind + start
+//! + wait for a signal or a failure + shutdown. Every task is a service of [`Services`].
+
+mod services;
+
+pub use services::{Services, Stage};
+
+use crate::api::{self, ApiConfig};
+use crate::auth::policy;
+use crate::broker::{self, Broker, BrokerConfig, GateConfig, Sessions};
+use crate::commands::{Commands, access_sync};
+use crate::config::{Common, ServeSettings};
+use crate::device_auth::DeviceAuth;
+use crate::health::{self, Health};
+use crate::hub::{self, Hub};
+use crate::ingest::Sinks;
+use crate::metrics::Metrics;
+use crate::presence::Presence;
+use crate::store::{Store, Writer};
+use crate::{auth, ingest, lifecycle, secrets};
+use anyhow::Context;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+/// How often `/health`'s broker check is refreshed.
+const BROKER_CHECK_INTERVAL: Duration = Duration::from_secs(2);
+/// Longest wait for the store writer to commit its last batch once every sender is gone.
+const WRITER_CLOSE: Duration = Duration::from_secs(10);
+
+/// The two public ports, bound before `start` (port 0 = any free port).
+pub struct Listeners {
+    pub http: TcpListener,
+    pub mqtt: TcpListener,
+}
+
+impl Listeners {
+    /// Binds `RZMON_HTTP_ADDR` and `RZMON_MQTT_ADDR`; a port in use names its setting.
+    pub async fn bind(settings: &ServeSettings) -> anyhow::Result<Self> {
+        Ok(Self {
+            http: bind(settings.http_addr, "RZMON_HTTP_ADDR").await?,
+            mqtt: bind(settings.mqtt_addr, "RZMON_MQTT_ADDR").await?,
+        })
+    }
+}
+
+async fn bind(addr: SocketAddr, var: &str) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr} ({var}); is another program using it?"))
+}
+
+/// The shared handles of a running app: where services take their dependencies from, and what
+/// in-process tests look at. Cheap to clone; holds no sender of the store writer (so the
+/// writer can close while a clone is alive).
+#[derive(Clone)]
+pub struct Parts {
+    pub settings: Arc<ServeSettings>,
+    pub store: Store,
+    pub hub: Hub,
+    pub metrics: Arc<Metrics>,
+    /// The named checks `/health` shows; register yours with `set_ok`/`set_failed`.
+    pub health: Health,
+    /// Requests to devices and their presence.
+    pub commands: Commands,
+    /// The backups of the data directory (scheduled, on demand, listed, downloaded).
+    pub backups: Arc<lifecycle::Backups>,
+}
+
+/// A started app: its bound addresses, its parts, and the handle that stops it.
+pub struct Running {
+    pub http_addr: SocketAddr,
+    pub mqtt_addr: SocketAddr,
+    pub parts: Parts,
+    services: Services,
+    writer: Writer,
+    /// Held while running, so `rzmon restore` (and a second server) can tell.
+    _lock: lifecycle::ServerLock,
+}
+
+/// Runs the appliance until `shutdown` is cancelled or a part fails, then stops it in order.
+pub async fn serve(
+    common: &Common,
+    settings: ServeSettings,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let dir = common.data_dir.clone();
+    let store = tokio::task::spawn_blocking(move || Store::open_in(&dir)).await??;
+    let listeners = Listeners::bind(&settings).await?;
+    let running = start(listeners, settings, store).await?;
+    print_banner(running.http_addr, running.mqtt_addr);
+    tokio::select! {
+        () = shutdown.cancelled() => tracing::info!("shutting down"),
+        () = running.failed() => tracing::error!("a part of rzmon failed; shutting down"),
+    }
+    running.shutdown().await
+}
+
+/// Starts every part on `listeners`: creates `admin` on first start (a generated password is
+/// printed at once), takes the JWT secret from the settings or the data directory (created
+/// 0600 next to the database), and starts the services.
+pub async fn start(
+    listeners: Listeners,
+    settings: ServeSettings,
+    store: Store,
+) -> anyhow::Result<Running> {
+    let data_dir = store.path().parent().unwrap_or(Path::new(".")).to_owned();
+    let lock = lifecycle::ServerLock::try_acquire(&data_dir)
+        .with_context(|| format!("cannot lock {}", data_dir.display()))?
+        .with_context(|| {
+            format!(
+                "another rzmon is already running on the data directory {}",
+                data_dir.display()
+            )
+        })?;
+    let jwt_secret = match &settings.jwt_secret {
+        Some(s) => s.expose().as_bytes().to_vec(),
+        None => {
+            secrets::load_or_create_jwt_secret(store.path().parent().unwrap_or(Path::new(".")))?
+        }
+    };
+    // Printed at once, so a later startup failure cannot swallow the one-time password.
+    print_first_start(&first_start(&store, &settings).await?);
+    let (http_addr, mqtt_addr) = (listeners.http.local_addr()?, listeners.mqtt.local_addr()?);
+    let settings = Arc::new(settings);
+    let metrics = Arc::new(Metrics::default());
+    let health = Health::new();
+    health.set_ok(health::DATABASE);
+    health.set_ok(health::BROKER);
+    let hub = Hub::new(hub::DEFAULT_CAPACITY.max(settings.ws_queue as usize));
+    let writer = store.spawn_writer(metrics.clone(), health.clone())?;
+    let device_auth = DeviceAuth::new(store.clone());
+    let verifier = device_auth.verifier();
+    let max_packet = settings.mqtt_max_packet as usize;
+    let mut broker = Broker::start(BrokerConfig {
+        max_packet,
+        max_connections: settings.mqtt_max_connections as usize,
+        verifier: verifier.clone(),
+    })
+    .context("the embedded MQTT broker did not start")?;
+    let link = broker.link.take().context("broker link already taken")?;
+    let s = store.clone();
+    tokio::task::spawn_blocking(move || s.reset_presence()).await??;
+    let presence = Arc::new(Presence::default());
+    let (outbound_tx, outbound_rx) = mpsc::unbounded_channel();
+    let (commands, online_rx) = Commands::new(settings.topic_prefix.clone(), outbound_tx, presence);
+    // The data lifecycle: pruning and backups never run at once.
+    let exclusive = Arc::new(tokio::sync::Mutex::new(()));
+    let backups = Arc::new(lifecycle::Backups::new(
+        store.clone(),
+        &data_dir,
+        settings.lifecycle.backup_keep,
+        exclusive.clone(),
+        health.clone(),
+        metrics.clone(),
+    ));
+    let parts = Parts {
+        backups,
+        settings: settings.clone(),
+        store: store.clone(),
+        hub: hub.clone(),
+        metrics: metrics.clone(),
+        health,
+        commands: commands.clone(),
+    };
+    let sinks = Sinks {
+        writer: writer.sender(),
+        hub,
+        metrics,
+        commands,
+    };
+    let (sessions, ended_rx) = Sessions::with_end_reports();
+    let ingest_exited = CancellationToken::new();
+    let gate_cfg = GateConfig {
+        prefix: settings.topic_prefix.clone(),
+        max_packet,
+        connect_timeout: Duration::from_secs(10),
+        rate_per_device: settings.mqtt_rate,
+        max_connections: settings.mqtt_max_connections as usize,
+        login_failures: policy::IP_MAX_FAILURES,
+        login_lock: policy::IP_LOCK,
+    };
+    let api_ctx = |shutdown| api::Context {
+        store: parts.store.clone(),
+        hub: parts.hub.clone(),
+        commands: parts.commands.clone(),
+        jwt_secret: Arc::new(jwt_secret),
+        metrics: parts.metrics.clone(),
+        health: parts.health.clone(),
+        backups: parts.backups.clone(),
+        config: ApiConfig {
+            allowed_origins: settings.allowed_origins.clone(),
+            token_ttl: settings.token_ttl(),
+            body_limit: settings.body_limit,
+            ws_queue: settings.ws_queue as usize,
+            command_timeout: Duration::from_secs(settings.command_timeout),
+            enrol_timeout: Duration::from_secs(settings.enrol_timeout),
+        },
+        shutdown,
+    };
+
+    // Every service, in one place: a name, a stage (when it stops) and its future.
+    let mut s = Services::new();
+    let p = &parts;
+    s.spawn("http", Stage::Front, |stop| {
+        api::serve(listeners.http, api_ctx(stop))
+    });
+    s.spawn("mqtt gate", Stage::Devices, |stop| {
+        broker::run_gate(
+            listeners.mqtt,
+            broker.internal_addr,
+            gate_cfg,
+            verifier,
+            sessions.clone(),
+            p.metrics.clone(),
+            stop,
+        )
+    });
+    s.spawn("device auth", Stage::Devices, |stop| {
+        device_auth.watch(sessions, stop)
+    });
+    let exited = ingest_exited.clone();
+    let (prefix, ingest_sinks) = (settings.topic_prefix.clone(), sinks.clone());
+    s.spawn("ingest", Stage::Ingest, |stop| async move {
+        let r = ingest::run(link, prefix, ingest_sinks, outbound_rx, stop).await;
+        exited.cancel();
+        r
+    });
+    s.spawn("liveness", Stage::Ingest, |stop| {
+        let stale = Duration::from_secs(settings.stale_after);
+        ingest::liveness::run(sinks, ended_rx, stale, stop)
+    });
+    s.spawn("access sync", Stage::Ingest, |stop| {
+        let timeout = Duration::from_secs(settings.command_timeout);
+        access_sync::run(
+            p.commands.clone(),
+            p.store.clone(),
+            online_rx,
+            timeout,
+            stop,
+        )
+    });
+    s.spawn("broker check", Stage::Devices, |stop| {
+        watch_broker(broker, ingest_exited, p.health.clone(), stop)
+    });
+    s.spawn("retention", Stage::Front, |stop| {
+        let (store, lifecycle, metrics) = (
+            p.store.clone(),
+            settings.lifecycle.clone(),
+            p.metrics.clone(),
+        );
+        lifecycle::retention::run(store, lifecycle, exclusive, metrics, stop)
+    });
+    s.spawn("backups", Stage::Front, |stop| {
+        lifecycle::backups::run(p.backups.clone(), settings.lifecycle.backup_every, stop)
+    });
+
+    tracing::info!(%http_addr, %mqtt_addr, "rzmon is running");
+    Ok(Running {
+        http_addr,
+        mqtt_addr,
+        parts,
+        services: s,
+        writer,
+        _lock: lock,
+    })
+}
+
+impl Running {
+    /// Resolves as soon as a part failed (it was logged); `shutdown` then returns an error.
+    pub async fn failed(&self) {
+        self.services.failed().cancelled().await;
+    }
+
+    /// Stops the stages in order — HTTP and WebSockets, devices, ingest (drained), event
+    /// consumers, delivery — each within its limit, then commits the writer's last batch.
+    /// `Err` if any part failed, now or earlier.
+    pub async fn shutdown(self) -> anyhow::Result<()> {
+        let Running {
+            parts,
+            mut services,
+            writer,
+            ..
+        } = self;
+        // Requests waiting for a device answer now, so HTTP handlers can finish.
+        parts.commands.fail_all();
+        let mut ok = !services.failed().is_cancelled();
+        for stage in Stage::ALL {
+            ok &= services.stop(stage).await;
+            if stage == Stage::Ingest {
+                parts.commands.fail_all();
+            }
+        }
+        // Every writer sender lived in a stopped (or aborted) service, so the channel is closed.
+        let closing = tokio::task::spawn_blocking(move || writer.close());
+        match tokio::time::timeout(WRITER_CLOSE, closing).await {
+            Ok(Ok(Ok(()))) => {}
+            Ok(Ok(Err(e))) => {
+                tracing::error!(error = %e, "the last batch could not be committed");
+                ok = false;
+            }
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, "the store writer task failed");
+                ok = false;
+            }
+            Err(_) => {
+                tracing::error!(
+                    limit_s = WRITER_CLOSE.as_secs(),
+                    "the store writer did not finish in time"
+                );
+                ok = false;
+            }
+        }
+        let committed = parts.metrics.store_committed.get();
+        anyhow::ensure!(ok, "stopped after a failure (see the log above)");
+        tracing::info!(committed, "stopped cleanly");
+        Ok(())
+    }
+}
+
+/// The admin password to print when this start created the admin user with a random one.
+enum FirstStart {
+    Existing,
+    FromSettings,
+    Generated(String),
+}
+
+/// Creates `admin` on an empty user table, with the configured or a random password.
+async fn first_start(store: &Store, settings: &ServeSettings) -> anyhow::Result<FirstStart> {
+    let s = store.clone();
+    if tokio::task::spawn_blocking(move || s.user_count()).await?? > 0 {
+        return Ok(FirstStart::Existing);
+    }
+    let (password, outcome) = match &settings.admin_password {
+        Some(p) => (p.expose().to_owned(), FirstStart::FromSettings),
+        None => {
+            let p = secrets::random_password(secrets::USER_PASSWORD_LEN)?;
+            (p.clone(), FirstStart::Generated(p))
+        }
+    };
+    let s = store.clone();
+    tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
+        let hash = auth::hash_password(&password)?;
+        s.create_user("admin", &hash)?;
+        Ok(())
+    })
+    .await??;
+    Ok(outcome)
+}
+
+fn print_banner(http: SocketAddr, mqtt: SocketAddr) {
+    println!("rzmon {} is running", env!("CARGO_PKG_VERSION"));
+    println!("  Dashboard: http://{http}/");
+    println!("  MQTT:      {mqtt}   (register a device: rzmon device add <id>)");
+}
+
+fn print_first_start(first: &FirstStart) {
+    match first {
+        FirstStart::Generated(p) => println!(
+            "  Admin login: admin / {p}  (shown once; change it with: rzmon user passwd admin)"
+        ),
+        FirstStart::FromSettings => {
+            println!("  Created user admin with the password from RZMON_ADMIN_PASSWORD.")
+        }
+        FirstStart::Existing => {}
+    }
+}
+
+/// Keeps the broker check ok only while the internal listener answers and ingest runs.
+async fn watch_broker(
+    broker: Broker,
+    ingest_exited: CancellationToken,
+    health: Health,
+    stop: CancellationToken,
+) -> anyhow::Result<()> {
+    let mut tick = tokio::time::interval(BROKER_CHECK_INTERVAL);
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return Ok(()),
+            _ = tick.tick() => {}
+        }
+        if ingest_exited.is_cancelled() {
+            health.set_failed(health::BROKER, "the ingest link to the broker stopped");
+        } else if broker.is_up().await {
+            health.set_ok(health::BROKER);
+        } else {
+            health.set_failed(
+                health::BROKER,
+                "the internal MQTT broker does not accept connections",
+            );
+        }
+    }
+}
