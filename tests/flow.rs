@@ -24,6 +24,10 @@ const RULES: &[(&str, &[&str])] = &[
     ("src/api/", &["app", "admin"]),
     ("src/admin.rs", &["app"]),
     ("src/commands/", &["api", "app"]),
+    (
+        "src/lifecycle/",
+        &["api", "app", "admin", "broker", "ingest", "commands"],
+    ),
     ("src/", &["app"]),
 ];
 
