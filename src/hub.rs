@@ -1,24 +1,43 @@
-//! Live fan-out: one tokio broadcast channel of pre-serialized events. Every WebSocket client
-//! holds its own receiver; the channel is a bounded ring, so a client that falls behind sees
-//! `Lagged` and is dropped by its own task while ingest and other clients carry on.
+//! Live fan-out: one tokio broadcast channel of pre-serialized events for WebSocket clients, and
+//! one of typed device messages for in-process consumers (the rule engine). Both are bounded
+//! rings: a receiver that falls behind sees `Lagged` and copes on its own (a WebSocket client is
+//! dropped, the rule engine re-reads the store) while ingest and the others carry on.
 
-use crate::model::LiveEvent;
+use crate::model::{LiveEvent, Message};
 use std::sync::Arc;
 use tokio::sync::broadcast;
 
 /// Default ring size: events a client may fall behind before it is dropped.
 pub const DEFAULT_CAPACITY: usize = 1024;
+/// Ring size of the typed channel: messages the rule engine may fall behind before it lags.
+pub const EVENTS_CAPACITY: usize = 4096;
 
 /// Cheap to clone; every clone publishes into the same channel.
 #[derive(Clone)]
 pub struct Hub {
     tx: broadcast::Sender<Arc<str>>,
+    events: broadcast::Sender<Arc<Message>>,
 }
 
 impl Hub {
     pub fn new(capacity: usize) -> Self {
         let (tx, _) = broadcast::channel(capacity.max(1));
-        Self { tx }
+        let (events, _) = broadcast::channel(EVENTS_CAPACITY);
+        Self { tx, events }
+    }
+
+    /// Publishes a device message: as text to WebSocket clients and typed to in-process
+    /// subscribers (copied only while one is subscribed). Never blocks.
+    pub fn publish_message(&self, msg: &Message) {
+        self.publish(&msg.live_event());
+        if self.events.receiver_count() > 0 {
+            let _ = self.events.send(Arc::new(msg.clone()));
+        }
+    }
+
+    /// A receiver of the typed device messages published from now on.
+    pub fn subscribe_events(&self) -> broadcast::Receiver<Arc<Message>> {
+        self.events.subscribe()
     }
 
     /// Serializes once and hands the same text to every subscriber. Never blocks.

@@ -15,6 +15,7 @@
 //! (rustfmt keeps the list below alphabetical.)
 
 pub mod admin;
+pub mod alerts;
 pub mod api;
 pub mod app;
 pub mod auth;

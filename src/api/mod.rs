@@ -5,6 +5,8 @@
 //! path goes to the frontend, so a page route never swallows an API 401 or 404.
 
 mod access;
+mod alert_rules;
+mod alerts;
 mod assets;
 mod auth_filter;
 mod backups;
@@ -23,6 +25,7 @@ mod profile;
 mod target;
 mod ws;
 
+use crate::alerts::Alerts;
 use crate::auth::jwt::JwtKeys;
 use crate::auth::policy;
 use crate::commands::Commands;
@@ -63,6 +66,8 @@ pub const API_SEGMENTS: &[&str] = &[
     "devices",
     "configHistory",
     "audit",
+    "alerts",
+    "alert-rules",
     "api",
     "backups",
     "data.csv",
@@ -98,6 +103,8 @@ pub struct ApiConfig {
 pub struct Context {
     pub store: Store,
     pub hub: Hub,
+    /// The running rule engine, told when rules or acknowledgements change.
+    pub alerts: Alerts,
     /// Requests to devices (getConfig, setConfig, access ids) and their presence.
     pub commands: Commands,
     /// HS256 secret (≥ 32 bytes).
@@ -319,6 +326,7 @@ fn api_routes(state: Shared) -> BoxedFilter<(Response,)> {
         .and(st())
         .then(devices::audit);
 
+    let alerts = alert_routes(state.clone());
     let list_backups = warp::path!("backups")
         .and(warp::get())
         .and(auth())
@@ -387,6 +395,8 @@ fn api_routes(state: Shared) -> BoxedFilter<(Response,)> {
     login
         .or(commands)
         .unify()
+        .or(alerts)
+        .unify()
         .or(data)
         .unify()
         .or(incidents)
@@ -398,6 +408,72 @@ fn api_routes(state: Shared) -> BoxedFilter<(Response,)> {
         .or(health)
         .unify()
         .or(ws)
+        .unify()
+        .boxed()
+}
+
+/// `/alerts` and `/alert-rules`.
+fn alert_routes(state: Shared) -> BoxedFilter<(Response,)> {
+    use std::collections::HashMap;
+    let limit = state.ctx.config.body_limit;
+    let st = || with_state(state.clone());
+    let auth = || auth_filter::authenticated(state.clone());
+    let rule_body = || {
+        body::json::<serde_json::Map<String, serde_json::Value>>(limit, alert_rules::EXPECTED_RULE)
+    };
+    let list = warp::path!("alerts")
+        .and(warp::get())
+        .and(auth())
+        .and(warp::query::<HashMap<String, String>>())
+        .and(st())
+        .then(alerts::list);
+    let ack = warp::path!("alerts" / String / "ack")
+        .and(warp::post())
+        .and(auth())
+        .and(st())
+        .then(alerts::ack);
+    let rules = warp::path!("alert-rules")
+        .and(warp::get())
+        .and(auth())
+        .and(st())
+        .then(alert_rules::list);
+    let create = warp::path!("alert-rules")
+        .and(warp::post())
+        .and(auth())
+        .and(rule_body())
+        .and(st())
+        .then(alert_rules::create);
+    let update = warp::path!("alert-rules" / String)
+        .and(warp::put())
+        .and(auth())
+        .and(rule_body())
+        .and(st())
+        .then(alert_rules::update);
+    let delete = warp::path!("alert-rules" / String)
+        .and(warp::delete())
+        .and(auth())
+        .and(st())
+        .then(alert_rules::delete);
+    let snooze = warp::path!("alert-rules" / String / "snooze")
+        .and(warp::post())
+        .and(auth())
+        .and(body::json::<serde_json::Map<String, serde_json::Value>>(
+            limit,
+            alert_rules::EXPECTED_SNOOZE,
+        ))
+        .and(st())
+        .then(alert_rules::snooze);
+    list.or(ack)
+        .unify()
+        .or(rules)
+        .unify()
+        .or(create)
+        .unify()
+        .or(update)
+        .unify()
+        .or(delete)
+        .unify()
+        .or(snooze)
         .unify()
         .boxed()
 }

@@ -7,6 +7,7 @@ mod services;
 
 pub use services::{Services, Stage};
 
+use crate::alerts::{self, Alerts};
 use crate::api::{self, ApiConfig};
 use crate::auth::policy;
 use crate::broker::{self, Broker, BrokerConfig, GateConfig, Sessions};
@@ -31,6 +32,8 @@ use tokio_util::sync::CancellationToken;
 
 /// How often `/health`'s broker check is refreshed.
 const BROKER_CHECK_INTERVAL: Duration = Duration::from_secs(2);
+/// Notices the rule engine may queue for delivery before it waits.
+const NOTICE_QUEUE: usize = 256;
 /// Longest wait for the store writer to commit its last batch once every sender is gone.
 const WRITER_CLOSE: Duration = Duration::from_secs(10);
 
@@ -71,6 +74,8 @@ pub struct Parts {
     pub commands: Commands,
     /// The backups of the data directory (scheduled, on demand, listed, downloaded).
     pub backups: Arc<lifecycle::Backups>,
+    /// The rule engine's handle: tell it that rules or acknowledgements changed.
+    pub alerts: Alerts,
 }
 
 /// A started app: its bound addresses, its parts, and the handle that stops it.
@@ -168,6 +173,7 @@ pub async fn start(
         metrics: metrics.clone(),
         health,
         commands: commands.clone(),
+        alerts: Alerts::new(),
     };
     let sinks = Sinks {
         writer: writer.sender(),
@@ -189,6 +195,7 @@ pub async fn start(
     let api_ctx = |shutdown| api::Context {
         store: parts.store.clone(),
         hub: parts.hub.clone(),
+        alerts: parts.alerts.clone(),
         commands: parts.commands.clone(),
         jwt_secret: Arc::new(jwt_secret),
         metrics: parts.metrics.clone(),
@@ -259,6 +266,21 @@ pub async fn start(
     });
     s.spawn("backups", Stage::Front, |stop| {
         lifecycle::backups::run(p.backups.clone(), settings.lifecycle.backup_every, stop)
+    });
+
+    let (notice_tx, notice_rx) = mpsc::channel(NOTICE_QUEUE);
+    s.spawn("alerts", Stage::Events, |stop| {
+        let deps = alerts::Deps {
+            store: p.store.clone(),
+            hub: p.hub.clone(),
+            alerts: p.alerts.clone(),
+            health: p.health.clone(),
+            notices: notice_tx,
+        };
+        alerts::run(deps, stop)
+    });
+    s.spawn("notices", Stage::Delivery, |stop| {
+        log_notices(notice_rx, stop)
     });
 
     tracing::info!(%http_addr, %mqtt_addr, "rzmon is running");
@@ -395,5 +417,20 @@ async fn watch_broker(
                 "the internal MQTT broker does not accept connections",
             );
         }
+    }
+}
+
+/// Takes the rule engine's notices until delivery (`notify`) is wired in: logs each one.
+async fn log_notices(
+    mut rx: mpsc::Receiver<crate::notify::Notice>,
+    stop: CancellationToken,
+) -> anyhow::Result<()> {
+    loop {
+        let n = tokio::select! {
+            () = stop.cancelled() => return Ok(()),
+            n = rx.recv() => n,
+        };
+        let Some(n) = n else { return Ok(()) };
+        tracing::info!(alert = n.alert_id, kind = ?n.kind, rule = %n.rule_name, summary = %n.summary, "alert notice");
     }
 }

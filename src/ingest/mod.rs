@@ -29,7 +29,7 @@ pub struct Sinks {
 impl Sinks {
     /// Stores and pushes a valid message.
     pub fn deliver(&self, msg: Message) -> anyhow::Result<()> {
-        self.hub.publish(&msg.live_event());
+        self.hub.publish_message(&msg);
         self.writer
             .send(msg)
             .ok()

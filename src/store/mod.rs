@@ -1,8 +1,9 @@
 //! SQLite persistence: opens the database file (WAL, `synchronous=FULL`), runs migrations and
 //! lends reader connections from a small pool. The one batching writer lives in `writer`,
-//! queries per table in `events` and `accounts`.
+//! queries per table in `events`, `accounts`, `control` and `alerts`.
 
 mod accounts;
+mod alerts;
 mod backup;
 mod control;
 mod events;
@@ -13,6 +14,7 @@ mod summary;
 mod telemetry;
 mod writer;
 
+pub use alerts::{AlertQuery, AlertRow, AlertState, NewAlert, PendingRow, RuleRow};
 pub use backup::{BackupCheck, Bounds, check_file};
 pub use control::{AccessIdRow, AuditRow, ConfigChangeRow};
 pub use events::{AccessRow, DeviceStatusRow};

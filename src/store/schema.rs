@@ -107,7 +107,50 @@ const MIGRATIONS: &[&str] = &[
         detail   TEXT NOT NULL
     ) STRICT;
     CREATE INDEX audit_ts ON audit (ts_ms);",
-    // 3: compact telemetry (≤ 80 bytes a row with its indexes) and per-device rollups.
+    // 3: alert rules (the rule itself is JSON owned by `alerts`), one row per firing alert,
+    // the pending timers that must survive a restart, and what was handed to delivery.
+    "CREATE TABLE alert_rules (
+        id          INTEGER PRIMARY KEY,
+        name        TEXT NOT NULL UNIQUE,
+        enabled     INTEGER NOT NULL,
+        spec        TEXT NOT NULL,
+        builtin     INTEGER NOT NULL DEFAULT 0,
+        snoozed_until_ms INTEGER,
+        updated_ms  INTEGER NOT NULL
+    ) STRICT;
+    CREATE TABLE alerts (
+        id          INTEGER PRIMARY KEY,
+        rule_id     INTEGER NOT NULL,
+        rule_name   TEXT NOT NULL,
+        subject     TEXT NOT NULL,
+        device      TEXT,
+        severity    TEXT NOT NULL,
+        summary     TEXT NOT NULL,
+        value       REAL,
+        threshold   REAL,
+        started_ms  INTEGER NOT NULL,
+        last_event_ms INTEGER NOT NULL,
+        resolved_ms INTEGER,
+        acked_ms    INTEGER,
+        acked_by    TEXT
+    ) STRICT;
+    CREATE INDEX alerts_started ON alerts (started_ms);
+    CREATE UNIQUE INDEX alerts_active ON alerts (rule_id, subject) WHERE resolved_ms IS NULL;
+    CREATE TABLE alert_pending (
+        rule_id  INTEGER NOT NULL,
+        subject  TEXT NOT NULL,
+        since_ms INTEGER NOT NULL,
+        value    REAL,
+        PRIMARY KEY (rule_id, subject)
+    ) STRICT;
+    CREATE TABLE alert_notices (
+        id       INTEGER PRIMARY KEY,
+        alert_id INTEGER NOT NULL,
+        kind     TEXT NOT NULL,
+        at_ms    INTEGER NOT NULL
+    ) STRICT;
+    CREATE INDEX alert_notices_alert ON alert_notices (alert_id);",
+    // 4: compact telemetry (≤ 80 bytes a row with its indexes) and per-device rollups.
     // The row id carries the time, `(ts_ms << 10) + n`, so the table itself is the time index;
     // the device is a small integer key; `extra` keeps only what the typed columns cannot
     // reproduce exactly (NULL when nothing), so every field a device sent comes back.

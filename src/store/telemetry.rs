@@ -270,6 +270,21 @@ impl Store {
         })
     }
 
+    /// The newest reading of every device with a status row (one index probe per device).
+    pub fn newest_telemetry_per_device(&self) -> Result<Vec<TelemetryRow>> {
+        self.with_conn(|c| {
+            // CROSS JOIN keeps device_keys outside: one probe of `(device_key)` per device.
+            let mut stmt = c.prepare_cached(
+                "SELECT t.id, k.name, t.seq, t.tmp, t.lf, t.locked, t.extra
+                 FROM device_keys k CROSS JOIN telemetry t
+                 ON t.id = (SELECT max(id) FROM telemetry WHERE device_key = k.id)
+                 WHERE k.name IN (SELECT device FROM device_status) ORDER BY k.name",
+            )?;
+            let rows = stmt.query_map([], row)?;
+            Ok(rows.collect::<rusqlite::Result<_>>()?)
+        })
+    }
+
     /// Every reading of `q`'s range (at most `q.limit` when it is not 0) in `order`, handed
     /// to `each` page by page: memory stays at one page whatever the row count, and no read
     /// transaction is held while `each` runs. `each` returning `false` stops.
