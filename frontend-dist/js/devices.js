@@ -3,6 +3,7 @@ import { api, ApiError } from './api.js';
 import { t, fmtDate, fmtRelative } from './i18n.js';
 import { h, clear, setMsg, responsiveTable } from './dom.js';
 import { deviceAddForm } from './forms.js';
+import { backupsSection } from './backups.js';
 
 const MQTT_PORT = 1883;
 const PREFIX = 'rz';
@@ -86,7 +87,7 @@ export default function devicesView(main, { live }) {
 
   responsiveTable(table);
   responsiveTable(histTable);
-  main.append(h('h1', {}, t('dev.title')), status, h('section', {}, h('div', { class: 'table-wrap card' }, table)), cfgBox, addBox);
+  main.append(h('h1', {}, t('dev.title')), status, h('section', {}, h('div', { class: 'table-wrap card' }, table)), cfgBox, addBox, backupsSection());
 
   let current = null; // { device, config }
 

@@ -1,6 +1,6 @@
 // History: temperature and humidity charts (uPlot) per device, with incident and door markers.
 import uPlot from '../vendor/uplot/uPlot.esm.js';
-import { api } from './api.js';
+import { api, download } from './api.js';
 import { t, fmtDate } from './i18n.js';
 import { h, setMsg, deviceOptions, inputToEpoch, toLocalInput } from './dom.js';
 import { TMP_WARN, TMP_ALARM, LF_LOW, LF_HIGH } from './overview.js';
@@ -78,7 +78,8 @@ export default function historyView(main, { live }) {
   main.append(h('h1', {}, t('hist.title')),
     h('div', { class: 'toolbar' },
       h('div', {}, h('label', { for: 'history-device' }, t('hist.device')), devSel),
-      h('div', {}, h('span', { class: 'sr-only' }, t('hist.range')), seg)),
+      h('div', {}, h('span', { class: 'sr-only' }, t('hist.range')), seg),
+      h('button', { type: 'button', id: 'history-csv', onclick: () => csv() }, t('csv.download'))),
     customBox, status,
     h('div', { class: 'charts' }, h('h2', {}, t('hist.tmp')), chartTmp, h('h2', {}, t('hist.lf')), chartLf),
     h('p', { class: 'meta' }, t('hist.markers')));
@@ -143,6 +144,15 @@ export default function historyView(main, { live }) {
     if (lastRange === 'custom') return [inputToEpoch(from.value), inputToEpoch(to.value)];
     const now = Math.floor(Date.now() / 1000);
     return [now - RANGES[lastRange], now];
+  }
+
+  async function csv() {
+    const device = devSel.value;
+    if (!device) return;
+    const [start, end] = range();
+    try {
+      await download('/data.csv', { query: { device, start_date: start, end_date: end }, filename: `${device}.csv` });
+    } catch (e) { setMsg(status, e.message, 'error'); }
   }
 
   async function load() {

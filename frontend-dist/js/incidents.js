@@ -1,5 +1,5 @@
 // Incidents: filterable table, newest first, paged by time cursor; live incidents prepended.
-import { api } from './api.js';
+import { api, download } from './api.js';
 import { t, fmtDate } from './i18n.js';
 import { h, clear, setMsg, responsiveTable, deviceOptions, inputToEpoch } from './dom.js';
 
@@ -29,7 +29,8 @@ export default function incidentsView(main, { live }) {
     h('div', {}, h('label', { for: 'inc-from' }, t('inc.from')), from),
     h('div', {}, h('label', { for: 'inc-to' }, t('inc.to')), to),
     h('div', {}, h('label', { for: 'inc-limit' }, t('inc.limit')), limit),
-    h('button', { type: 'submit', class: 'primary', id: 'inc-apply' }, t('inc.apply')));
+    h('button', { type: 'submit', class: 'primary', id: 'inc-apply' }, t('inc.apply')),
+    h('button', { type: 'button', id: 'inc-csv', onclick: () => csv() }, t('csv.download')));
   const status = h('p', { class: 'msg', role: 'status', id: 'inc-status' });
   const tbody = h('tbody');
   const table = h('table', { id: 'incidents-table' },
@@ -51,6 +52,12 @@ export default function incidentsView(main, { live }) {
 
   function filters() {
     return { type: type.value.trim(), device: device.value, start_date: inputToEpoch(from.value), end_date: inputToEpoch(to.value) };
+  }
+
+  async function csv() {
+    try {
+      await download('/incidents.csv', { query: filters(), filename: 'incidents.csv' });
+    } catch (e) { setMsg(status, e.message, 'error'); }
   }
 
   let seq = 0;
