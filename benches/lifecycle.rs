@@ -63,12 +63,15 @@ fn main() {
         let step = (30 * DAY_MS) / (rows / devices).max(1);
         let t = Instant::now();
         let metrics = Arc::new(Metrics::default());
-        let writer = store.spawn_writer(metrics.clone(), Health::new()).expect("writer");
+        let writer = store
+            .spawn_writer(metrics.clone(), Health::new())
+            .expect("writer");
         let tx = writer.sender();
         for i in 0..rows {
             let d = (i % devices) as usize;
             let n = i / devices;
-            tx.send(reading(&ids[d], start + n * step + d as i64, n)).unwrap();
+            tx.send(reading(&ids[d], start + n * step + d as i64, n))
+                .unwrap();
             while i % 100_000 == 0 && i > 0 && metrics.store_committed.get() + 200_000 < i as u64 {
                 std::thread::sleep(Duration::from_millis(5));
             }
@@ -76,7 +79,10 @@ fn main() {
         drop(tx);
         writer.close().expect("committed");
         let s = t.elapsed().as_secs_f64();
-        println!("insert: {rows} rows in {s:.1} s ({:.0} rows/s, rollups included)", rows as f64 / s);
+        println!(
+            "insert: {rows} rows in {s:.1} s ({:.0} rows/s, rollups included)",
+            rows as f64 / s
+        );
     }
     let space = store.space().expect("space");
     println!(
@@ -97,7 +103,10 @@ fn main() {
         assert!(!s.buckets.is_empty());
     }
     let p50 = percentile(&mut ms, 0.5);
-    println!("/data/summary 30 d, 1 device (rollups): p50 {p50:.2} ms, max {:.2} ms", ms[ms.len() - 1]);
+    println!(
+        "/data/summary 30 d, 1 device (rollups): p50 {p50:.2} ms, max {:.2} ms",
+        ms[ms.len() - 1]
+    );
 
     let mut ms = Vec::new();
     for i in 0..100 {
@@ -112,7 +121,10 @@ fn main() {
         assert_eq!(r.len(), 100);
     }
     let p50 = percentile(&mut ms, 0.5);
-    println!("/data?limit=100 (all devices and one device): p50 {p50:.3} ms, max {:.3} ms", ms[ms.len() - 1]);
+    println!(
+        "/data?limit=100 (all devices and one device): p50 {p50:.3} ms, max {:.3} ms",
+        ms[ms.len() - 1]
+    );
 
     backup_while_ingesting(&store, &dir, &ids[0]);
 }
@@ -121,7 +133,9 @@ fn main() {
 /// millisecond goes to the writer; the delay from send to commit of each of those.
 fn backup_while_ingesting(store: &Store, dir: &std::path::Path, device: &DeviceId) {
     let metrics = Arc::new(Metrics::default());
-    let writer = store.spawn_writer(metrics.clone(), Health::new()).expect("writer");
+    let writer = store
+        .spawn_writer(metrics.clone(), Health::new())
+        .expect("writer");
     let tx = writer.sender();
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let (s2, m2) = (stop.clone(), metrics.clone());
@@ -161,8 +175,8 @@ fn backup_while_ingesting(store: &Store, dir: &std::path::Path, device: &DeviceI
     store.backup(&file).expect("backup");
     let written = t.elapsed();
     let after = store.backup_bounds().unwrap();
-    let check = Store::verify_backup(&file, store.schema_version().ok(), before, after)
-        .expect("verified");
+    let check =
+        Store::verify_backup(&file, store.schema_version().ok(), before, after).expect("verified");
     let total = t.elapsed();
     std::thread::sleep(Duration::from_secs(1));
     stop.store(true, std::sync::atomic::Ordering::Relaxed);

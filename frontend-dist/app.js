@@ -29,7 +29,10 @@ function showLogin(message = '') {
   $('login-user').focus();
 }
 
-export function logout() {
+// Ends the token on the server (POST /logout, or /logout/all for "sign out everywhere"), then
+// locally; the local sign-out does not wait for the answer.
+export function logout({ everywhere = false } = {}) {
+  if (getToken()) api(everywhere ? '/logout/all' : '/logout', { method: 'POST' }).catch(() => {});
   clearToken();
   if (location.hash !== '#/login') history_replace('#/login');
   showLogin();

@@ -71,6 +71,17 @@ pub struct ServeSettings {
     #[arg(long, env = "RZMON_ALLOWED_ORIGINS", value_delimiter = ',', value_parser = origin, global = true)]
     pub allowed_origins: Vec<String>,
 
+    /// Reverse proxies (comma-separated IP addresses or CIDR ranges) whose `X-Forwarded-For` /
+    /// `Forwarded` headers name the client for the login lockout, the audit and the logs.
+    /// Empty: those headers are ignored.
+    #[arg(
+        long,
+        env = "RZMON_TRUSTED_PROXIES",
+        value_delimiter = ',',
+        global = true
+    )]
+    pub trusted_proxies: Vec<crate::cidr::Cidr>,
+
     /// Lifetime of a login token in seconds.
     #[arg(long, env = "RZMON_TOKEN_TTL", default_value_t = 43_200,
           value_parser = clap::value_parser!(u64).range(60..=2_592_000), global = true)]

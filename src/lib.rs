@@ -20,6 +20,7 @@ pub mod api;
 pub mod app;
 pub mod auth;
 pub mod broker;
+pub mod cidr;
 pub mod cli;
 pub mod commands;
 pub mod config;

@@ -266,7 +266,8 @@ async fn bad_tokens_are_refused() {
     use jsonwebtoken::{EncodingKey, Header, encode};
     let app = TestApp::start().await;
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
-    let claims = |exp: i64| json!({"sub": "admin", "iat": now - 100, "exp": exp});
+    // uid 1 / tgen 0: the first user under its first token generation (sessions that end).
+    let claims = |exp: i64| json!({"sub": "admin", "uid": 1, "tgen": 0, "jti": "forged", "iat": now - 100, "exp": exp});
     let forge = |secret: &[u8], exp: i64| {
         encode(
             &Header::default(),
@@ -307,6 +308,19 @@ async fn bad_tokens_are_refused() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn login_lockout_per_ip() {
     let app = TestApp::start().await;
+    // Both addresses used here logged in before, so the per-account throttle (auth::throttle)
+    // leaves them alone and only the per-address lockout is at work.
+    app.login().await;
+    let known = reqwest::Client::builder()
+        .local_address("127.0.0.2".parse::<std::net::IpAddr>().unwrap())
+        .build()
+        .unwrap()
+        .post(app.url("/login"))
+        .json(&json!({"username": "admin", "password": ADMIN_PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(known.status(), 200);
     let wrong = json!({"username": "admin", "password": "wrong-password"});
     let (s1, unknown) = app
         .post(

@@ -399,20 +399,6 @@ async fn csv_exports_quote_filter_and_need_a_token() {
     );
 }
 
-/// Resident memory of the server process, in KiB.
-fn server_rss_kib(app: &TestApp) -> u64 {
-    let status = std::fs::read_to_string(format!(
-        "/proc/{}/status",
-        app.pid().expect("a process app")
-    ))
-    .unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .unwrap_or(0)
-}
-
 /// A 300,000-row export (≈ 20 MB of CSV) streams: the server's memory stays within a few MiB
 /// while the client reads it chunk by chunk.
 #[tokio::test]
@@ -435,7 +421,7 @@ async fn large_csv_export_streams_in_bounded_memory() {
         .await
         .unwrap();
     assert_eq!(res.status(), 200);
-    let start = server_rss_kib(&app);
+    let start = app.mem_kib("VmRSS");
     let (mut bytes, mut lines, mut peak) = (0usize, 0usize, start);
     while let Some(chunk) = tokio::time::timeout(Duration::from_secs(30), res.chunk())
         .await
@@ -444,7 +430,7 @@ async fn large_csv_export_streams_in_bounded_memory() {
     {
         bytes += chunk.len();
         lines += chunk.iter().filter(|b| **b == b'\n').count();
-        peak = peak.max(server_rss_kib(&app));
+        peak = peak.max(app.mem_kib("VmRSS"));
     }
     assert_eq!(lines, n as usize + 1);
     assert!(bytes > 15_000_000, "{bytes}");

@@ -441,12 +441,19 @@ impl TestApp {
         }
     }
 
-    /// The server's process id (process apps; `None` in-process or once stopped).
-    pub fn pid(&self) -> Option<u32> {
-        match &self.mode {
-            Mode::Process { child, .. } => child.as_ref().map(Child::id),
-            Mode::InProcess(_) => None,
-        }
+    /// A `/proc/<pid>/status` figure of the server in KiB (`VmRSS`, `VmHWM` = peak RSS):
+    /// exact for a process app; an in-process app reads `/proc/self` (the whole test binary).
+    pub fn mem_kib(&self, field: &str) -> u64 {
+        let pid = match &self.mode {
+            Mode::Process { child, .. } => child.as_ref().expect("running").id().to_string(),
+            Mode::InProcess(_) => "self".to_owned(),
+        };
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+            .and_then(|v| v.split_whitespace().next()?.parse().ok())
+            .unwrap_or_else(|| panic!("{field} in /proc status"))
     }
 
     /// Sends SIGTERM and waits for the exit status (process apps).

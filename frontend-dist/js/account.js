@@ -1,4 +1,4 @@
-// Account: who is signed in, language, logout.
+// Account: who is signed in, language, sign out (this session or everywhere).
 import { api } from './api.js';
 import { t, fmtDate, getLang, setLang } from './i18n.js';
 import { h, setMsg } from './dom.js';
@@ -14,11 +14,13 @@ export default function accountView(main, { logout }) {
   lang.addEventListener('change', () => setLang(lang.value));
   const out = h('button', { type: 'button', id: 'logout', class: 'primary' }, t('acct.logout'));
   out.addEventListener('click', () => logout());
+  const all = h('button', { type: 'button', id: 'logout-all' }, t('acct.logoutAll'));
+  all.addEventListener('click', () => logout({ everywhere: true }));
   main.append(h('h1', {}, t('acct.title')),
     h('section', { class: 'card' }, status,
       h('dl', { class: 'kv' }, h('dt', {}, t('acct.user')), user, h('dt', {}, t('acct.created')), created),
       h('p', {}, h('label', { for: 'account-lang' }, t('acct.lang')), lang),
-      out),
+      h('p', { class: 'toolbar' }, out, all)),
     passwordForm());
   api('/user/profile').then((p) => {
     user.textContent = p.username; created.textContent = fmtDate(p.created); setMsg(status, '');

@@ -1,6 +1,8 @@
 //! Bearer authentication for protected routes: the `Authorization: Bearer <jwt>` header is
-//! verified (HS256 only, `exp` required) and the token's user must still exist, so removing a
-//! user takes effect at once. Failures are 401 rejections with `WWW-Authenticate: Bearer`.
+//! verified (HS256 only, `exp` required) and the token must still stand for a session: its user
+//! exists with the same id (never reused), the same token generation (a password change or
+//! "sign out everywhere" bumps it), and the token was not ended by logout. Checked on every
+//! request, so all of these take effect at once. Failures are 401 rejections with `WWW-Authenticate: Bearer`.
 
 use super::error::ApiError;
 use super::{Shared, blocking, with_state};
@@ -13,6 +15,7 @@ const MALFORMED: &str = "The Authorization header must look like: Bearer <access
 const INVALID: &str = "The access token is invalid; log in again.";
 const EXPIRED: &str = "The access token has expired; log in again.";
 const GONE: &str = "The account of this access token no longer exists.";
+const ENDED: &str = "This session has ended (password change or sign-out); log in again.";
 
 /// The logged-in user of a request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -21,6 +24,10 @@ pub struct Principal {
     pub created_ms: i64,
     /// Token expiry, seconds since the Unix epoch (a WebSocket is closed then).
     pub exp: u64,
+    pub uid: i64,
+    pub tgen: i64,
+    /// The token's id (what logout ends).
+    pub jti: String,
 }
 
 /// Extracts the `Principal` or rejects with 401.
@@ -64,17 +71,45 @@ pub fn check_token(keys: &JwtKeys, token: &str) -> Result<crate::auth::jwt::Clai
     })
 }
 
-/// A valid token whose user still exists.
+/// A valid token whose session has not ended.
 pub async fn authenticate(state: &Shared, token: &str) -> Result<Principal, ApiError> {
     let claims = check_token(&state.keys, token)?;
-    let username = claims.sub.clone();
-    let user = blocking(&state.ctx.store, move |s| s.user(&username)).await?;
+    let (user, revoked) = lookup(state, &claims.sub, &claims.jti).await?;
     let user = user.ok_or(ApiError::Unauthorized(GONE))?;
+    if user.uid != claims.uid {
+        return Err(ApiError::Unauthorized(GONE));
+    }
+    if user.token_gen != claims.tgen || revoked {
+        return Err(ApiError::Unauthorized(ENDED));
+    }
     Ok(Principal {
         username: user.username,
         created_ms: user.created_ms,
         exp: claims.exp,
+        uid: claims.uid,
+        tgen: claims.tgen,
+        jti: claims.jti,
     })
+}
+
+/// The token's user (if any) and whether the token was logged out: one blocking call.
+async fn lookup(
+    state: &Shared,
+    username: &str,
+    jti: &str,
+) -> Result<(Option<crate::store::UserRow>, bool), ApiError> {
+    let (username, jti) = (username.to_owned(), jti.to_owned());
+    blocking(&state.ctx.store, move |s| {
+        Ok((s.user(&username)?, s.token_revoked(&jti)?))
+    })
+    .await
+}
+
+/// True while the session of `p` stands (the user, its id and generation unchanged, the token
+/// not logged out). Open WebSockets ask this every `ws::SESSION_CHECK`.
+pub async fn session_stands(state: &Shared, p: &Principal) -> Result<bool, ApiError> {
+    let (user, revoked) = lookup(state, &p.username, &p.jti).await?;
+    Ok(!revoked && user.is_some_and(|u| u.uid == p.uid && u.token_gen == p.tgen))
 }
 
 #[cfg(test)]
@@ -106,7 +141,7 @@ mod tests {
     #[test]
     fn token_errors_are_401() {
         let keys = JwtKeys::new(&[7; 32], Duration::from_secs(60)).expect("keys");
-        let (token, claims) = keys.issue("admin").expect("issue");
+        let (token, claims) = keys.issue("admin", 1, 0).expect("issue");
         assert_eq!(check_token(&keys, &token).ok(), Some(claims));
         match check_token(&keys, "garbage") {
             Err(e @ ApiError::Unauthorized(INVALID)) => assert_eq!(e.status().as_u16(), 401),

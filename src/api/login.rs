@@ -1,12 +1,14 @@
 //! `POST /login`: username and password → a bearer token. Unknown users and wrong passwords
 //! answer alike (same sentence, same argon2 cost). Failures are counted per client IP (10 →
-//! locked 5 minutes) and per account name (100 → locked 15 minutes, so many IPs cannot guess one
-//! password); a locked key is refused even with the right password; a success resets both.
+//! locked 5 minutes, even with the right password) and per account name, where they throttle
+//! with a growing delay instead of locking, and never for an address that logged in to that
+//! account before (`auth::throttle`). Hashing runs on the bounded `auth::hasher` threads; when
+//! they are saturated the answer is 429 at once.
 
 use super::error::{ApiError, json_response, respond, retry_secs};
 use super::{Shared, blocking};
-use crate::auth::password::{DUMMY_PHC, verify_password};
-use crate::auth::policy::{ACCOUNT_LOCK, IP_LOCK};
+use crate::auth::password::{DUMMY_PHC, verify_password_in};
+use crate::auth::policy::IP_LOCK;
 use serde::Deserialize;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
@@ -25,8 +27,16 @@ pub struct LoginRequest {
     password: String,
 }
 
-pub async fn handle(remote: Option<SocketAddr>, req: LoginRequest, state: Shared) -> Response {
-    respond(login(remote, req, &state).await)
+pub async fn handle(
+    remote: Option<SocketAddr>,
+    headers: warp::http::HeaderMap,
+    req: LoginRequest,
+    state: Shared,
+) -> Response {
+    // The lockout, audit and log address: the peer, or what a trusted proxy says.
+    let client = super::client_ip::client_ip(remote, &headers, &state.ctx.config.trusted_proxies)
+        .map(|ip| SocketAddr::new(ip, 0));
+    respond(login(client, req, &state).await)
 }
 
 async fn login(
@@ -39,8 +49,8 @@ async fn login(
     if let Some(left) = state.ip_lockout.locked(&ip) {
         return Err(locked("Too many failed logins from your address.", left));
     }
-    if let Some(left) = state.account_lockout.locked(&account) {
-        return Err(locked("Too many failed logins for this account.", left));
+    if let Err(wait) = state.account_throttle.check(&account, ip) {
+        return Err(locked("Too many failed logins for this account.", wait));
     }
 
     if !password_matches(state, req.username.clone(), req.password).await? {
@@ -49,27 +59,27 @@ async fn login(
         if state.ip_lockout.fail(&ip).is_some() {
             tracing::warn!(%ip, minutes = IP_LOCK.as_secs() / 60, "address locked out after failed logins");
         }
-        if state.account_lockout.fail(&account).is_some() {
-            tracing::warn!(username = ?account, minutes = ACCOUNT_LOCK.as_secs() / 60, "account locked out after failed logins");
+        let delay = state.account_throttle.fail(&account);
+        if delay == Duration::from_secs(1) {
+            tracing::warn!(username = ?account, "account throttled after failed logins (known addresses are not)");
         }
         return Err(ApiError::Unauthorized(BAD_LOGIN));
     }
 
     state.ip_lockout.succeed(&ip);
-    state.account_lockout.succeed(&account);
-    let (token, _) = state
-        .keys
-        .issue(&req.username)
-        .map_err(ApiError::internal)?;
+    state.account_throttle.succeed(&account, ip);
     tracing::info!(%ip, username = ?account, "HTTP login");
     let (user, detail) = (
         req.username.clone(),
         serde_json::json!({ "ip": ip.to_string() }),
     );
-    super::blocking(&state.ctx.store, move |s| {
-        s.audit(&user, "login", &user, &detail)
+    let row = super::blocking(&state.ctx.store, move |s| {
+        s.audit(&user, "login", &user, &detail)?;
+        s.user(&user)
     })
-    .await?;
+    .await?
+    .ok_or(ApiError::Unauthorized(BAD_LOGIN))?;
+    let token = issue(state, &row)?;
     Ok(json_response(
         StatusCode::OK,
         &serde_json::json!({
@@ -80,28 +90,45 @@ async fn login(
     ))
 }
 
-/// Checks the password in the blocking pool, at most `MAX_PASSWORD_CHECKS` at a time. An
-/// unknown user is verified against a dummy hash so the answer takes as long as a wrong password.
+/// A new token for `user` under its current token generation.
+pub(super) fn issue(state: &Shared, user: &crate::store::UserRow) -> Result<String, ApiError> {
+    let (token, _) = state
+        .keys
+        .issue(&user.username, user.uid, user.token_gen)
+        .map_err(ApiError::internal)?;
+    Ok(token)
+}
+
+/// Checks the password on the hashing threads; 429 at once when they are saturated. An unknown
+/// user is verified against a dummy hash so the answer takes as long as a wrong password.
 pub(super) async fn password_matches(
     state: &Shared,
     username: String,
     password: String,
 ) -> Result<bool, ApiError> {
-    let _permit = state
-        .password_checks
-        .acquire()
-        .await
-        .map_err(ApiError::internal)?;
-    blocking(&state.ctx.store, move |store| {
-        Ok(match store.user(&username)? {
-            Some(user) => verify_password(&password, &user.password_hash),
+    let hash = blocking(&state.ctx.store, move |store| {
+        Ok(store.user(&username)?.map(|u| u.password_hash))
+    })
+    .await?;
+    state
+        .hasher
+        .run(move |memory| match hash {
+            Some(phc) => verify_password_in(&password, &phc, memory),
             None => {
-                verify_password(&password, DUMMY_PHC);
+                verify_password_in(&password, DUMMY_PHC, memory);
                 false
             }
         })
-    })
-    .await
+        .await
+        .map_err(|_| busy())
+}
+
+/// The answer when the hashing queue is full.
+pub(super) fn busy() -> ApiError {
+    ApiError::TooManyRequests {
+        message: "Too many logins at once; try again in a second.".into(),
+        retry_after: Duration::from_secs(1),
+    }
 }
 
 pub(super) fn locked(why: &str, left: Duration) -> ApiError {

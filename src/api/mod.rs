@@ -11,6 +11,7 @@ mod assets;
 mod auth_filter;
 mod backups;
 mod body;
+mod client_ip;
 mod config;
 mod cors;
 mod data;
@@ -22,12 +23,15 @@ mod login;
 mod metrics;
 pub mod params;
 mod profile;
+mod session;
 mod target;
 mod ws;
 
 use crate::alerts::Alerts;
+use crate::auth::hasher::{self, Hasher};
 use crate::auth::jwt::JwtKeys;
 use crate::auth::policy;
+use crate::auth::throttle::Throttle;
 use crate::commands::Commands;
 use crate::health::Health;
 use crate::hub::Hub;
@@ -40,7 +44,6 @@ use std::convert::Infallible;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use warp::filters::BoxedFilter;
@@ -52,6 +55,7 @@ use warp::{Filter, Rejection};
 /// the frontend's index.html. Includes the seed's device-command paths served by a later issue.
 pub const API_SEGMENTS: &[&str] = &[
     "login",
+    "logout",
     "data",
     "incidents",
     "user",
@@ -74,10 +78,6 @@ pub const API_SEGMENTS: &[&str] = &[
     "incidents.csv",
 ];
 
-/// Concurrent argon2 verifications: each takes 19 MiB and a core for ~20 ms, so a login flood
-/// queues here instead of exhausting memory or starving ingest.
-const MAX_PASSWORD_CHECKS: usize = 4;
-
 /// How long `serve` waits for WebSocket tasks to send their close frames at shutdown.
 const WS_SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
@@ -86,6 +86,8 @@ const WS_SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 pub struct ApiConfig {
     /// Extra origins allowed for CORS and the WebSocket `Origin` check (never `*`).
     pub allowed_origins: Vec<String>,
+    /// Peers whose forwarding headers name the client (`client_ip`).
+    pub trusted_proxies: Vec<crate::cidr::Cidr>,
     /// Lifetime of an issued JWT.
     pub token_ttl: Duration,
     /// Largest accepted request body in bytes.
@@ -125,8 +127,12 @@ pub(crate) struct State {
     ctx: Context,
     keys: JwtKeys,
     ip_lockout: Lockout<IpAddr>,
+    /// Wrong current passwords in `POST /user/password`, per user.
     account_lockout: Lockout<String>,
-    password_checks: Semaphore,
+    /// Failed logins per account name: a growing delay, never for known addresses.
+    account_throttle: Throttle,
+    /// The argon2 threads: a login flood queues (bounded) here instead of exhausting memory.
+    hasher: Hasher,
     ws_tasks: TaskTracker,
 }
 
@@ -141,7 +147,9 @@ impl State {
             keys,
             ip_lockout: Lockout::new(policy::IP_MAX_FAILURES, policy::IP_LOCK),
             account_lockout: Lockout::new(policy::ACCOUNT_MAX_FAILURES, policy::ACCOUNT_LOCK),
-            password_checks: Semaphore::new(MAX_PASSWORD_CHECKS),
+            account_throttle: Throttle::default(),
+            hasher: Hasher::start(hasher::THREADS, hasher::QUEUE)
+                .context("cannot start the password-hashing threads")?,
             ws_tasks: TaskTracker::new(),
         })
     }
@@ -200,6 +208,7 @@ fn api_routes(state: Shared) -> BoxedFilter<(Response,)> {
     let login = warp::path!("login")
         .and(warp::post())
         .and(warp::addr::remote())
+        .and(warp::header::headers_cloned())
         .and(body::json::<login::LoginRequest>(
             limit,
             login::EXPECTED_BODY,
@@ -222,6 +231,16 @@ fn api_routes(state: Shared) -> BoxedFilter<(Response,)> {
         .and(warp::get())
         .and(auth())
         .then(profile::handle);
+    let logout = warp::path!("logout")
+        .and(warp::post())
+        .and(auth())
+        .and(st())
+        .then(session::logout);
+    let logout_all = warp::path!("logout" / "all")
+        .and(warp::post())
+        .and(auth())
+        .and(st())
+        .then(session::logout_all);
     let metrics = warp::path!("metrics")
         .and(warp::get())
         .and(auth())
@@ -402,6 +421,10 @@ fn api_routes(state: Shared) -> BoxedFilter<(Response,)> {
         .or(incidents)
         .unify()
         .or(profile)
+        .unify()
+        .or(logout)
+        .unify()
+        .or(logout_all)
         .unify()
         .or(metrics)
         .unify()

@@ -1,5 +1,6 @@
 //! `GET /user/profile`: the logged-in user → `{"username","created"}`;
-//! `POST /user/password`: change the own password (the current one is required).
+//! `POST /user/password`: change the own password (the current one is required). Every token of
+//! the user ends; the answer carries a fresh one for the session that made the change.
 
 use super::auth_filter::Principal;
 use super::error::{ApiError, json_response, respond};
@@ -53,17 +54,30 @@ async fn change(
         // 403, not 401: the session is fine, only the confirmation was wrong.
         return Err(ApiError::Forbidden("The current password is wrong."));
     }
-    let (name, new) = (user.username.clone(), req.new_password);
-    blocking(&state.ctx.store, move |s| {
-        let hash = crate::auth::hash_password(&new)
-            .map_err(|e| crate::store::StoreError::Task(e.to_string()))?;
+    let new = req.new_password;
+    let hash = state
+        .hasher
+        .run(move |_| crate::auth::hash_password(&new))
+        .await
+        .map_err(|_| login::busy())?
+        .map_err(ApiError::internal)?;
+    let name = user.username.clone();
+    let row = blocking(&state.ctx.store, move |s| {
         s.set_user_password(&name, &hash)?;
-        s.audit(&name, "passwordChange", &name, &serde_json::json!({}))
+        s.audit(&name, "passwordChange", &name, &serde_json::json!({}))?;
+        s.user(&name)
     })
-    .await?;
-    tracing::info!(username = %user.username, "password changed");
+    .await?
+    .ok_or(ApiError::Unauthorized("The account no longer exists."))?;
+    tracing::info!(username = %user.username, "password changed; all sessions ended");
+    let token = login::issue(state, &row)?;
     Ok(json_response(
         StatusCode::OK,
-        &serde_json::json!({ "changed": true }),
+        &serde_json::json!({
+            "changed": true,
+            "access_token": token,
+            "token_type": "Bearer",
+            "expires_in": state.keys.ttl().as_secs().max(1),
+        }),
     ))
 }

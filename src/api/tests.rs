@@ -133,7 +133,7 @@ async fn body_and_method_errors_are_json() {
 async fn protected_routes_need_a_valid_token() {
     let other =
         JwtKeys::new(b"another-secret-another-secret-00", Duration::from_secs(60)).expect("keys");
-    let (foreign, _) = other.issue("admin").expect("issue");
+    let (foreign, _) = other.issue("admin", 1, 0).expect("issue");
     for auth in [
         None,
         Some("Bearer garbage".to_owned()),
@@ -149,7 +149,7 @@ async fn protected_routes_need_a_valid_token() {
     }
     let (token, _) = JwtKeys::new(SECRET, Duration::from_secs(60))
         .expect("keys")
-        .issue("admin")
+        .issue("admin", 1, 0)
         .expect("issue");
     let res = warp::test::request()
         .path("/data")

@@ -2,8 +2,9 @@
 //! first message `{"type":"auth","token":..}` within 5 s; nothing is sent before it. Then
 //! `{"type":"ready"}` and every hub event, written in batches. A client that falls `ws_queue`
 //! events behind, or whose send stalls for 10 s, is dropped (never slowing ingest or other
-//! clients); server pings find dead peers; the socket is closed when the token expires (1008)
-//! and at shutdown (1001).
+//! clients); server pings find dead peers; the socket is closed when the token expires or its
+//! session ends (password change, user removed, logout: checked every `SESSION_CHECK`, also
+//! catching changes made by the CLI in another process) with 1008, and at shutdown (1001).
 
 use super::Shared;
 use super::auth_filter::{self, Principal};
@@ -37,6 +38,8 @@ const BEHIND_CHECK: Duration = Duration::from_millis(100);
 const PING_EVERY: Duration = Duration::from_secs(30);
 /// A client silent (not even a pong) for this long is gone.
 const IDLE_LIMIT: Duration = Duration::from_secs(75);
+/// How often an open socket re-checks that its session still stands.
+pub const SESSION_CHECK: Duration = Duration::from_millis(500);
 const SLOW: &str = "Too slow to keep up; reconnect.";
 /// Cap on a token's remaining lifetime for the expiry timer (ten years; avoids overflow).
 const MAX_TOKEN_SECS: u64 = 10 * 365 * 86_400;
@@ -127,6 +130,7 @@ async fn session(socket: WebSocket, state: Shared, principal: Option<Principal>)
     let queue = state.ctx.config.ws_queue.max(1);
     let mut ping = tokio::time::interval_at(Instant::now() + PING_EVERY, PING_EVERY);
     let mut last_seen = Instant::now();
+    let mut session_check = tokio::time::interval_at(Instant::now() + SESSION_CHECK, SESSION_CHECK);
     loop {
         tokio::select! {
             () = state.ctx.shutdown.cancelled() => {
@@ -136,6 +140,14 @@ async fn session(socket: WebSocket, state: Shared, principal: Option<Principal>)
             () = &mut expired => {
                 close(&mut tx, POLICY, "Access token expired; log in again.").await;
                 return;
+            }
+            _ = session_check.tick() => {
+                // A store error is not proof the session ended: keep the socket, ask again.
+                if matches!(auth_filter::session_stands(&state, &principal).await, Ok(false)) {
+                    tracing::info!(user, "closing WebSocket: its session ended");
+                    close(&mut tx, POLICY, "Session ended; log in again.").await;
+                    return;
+                }
             }
             _ = ping.tick() => {
                 if last_seen.elapsed() > IDLE_LIMIT {

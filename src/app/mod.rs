@@ -203,6 +203,7 @@ pub async fn start(
         backups: parts.backups.clone(),
         config: ApiConfig {
             allowed_origins: settings.allowed_origins.clone(),
+            trusted_proxies: settings.trusted_proxies.clone(),
             token_ttl: settings.token_ttl(),
             body_limit: settings.body_limit,
             ws_queue: settings.ws_queue as usize,

@@ -1,4 +1,5 @@
-//! Access tokens: JWT HS256 with claims `{sub, iat, exp}`. Verification accepts HS256 only
+//! Access tokens: JWT HS256 with claims `{sub, uid, tgen, jti, iat, exp}` (`uid`/`tgen` tie the
+//! token to one user and its token generation, `jti` names it for logout). Verification accepts HS256 only
 //! (so `alg:none` and algorithm confusion fail), requires `exp`, and allows no leeway: the same
 //! process issues and checks tokens, so there is no clock skew to forgive.
 
@@ -12,6 +13,12 @@ use std::time::Duration;
 pub struct Claims {
     /// The username.
     pub sub: String,
+    /// The user's id (never reused).
+    pub uid: i64,
+    /// The user's token generation when the token was issued.
+    pub tgen: i64,
+    /// Random token id (logout ends exactly this token).
+    pub jti: String,
     /// Issued at, seconds since the Unix epoch.
     pub iat: u64,
     /// Expires at, seconds since the Unix epoch.
@@ -52,7 +59,7 @@ impl JwtKeys {
         }
         let mut validation = Validation::new(Algorithm::HS256);
         validation.algorithms = vec![Algorithm::HS256];
-        validation.set_required_spec_claims(&["exp", "iat", "sub"]);
+        validation.set_required_spec_claims(&["exp", "iat", "sub", "jti"]);
         validation.validate_exp = true;
         validation.leeway = 0;
         validation.validate_aud = false;
@@ -69,11 +76,15 @@ impl JwtKeys {
         self.ttl
     }
 
-    /// A token for `username`, valid from now for the configured lifetime.
-    pub fn issue(&self, username: &str) -> Result<(String, Claims), KeyError> {
+    /// A token for `username` (id `uid`, token generation `tgen`), valid from now for the
+    /// configured lifetime.
+    pub fn issue(&self, username: &str, uid: i64, tgen: i64) -> Result<(String, Claims), KeyError> {
         let iat = jsonwebtoken::get_current_timestamp();
         let claims = Claims {
             sub: username.to_owned(),
+            uid,
+            tgen,
+            jti: hex::encode(rand::random::<[u8; 16]>()),
             iat,
             exp: iat.saturating_add(self.ttl.as_secs().max(1)),
         };
@@ -114,7 +125,7 @@ mod tests {
     #[test]
     fn issued_token_verifies() {
         let k = keys();
-        let (token, claims) = k.issue("admin").expect("issue");
+        let (token, claims) = k.issue("admin", 1, 0).expect("issue");
         assert_eq!(claims.exp - claims.iat, 3600);
         assert_eq!(k.verify(&token), Ok(claims));
     }
@@ -126,6 +137,9 @@ mod tests {
         let now = jsonwebtoken::get_current_timestamp();
         let claims = Claims {
             sub: "admin".into(),
+            uid: 1,
+            tgen: 0,
+            jti: "j".into(),
             iat: now - 100,
             exp: now - 1,
         };
@@ -137,7 +151,7 @@ mod tests {
     #[test]
     fn alg_none_is_refused() {
         let k = keys();
-        let (token, _) = k.issue("admin").expect("issue");
+        let (token, _) = k.issue("admin", 1, 0).expect("issue");
         let payload = token.split('.').nth(1).expect("payload part");
         // base64url of {"alg":"none","typ":"JWT"}
         let none_header = "eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0";
@@ -154,7 +168,7 @@ mod tests {
     fn other_key_and_other_algorithm_are_refused() {
         let other = JwtKeys::new(b"another-secret-another-secret-00", Duration::from_secs(60))
             .expect("keys");
-        let (token, claims) = other.issue("admin").expect("issue");
+        let (token, claims) = other.issue("admin", 1, 0).expect("issue");
         assert_eq!(keys().verify(&token), Err(TokenError::Invalid));
 
         let hs512 = jsonwebtoken::encode(

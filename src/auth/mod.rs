@@ -2,8 +2,10 @@
 //! issued after a login (`jwt`, algorithm pinned, `exp` required, no leeway); the password,
 //! lockout and secret rules (`policy`).
 
+pub mod hasher;
 pub mod jwt;
 pub mod password;
 pub mod policy;
+pub mod throttle;
 
 pub use password::{hash_password, verify_password};

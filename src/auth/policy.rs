@@ -16,9 +16,9 @@ pub const MIN_SECRET_LEN: usize = 32;
 pub const IP_MAX_FAILURES: u32 = 10;
 /// ...for this long.
 pub const IP_LOCK: Duration = Duration::from_secs(5 * 60);
-/// Failed logins for one account name, from anywhere, before the account is locked out (so
-/// many addresses cannot guess one password)...
-pub const ACCOUNT_MAX_FAILURES: u32 = 100;
+/// Wrong current passwords in `POST /user/password` for one user before its password changes
+/// are locked (logins are throttled per account instead, see `auth::throttle`)...
+pub const ACCOUNT_MAX_FAILURES: u32 = 10;
 /// ...for this long.
 pub const ACCOUNT_LOCK: Duration = Duration::from_secs(15 * 60);
 

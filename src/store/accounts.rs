@@ -25,8 +25,12 @@ fn user_row(r: &Row<'_>) -> rusqlite::Result<UserRow> {
         username: r.get(0)?,
         password_hash: r.get(1)?,
         created_ms: r.get(2)?,
+        uid: r.get(3)?,
+        token_gen: r.get(4)?,
     })
 }
+
+const USER_COLUMNS: &str = "username, password_hash, created_ms, uid, token_gen";
 
 fn device_row(r: &Row<'_>) -> rusqlite::Result<DeviceRow> {
     Ok(DeviceRow {
@@ -40,9 +44,9 @@ fn device_row(r: &Row<'_>) -> rusqlite::Result<DeviceRow> {
 impl Store {
     pub fn user(&self, username: &str) -> Result<Option<UserRow>> {
         self.with_conn(|c| {
-            let mut stmt = c.prepare_cached(
-                "SELECT username, password_hash, created_ms FROM users WHERE username = ?1",
-            )?;
+            let mut stmt = c.prepare_cached(&format!(
+                "SELECT {USER_COLUMNS} FROM users WHERE username = ?1"
+            ))?;
             Ok(stmt.query_row([username], user_row).optional()?)
         })
     }
@@ -50,9 +54,9 @@ impl Store {
     /// All users, by name.
     pub fn users(&self) -> Result<Vec<UserRow>> {
         self.with_conn(|c| {
-            let mut stmt = c.prepare_cached(
-                "SELECT username, password_hash, created_ms FROM users ORDER BY username",
-            )?;
+            let mut stmt = c.prepare_cached(&format!(
+                "SELECT {USER_COLUMNS} FROM users ORDER BY username"
+            ))?;
             let rows = stmt.query_map([], user_row)?;
             Ok(rows.collect::<rusqlite::Result<_>>()?)
         })
@@ -65,26 +69,65 @@ impl Store {
         })
     }
 
-    /// `Err(Exists)` if taken.
+    /// `Err(Exists)` if taken. The user gets a fresh id that no user ever had.
     pub fn create_user(&self, username: &str, password_hash: &str) -> Result<()> {
         self.with_conn(|c| {
-            c.execute(
-                "INSERT INTO users (username, password_hash, created_ms) VALUES (?1, ?2, ?3)",
-                (username, password_hash, now_ms()),
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            tx.execute("INSERT INTO user_ids (username) VALUES (?1)", [username])?;
+            let uid = tx.last_insert_rowid();
+            tx.execute(
+                "INSERT INTO users (username, password_hash, created_ms, uid) VALUES (?1, ?2, ?3, ?4)",
+                (username, password_hash, now_ms(), uid),
             )
             .map_err(|e| exists_or(e, username))?;
+            tx.commit()?;
             Ok(())
         })
     }
 
-    /// `false` if there is no such user.
+    /// Sets the hash and ends every token of the user. `false` if there is no such user.
     pub fn set_user_password(&self, username: &str, password_hash: &str) -> Result<bool> {
         self.with_conn(|c| {
             let n = c.execute(
-                "UPDATE users SET password_hash = ?2 WHERE username = ?1",
+                "UPDATE users SET password_hash = ?2, token_gen = token_gen + 1 WHERE username = ?1",
                 (username, password_hash),
             )?;
             Ok(n > 0)
+        })
+    }
+
+    /// Ends every token of the user ("sign out everywhere"). `false` if there is no such user.
+    pub fn end_sessions(&self, username: &str) -> Result<bool> {
+        self.with_conn(|c| {
+            let n = c.execute(
+                "UPDATE users SET token_gen = token_gen + 1 WHERE username = ?1",
+                [username],
+            )?;
+            Ok(n > 0)
+        })
+    }
+
+    /// Ends one token (logout) until its expiry `exp_s` (epoch seconds); forgets tokens that
+    /// have expired anyway, so the table holds at most the tokens of one token lifetime.
+    pub fn revoke_token(&self, jti: &str, exp_s: u64, now_s: u64) -> Result<()> {
+        self.with_conn(|c| {
+            let (exp, now) = (
+                exp_s.min(i64::MAX as u64) as i64,
+                now_s.min(i64::MAX as u64) as i64,
+            );
+            c.execute("DELETE FROM revoked_tokens WHERE exp_s < ?1", [now])?;
+            c.execute(
+                "INSERT OR IGNORE INTO revoked_tokens (jti, exp_s) VALUES (?1, ?2)",
+                (jti, exp),
+            )?;
+            Ok(())
+        })
+    }
+
+    pub fn token_revoked(&self, jti: &str) -> Result<bool> {
+        self.with_conn(|c| {
+            let mut stmt = c.prepare_cached("SELECT 1 FROM revoked_tokens WHERE jti = ?1")?;
+            Ok(stmt.exists([jti])?)
         })
     }
 

@@ -89,6 +89,12 @@ pub struct UserRow {
     #[serde(skip)]
     pub password_hash: String,
     pub created_ms: i64,
+    /// Never reused, so a re-created name is another user to every old token.
+    #[serde(skip)]
+    pub uid: i64,
+    /// Tokens carry the generation they were issued under; bumping it ends them all.
+    #[serde(skip)]
+    pub token_gen: i64,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]

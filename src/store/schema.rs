@@ -150,7 +150,22 @@ const MIGRATIONS: &[&str] = &[
         at_ms    INTEGER NOT NULL
     ) STRICT;
     CREATE INDEX alert_notices_alert ON alert_notices (alert_id);",
-    // 4: compact telemetry (≤ 80 bytes a row with its indexes) and per-device rollups.
+    // 4: sessions that end: a user id that is never reused (AUTOINCREMENT never hands out a
+    // number twice, even after deletes), a token generation per user (bumped by a password
+    // change and "sign out everywhere"), and the tokens ended one by one by logout.
+    "CREATE TABLE user_ids (
+        id       INTEGER PRIMARY KEY AUTOINCREMENT,
+        username TEXT NOT NULL
+    );
+    ALTER TABLE users ADD COLUMN uid INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE users ADD COLUMN token_gen INTEGER NOT NULL DEFAULT 0;
+    INSERT INTO user_ids (username) SELECT username FROM users ORDER BY created_ms;
+    UPDATE users SET uid = (SELECT id FROM user_ids WHERE user_ids.username = users.username);
+    CREATE TABLE revoked_tokens (
+        jti    TEXT PRIMARY KEY NOT NULL,
+        exp_s  INTEGER NOT NULL
+    ) STRICT;",
+    // 5: compact telemetry (≤ 80 bytes a row with its indexes) and per-device rollups.
     // The row id carries the time, `(ts_ms << 10) + n`, so the table itself is the time index;
     // the device is a small integer key; `extra` keeps only what the typed columns cannot
     // reproduce exactly (NULL when nothing), so every field a device sent comes back.
