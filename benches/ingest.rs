@@ -2,7 +2,8 @@
 //! TCP to the release binary's gate → rumqttd → ingest → batching writer (`synchronous=FULL`).
 //! Reports persisted messages per second, the share stored, and the server's RSS.
 //!
-//! Run: `cargo bench --bench ingest` (optionally `-- <devices> <messages per device>`).
+//! Run: `cargo bench --bench ingest` (optionally `-- <devices> <messages per device> [no-rules]`;
+//! `no-rules` disables every alert rule through the API first, to measure the rule engine's cost).
 
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 use std::io::{BufRead, BufReader};
@@ -18,13 +19,15 @@ fn main() {
         .collect();
     let devices = args.first().copied().unwrap_or(10);
     let per_device = args.get(1).copied().unwrap_or(10_000);
+    let rules = !std::env::args().any(|a| a == "no-rules");
     let rt = tokio::runtime::Runtime::new().expect("runtime");
-    rt.block_on(run(devices, per_device));
+    rt.block_on(run(devices, per_device, rules));
 }
 
 struct Server {
     child: Child,
     mqtt_port: u16,
+    http: String,
 }
 
 impl Drop for Server {
@@ -48,15 +51,23 @@ fn start(dir: &std::path::Path) -> Server {
         .expect("start rzmon");
     let stdout = child.stdout.take().expect("stdout");
     let mut lines = BufReader::new(stdout).lines();
+    let mut http = String::new();
     let mqtt_port = loop {
         let line = lines.next().expect("rzmon exited").expect("read stdout");
+        if let Some(rest) = line.trim().strip_prefix("Dashboard: ") {
+            http = rest.trim_end_matches('/').to_owned();
+        }
         if let Some(rest) = line.trim().strip_prefix("MQTT:") {
             let addr = rest.split_whitespace().next().expect("address");
             break addr.rsplit(':').next().unwrap().parse().expect("port");
         }
     };
     std::thread::spawn(move || for _ in lines {});
-    Server { child, mqtt_port }
+    Server {
+        child,
+        mqtt_port,
+        http,
+    }
 }
 
 fn rss_kib(pid: u32) -> u64 {
@@ -91,7 +102,41 @@ fn stored(db: &std::path::Path) -> u64 {
         .map_or(0, |n| n as u64)
 }
 
-async fn run(devices: usize, per_device: usize) {
+/// Switches every alert rule off through the API.
+async fn disable_rules(http: &str) {
+    let client = reqwest::Client::new();
+    let login: serde_json::Value = client
+        .post(format!("{http}/login"))
+        .json(&serde_json::json!({"username": "admin", "password": "bench-password-1234"}))
+        .send()
+        .await
+        .expect("login")
+        .json()
+        .await
+        .expect("login json");
+    let token = login["access_token"].as_str().expect("token").to_owned();
+    let rules: serde_json::Value = client
+        .get(format!("{http}/alert-rules"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("rules")
+        .json()
+        .await
+        .expect("rules json");
+    for r in rules["rules"].as_array().expect("rules") {
+        let res = client
+            .put(format!("{http}/alert-rules/{}", r["id"]))
+            .bearer_auth(&token)
+            .json(&serde_json::json!({"enabled": false}))
+            .send()
+            .await
+            .expect("disable rule");
+        assert!(res.status().is_success(), "cannot disable rule {}", r["id"]);
+    }
+}
+
+async fn run(devices: usize, per_device: usize, rules: bool) {
     let dir = tempfile::tempdir().expect("tempdir");
     let creds: Vec<(String, String)> = (1..=devices)
         .map(|i| {
@@ -102,6 +147,9 @@ async fn run(devices: usize, per_device: usize) {
         .collect();
     let server = start(dir.path());
     let pid = server.child.id();
+    if !rules {
+        disable_rules(&server.http).await;
+    }
     tokio::time::sleep(Duration::from_secs(2)).await;
     let idle_rss = rss_kib(pid);
     let total = (devices * per_device) as u64;
@@ -161,7 +209,19 @@ async fn run(devices: usize, per_device: usize) {
     let t_stored = t0.elapsed();
     let busy_rss = rss_kib(pid);
     println!();
-    println!("rzmon ingest benchmark (release, QoS 1, synchronous=FULL, {devices} devices)");
+    let mode = if rules {
+        "all default alert rules active"
+    } else {
+        "alert rules disabled"
+    };
+    let profile = if cfg!(debug_assertions) {
+        "debug"
+    } else {
+        "release"
+    };
+    println!(
+        "rzmon ingest benchmark ({profile} bench binary, QoS 1, synchronous=FULL, {devices} devices, {mode})"
+    );
     println!("| measure | value |");
     println!("|---|---|");
     println!("| messages published | {total} |");

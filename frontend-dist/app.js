@@ -6,18 +6,21 @@ import { clear, setMsg } from './js/dom.js';
 import overview from './js/overview.js';
 import history from './js/history.js';
 import incidents from './js/incidents.js';
+import alerts, { startBadge } from './js/alerts.js';
 import access from './js/access.js';
 import devices from './js/devices.js';
 import account from './js/account.js';
 
-const routes = { overview, history, incidents, access, devices, account };
+const routes = { overview, history, alerts, incidents, access, devices, account };
 const $ = (id) => document.getElementById(id);
 let cleanup = null;
 let currentRoute = null;
 let currentHash = null;
+let stopBadge = null;
 
 function showLogin(message = '') {
   live.stop();
+  if (stopBadge) { stopBadge(); stopBadge = null; }
   if (cleanup) { cleanup(); cleanup = null; }
   currentRoute = null;
   $('topbar').hidden = true;
@@ -45,6 +48,7 @@ function showApp() {
   $('topbar').hidden = false;
   $('main').hidden = false;
   if (live.stopped) live.start();
+  if (!stopBadge) stopBadge = startBadge(live, $('alert-badge'));
   route();
 }
 

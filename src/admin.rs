@@ -7,11 +7,38 @@ use crate::config::Common;
 use crate::model::{DEVICE_ID_RULE, DeviceId, format_ts};
 use crate::secrets;
 use crate::simulate::{Credentials, SimOptions};
-use crate::store::{Store, StoreError};
+use crate::store::{DB_FILE, Store, StoreError};
 use anyhow::{Context, bail};
 use serde_json::json;
 use std::io::BufRead;
 use std::path::Path;
+
+/// The database of an existing installation. Administrative commands never create one: run
+/// from the wrong folder, `device add` would otherwise register a device in a new, empty
+/// database that no server reads. Says on stderr which data directory it uses (stdout stays
+/// clean for `--json`).
+pub fn open_existing(data_dir: &Path) -> anyhow::Result<Store> {
+    let dir = std::path::absolute(data_dir).unwrap_or_else(|_| data_dir.to_owned());
+    let file = dir.join(DB_FILE);
+    eprintln!("rzmon: data directory {}", dir.display());
+    match std::fs::metadata(&file) {
+        Ok(m) if m.is_file() => {}
+        Ok(_) => bail!("{} is not a database file", file.display()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => bail!(
+            "there is no rzmon database at {} (nothing was created). Point the command at the \
+             server's data directory with --data-dir DIR or RZMON_DATA_DIR, or start the server \
+             once to create it.",
+            file.display()
+        ),
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => bail!(
+            "cannot read {}: permission denied. Run the command as the user the server runs as \
+             (after install.sh: the `rzmon` wrapper does that for you).",
+            file.display()
+        ),
+        Err(e) => return Err(e).with_context(|| format!("cannot read {}", file.display())),
+    }
+    Store::open_in(&dir).with_context(|| format!("cannot open {}", file.display()))
+}
 
 pub fn user(store: &Store, cmd: UserCommand) -> anyhow::Result<()> {
     match cmd {
@@ -38,6 +65,9 @@ pub fn user(store: &Store, cmd: UserCommand) -> anyhow::Result<()> {
             let hash = auth::hash_password(&password)?;
             if !store.set_user_password(&username, &hash)? {
                 bail!("there is no user {username:?}");
+            }
+            if let Some(dir) = store.path().parent() {
+                secrets::forget_initial_admin_password(dir, &username);
             }
             print_password(&username, &password, generated, json, "updated");
         }
@@ -122,7 +152,6 @@ pub fn device(store: &Store, cmd: DeviceCommand) -> anyhow::Result<()> {
 /// (demo mode) devices `sim-1..N` registered or re-keyed in the local database.
 pub fn simulation(
     common: &Common,
-    prefix: &str,
     args: SimulateArgs,
 ) -> anyhow::Result<(SimOptions, Vec<Credentials>)> {
     let (host, port) = args
@@ -142,7 +171,7 @@ pub fn simulation(
         bail!("--interval must be between 0.001 and 3600 seconds");
     }
     let devices = if let Some(n) = args.devices {
-        let store = Store::open_in(&common.data_dir)?;
+        let store = open_existing(&common.data_dir)?;
         (1..=n)
             .map(|i| {
                 let id = format!("sim-{i}");
@@ -185,7 +214,7 @@ pub fn simulation(
     let opts = SimOptions {
         host,
         port,
-        prefix: prefix.to_owned(),
+        prefix: args.prefix.clone(),
         interval: args.interval,
         enrol_delay: args.enrol_delay,
         access_probability: args.access_probability,
@@ -276,6 +305,45 @@ pub fn export(store: &Store, args: &ExportArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `rzmon token USER`: checks the password from stdin against the database and prints a token
+/// signed with the server's secret, so scripts fail loudly on a wrong password instead of
+/// carrying an error message as their token.
+pub fn token(
+    store: &Store,
+    username: &str,
+    jwt_secret: Option<&str>,
+    ttl: std::time::Duration,
+) -> anyhow::Result<()> {
+    let password = read_password_line()?;
+    let user = store
+        .user(username)?
+        .filter(|u| auth::verify_password(&password, &u.password_hash));
+    let Some(user) = user else {
+        bail!("wrong user name or password for {username:?}");
+    };
+    let secret = match jwt_secret {
+        Some(s) => s.as_bytes().to_vec(),
+        None => {
+            let dir = store.path().parent().unwrap_or(Path::new("."));
+            let file = dir.join(secrets::JWT_SECRET_FILE);
+            let text = std::fs::read_to_string(&file).with_context(|| {
+                format!("cannot read {} (or give --jwt-secret)", file.display())
+            })?;
+            text.trim().as_bytes().to_vec()
+        }
+    };
+    let keys = auth::jwt::JwtKeys::new(&secret, ttl).context("the JWT secret cannot be used")?;
+    let (token, _) = keys
+        .issue(&user.username, user.uid, user.token_gen)
+        .context("cannot issue a token")?;
+    secrets::forget_initial_admin_password(
+        store.path().parent().unwrap_or(Path::new(".")),
+        username,
+    );
+    println!("{token}");
+    Ok(())
+}
+
 fn check_username(name: &str) -> anyhow::Result<()> {
     let ok = !name.is_empty()
         && name.len() <= 64
@@ -288,17 +356,22 @@ fn check_username(name: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The password from stdin, or a generated one (`true`).
-fn choose_password(from_stdin: bool) -> anyhow::Result<(String, bool)> {
-    if !from_stdin {
-        return Ok((secrets::random_password(secrets::USER_PASSWORD_LEN)?, true));
-    }
+/// The first line of standard input, without its line end.
+fn read_password_line() -> anyhow::Result<String> {
     let mut line = String::new();
     std::io::stdin()
         .lock()
         .read_line(&mut line)
         .context("cannot read the password from standard input")?;
-    let password = line.trim_end_matches(['\r', '\n']).to_owned();
+    Ok(line.trim_end_matches(['\r', '\n']).to_owned())
+}
+
+/// The password from stdin, or a generated one (`true`).
+fn choose_password(from_stdin: bool) -> anyhow::Result<(String, bool)> {
+    if !from_stdin {
+        return Ok((secrets::random_password(secrets::USER_PASSWORD_LEN)?, true));
+    }
+    let password = read_password_line()?;
     if let Err(rule) = policy::check_password(&password) {
         bail!("the password {rule}");
     }

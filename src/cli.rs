@@ -1,5 +1,7 @@
-//! The command line (clap definitions only): `serve` (default), `user …`, `device …`, `backup`,
-//! `restore`, `export`.
+//! The command line (clap definitions only): `serve` (the default when no command is given),
+//! `user …`, `device …`, `simulate`, `backup`, `restore`,
+//! `export`. Only the data directory and logging are global;
+//! the server's settings belong to `serve`, so other commands' `--help` lists only their own.
 
 use crate::config::{Common, ServeSettings};
 use clap::{Parser, Subcommand};
@@ -12,17 +14,38 @@ pub struct Cli {
     #[command(flatten)]
     pub common: Common,
 
-    #[command(flatten)]
-    pub serve: ServeSettings,
-
     #[command(subcommand)]
-    pub command: Option<Command>,
+    pub command: Command,
+}
+
+impl Cli {
+    /// Parses `args`; without a command (`rzmon`, `rzmon --http-addr ...`) it is `serve`.
+    pub fn parse_with_default(args: Vec<std::ffi::OsString>) -> Self {
+        use clap::CommandFactory as _;
+        let cmd = Self::command();
+        let is_command = |a: &std::ffi::OsString| {
+            a.to_str().is_some_and(|a| {
+                a == "help"
+                    || cmd
+                        .get_subcommands()
+                        .any(|c| c.get_name() == a || c.get_all_aliases().any(|x| x == a))
+            })
+        };
+        let asks_help = |a: &std::ffi::OsString| {
+            matches!(a.to_str(), Some("-h" | "--help" | "-V" | "--version"))
+        };
+        let mut args = args;
+        if !args.iter().skip(1).any(|a| is_command(a) || asks_help(a)) {
+            args.insert(1.min(args.len()), "serve".into());
+        }
+        Self::parse_from(args)
+    }
 }
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the appliance: MQTT broker, ingest, REST API, WebSocket and dashboard (default).
-    Serve,
+    Serve(ServeSettings),
     /// Manage dashboard users.
     #[command(subcommand)]
     User(UserCommand),
@@ -31,6 +54,18 @@ pub enum Command {
     Device(DeviceCommand),
     /// Simulated ESP32(s) speaking the device protocol through the MQTT port (no hardware needed).
     Simulate(SimulateArgs),
+    /// Print a login token for scripts (the password is read from standard input), as
+    /// `POST /login` would answer it; exits non-zero on a wrong password.
+    Token {
+        /// The dashboard user.
+        username: String,
+        /// The server's RZMON_JWT_SECRET when it uses one (else `<data>/jwt_secret` is used).
+        #[arg(long, env = "RZMON_JWT_SECRET", hide_env_values = true)]
+        jwt_secret: Option<String>,
+        /// Lifetime in seconds, as the server's RZMON_TOKEN_TTL.
+        #[arg(long, env = "RZMON_TOKEN_TTL", default_value_t = 43_200)]
+        token_ttl: u64,
+    },
     /// Write a consistent copy of the database to FILE while the server may be running.
     Backup {
         /// Destination file; must not exist.
@@ -126,6 +161,9 @@ pub struct SimulateArgs {
     /// MQTT address of rzmon (the gate).
     #[arg(long, env = "RZMON_SIM_BROKER", default_value = "127.0.0.1:1883")]
     pub broker: String,
+    /// First topic level, as the server's RZMON_TOPIC_PREFIX.
+    #[arg(long, env = "RZMON_TOPIC_PREFIX", default_value = "rz", value_parser = crate::config::prefix)]
+    pub prefix: String,
     /// Device id (= MQTT username); taken from --credentials when given.
     #[arg(long, conflicts_with = "devices")]
     pub device: Option<String>,

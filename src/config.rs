@@ -37,6 +37,17 @@ pub struct Common {
     /// Log filter in tracing syntax, e.g. `info` or `rzmon=debug`.
     #[arg(long, env = "RZMON_LOG", default_value = "info", global = true)]
     pub log: String,
+
+    /// Log format: `text` (colour only on a terminal) or `json` (one object per line).
+    #[arg(long, env = "RZMON_LOG_FORMAT", default_value = "text", global = true)]
+    pub log_format: LogFormat,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
 }
 
 /// Settings of the running appliance (`rzmon serve`).
@@ -44,31 +55,31 @@ pub struct Common {
 pub struct ServeSettings {
     /// Address of the dashboard, REST API and WebSocket.
     #[arg(long, env = "RZMON_HTTP_ADDR", default_value = "0.0.0.0:8080",
-          value_parser = addr("RZMON_HTTP_ADDR"), global = true)]
+          value_parser = addr("RZMON_HTTP_ADDR"))]
     pub http_addr: SocketAddr,
 
     /// Address of the public MQTT port devices connect to (the gate in front of the broker).
     #[arg(long, env = "RZMON_MQTT_ADDR", default_value = "0.0.0.0:1883",
-          value_parser = addr("RZMON_MQTT_ADDR"), global = true)]
+          value_parser = addr("RZMON_MQTT_ADDR"))]
     pub mqtt_addr: SocketAddr,
 
     /// Password of the `admin` user created on first start; random and printed once if unset.
     #[arg(long, env = "RZMON_ADMIN_PASSWORD", hide_env_values = true,
-          value_parser = secret("RZMON_ADMIN_PASSWORD", policy::MIN_PASSWORD_LEN), global = true)]
+          value_parser = secret)]
     pub admin_password: Option<Secret>,
 
     /// HS256 secret for login tokens (≥ 32 characters); generated and kept in the data
     /// directory if unset.
     #[arg(long, env = "RZMON_JWT_SECRET", hide_env_values = true,
-          value_parser = secret("RZMON_JWT_SECRET", policy::MIN_SECRET_LEN), global = true)]
+          value_parser = secret)]
     pub jwt_secret: Option<Secret>,
 
     /// First topic level of every device topic.
-    #[arg(long, env = "RZMON_TOPIC_PREFIX", default_value = "rz", value_parser = prefix, global = true)]
+    #[arg(long, env = "RZMON_TOPIC_PREFIX", default_value = "rz", value_parser = prefix)]
     pub topic_prefix: String,
 
     /// Origins of a separately hosted frontend (comma-separated) allowed for CORS and `/ws`.
-    #[arg(long, env = "RZMON_ALLOWED_ORIGINS", value_delimiter = ',', value_parser = origin, global = true)]
+    #[arg(long, env = "RZMON_ALLOWED_ORIGINS", value_delimiter = ',', value_parser = origin)]
     pub allowed_origins: Vec<String>,
 
     /// Reverse proxies (comma-separated IP addresses or CIDR ranges) whose `X-Forwarded-For` /
@@ -84,46 +95,47 @@ pub struct ServeSettings {
 
     /// Lifetime of a login token in seconds.
     #[arg(long, env = "RZMON_TOKEN_TTL", default_value_t = 43_200,
-          value_parser = clap::value_parser!(u64).range(60..=2_592_000), global = true)]
+          value_parser = int::<u64>("RZMON_TOKEN_TTL", 60, 2_592_000))]
     pub token_ttl: u64,
 
     /// Largest MQTT packet a device may send, in bytes (whole packet, header included).
     #[arg(long, env = "RZMON_MQTT_MAX_PACKET", default_value_t = 16_384,
-          value_parser = clap::value_parser!(u32).range(256..=1_048_576), global = true)]
+          value_parser = int::<u32>("RZMON_MQTT_MAX_PACKET", 256, 1_048_576))]
     pub mqtt_max_packet: u32,
 
     /// Messages per second per device; excess is delayed, not dropped. 0 = unlimited.
-    #[arg(long, env = "RZMON_MQTT_RATE", default_value_t = 100, global = true)]
+    #[arg(long, env = "RZMON_MQTT_RATE", default_value_t = 100,
+          value_parser = int::<u32>("RZMON_MQTT_RATE", 0, 1_000_000))]
     pub mqtt_rate: u32,
 
     /// Concurrent device connections accepted by the MQTT port.
     #[arg(long, env = "RZMON_MQTT_MAX_CONNECTIONS", default_value_t = 256,
-          value_parser = clap::value_parser!(u32).range(1..=100_000), global = true)]
+          value_parser = int::<u32>("RZMON_MQTT_MAX_CONNECTIONS", 1, 100_000))]
     pub mqtt_max_connections: u32,
 
     /// Live events a WebSocket client may fall behind before it is disconnected.
     #[arg(long, env = "RZMON_WS_QUEUE", default_value_t = 256,
-          value_parser = clap::value_parser!(u32).range(1..=1_000_000), global = true)]
+          value_parser = int::<u32>("RZMON_WS_QUEUE", 1, 1_000_000))]
     pub ws_queue: u32,
 
     /// Largest accepted HTTP request body in bytes.
     #[arg(long, env = "RZMON_BODY_LIMIT", default_value_t = 65_536,
-          value_parser = clap::value_parser!(u64).range(1024..=16_777_216), global = true)]
+          value_parser = int::<u64>("RZMON_BODY_LIMIT", 1024, 16_777_216))]
     pub body_limit: u64,
 
     /// Seconds to wait for a device's reply to a command (getConfig, setConfig, ...).
-    #[arg(long, env = "RZMON_COMMAND_TIMEOUT", default_value_t = 5, global = true,
-          value_parser = clap::value_parser!(u64).range(1..=300))]
+    #[arg(long, env = "RZMON_COMMAND_TIMEOUT", default_value_t = 5,
+          value_parser = int::<u64>("RZMON_COMMAND_TIMEOUT", 1, 300))]
     pub command_timeout: u64,
 
     /// Seconds a device waits for a card to be presented when enrolling an access id.
-    #[arg(long, env = "RZMON_ENROL_TIMEOUT", default_value_t = 30, global = true,
-          value_parser = clap::value_parser!(u64).range(1..=600))]
+    #[arg(long, env = "RZMON_ENROL_TIMEOUT", default_value_t = 30,
+          value_parser = int::<u64>("RZMON_ENROL_TIMEOUT", 1, 600))]
     pub enrol_timeout: u64,
 
     /// A device that sent nothing for this many seconds is shown offline.
-    #[arg(long, env = "RZMON_STALE_AFTER", default_value_t = 180, global = true,
-          value_parser = clap::value_parser!(u64).range(5..=86_400))]
+    #[arg(long, env = "RZMON_STALE_AFTER", default_value_t = 180,
+          value_parser = int::<u64>("RZMON_STALE_AFTER", 5, 86_400))]
     pub stale_after: u64,
 
     #[command(flatten)]
@@ -131,6 +143,35 @@ pub struct ServeSettings {
 }
 
 impl ServeSettings {
+    /// The checks a value parser cannot do without echoing a secret: lengths of the admin
+    /// password and the JWT secret. The error names the variable, never the value.
+    pub fn check(&self) -> Result<(), String> {
+        let short = |var: &str, flag: &str, min: usize| {
+            format!(
+                "{var} ({flag}) must be at least {min} characters long (the value is not shown)"
+            )
+        };
+        if let Some(p) = &self.admin_password
+            && policy::check_password(p.expose()).is_err()
+        {
+            return Err(short(
+                "RZMON_ADMIN_PASSWORD",
+                "--admin-password",
+                policy::MIN_PASSWORD_LEN,
+            ));
+        }
+        if let Some(s) = &self.jwt_secret
+            && s.expose().len() < policy::MIN_SECRET_LEN
+        {
+            return Err(short(
+                "RZMON_JWT_SECRET",
+                "--jwt-secret",
+                policy::MIN_SECRET_LEN,
+            ));
+        }
+        Ok(())
+    }
+
     pub fn token_ttl(&self) -> Duration {
         Duration::from_secs(self.token_ttl)
     }
@@ -162,9 +203,11 @@ impl ServeSettings {
             .mut_args(|a| a.env(None))
             .try_get_matches_from(args)
             .map_err(|e| e.to_string())?;
-        Only::from_arg_matches(&matches)
+        let settings = Only::from_arg_matches(&matches)
             .map(|o| o.serve)
-            .map_err(|e| e.to_string())
+            .map_err(|e| e.to_string())?;
+        settings.check()?;
+        Ok(settings)
     }
 }
 
@@ -176,17 +219,26 @@ fn addr(var: &'static str) -> impl Fn(&str) -> Result<SocketAddr, String> + Clon
     }
 }
 
-fn secret(var: &'static str, min: usize) -> impl Fn(&str) -> Result<Secret, String> + Clone {
-    move |s: &str| {
-        if s.chars().count() < min {
-            Err(format!("{var} must be at least {min} characters long"))
-        } else {
-            Ok(Secret::new(s))
-        }
+/// Secrets are taken as they are and checked by [`ServeSettings::check`]: a value parser's error
+/// would be printed by clap together with the rejected value, i.e. the secret.
+fn secret(s: &str) -> Result<Secret, String> {
+    Ok(Secret::new(s))
+}
+
+/// An integer in `min..=max`; the error names the variable (clap adds the flag).
+fn int<T>(var: &'static str, min: T, max: T) -> impl Fn(&str) -> Result<T, String> + Clone
+where
+    T: std::str::FromStr + PartialOrd + fmt::Display + Copy + Send + Sync + 'static,
+{
+    move |s: &str| match s.trim().parse::<T>() {
+        Ok(v) if v >= min && v <= max => Ok(v),
+        _ => Err(format!(
+            "{var} must be a whole number from {min} to {max}, got {s:?}"
+        )),
     }
 }
 
-fn prefix(s: &str) -> Result<String, String> {
+pub(crate) fn prefix(s: &str) -> Result<String, String> {
     let ok = !s.is_empty()
         && s.len() <= 32
         && s.bytes()
@@ -294,8 +346,8 @@ mod tests {
     fn bad_values_name_the_variable() {
         let e = addr("RZMON_HTTP_ADDR")("nonsense").unwrap_err();
         assert!(e.contains("RZMON_HTTP_ADDR"), "{e}");
-        let e = secret("RZMON_JWT_SECRET", 32)("short").unwrap_err();
-        assert!(e.contains("RZMON_JWT_SECRET"), "{e}");
+        let e = int::<u64>("RZMON_STALE_AFTER", 5, 86_400)("abc").unwrap_err();
+        assert!(e.contains("RZMON_STALE_AFTER"), "{e}");
         assert!(prefix("a/b").is_err());
         assert!(origin("*").is_err());
         assert!(origin("https://dash.example:8443/x").is_err());
@@ -319,9 +371,22 @@ mod tests {
         assert_eq!(s.allowed_origins.len(), 2);
         assert_eq!(s.mqtt_addr, "0.0.0.0:1883".parse().unwrap(), "default");
         let e = ServeSettings::from_pairs([("RZMON_TOKEN_TTL", "5")]).unwrap_err();
-        assert!(e.contains("token-ttl"), "{e}");
+        assert!(e.contains("RZMON_TOKEN_TTL"), "{e}");
         let e = ServeSettings::from_pairs([("RZMON_NOPE", "1")]).unwrap_err();
         assert!(e.contains("RZMON_NOPE"), "{e}");
+    }
+
+    /// Regression: a too-short secret was echoed by clap's error message.
+    #[test]
+    fn short_secrets_are_refused_without_echoing_them() {
+        for (var, value) in [
+            ("RZMON_ADMIN_PASSWORD", "short"),
+            ("RZMON_JWT_SECRET", "tooshort-but-quite-recognisable"),
+        ] {
+            let e = ServeSettings::from_pairs([(var, value)]).unwrap_err();
+            assert!(e.contains(var), "{e}");
+            assert!(!e.contains(value), "the secret is echoed: {e}");
+        }
     }
 
     #[test]

@@ -1,10 +1,10 @@
 //! The `rzmon` binary: reads `.env`, parses the command line, sets up logging, dispatches.
 //! Errors end the process with a message on stderr and exit code 1.
 
-use clap::Parser;
 use rzmon::cli::{Cli, Command};
-use rzmon::store::Store;
+use rzmon::config::LogFormat;
 use rzmon::{admin, app};
+use std::io::IsTerminal as _;
 use tokio_util::sync::CancellationToken;
 use tracing_subscriber::EnvFilter;
 
@@ -16,8 +16,8 @@ fn main() -> std::process::ExitCode {
         eprintln!("error: cannot read .env: {e}");
         return std::process::ExitCode::FAILURE;
     }
-    let cli = Cli::parse();
-    if let Err(e) = init_logging(&cli.common.log) {
+    let cli = Cli::parse_with_default(std::env::args_os().collect());
+    if let Err(e) = init_logging(&cli.common.log, cli.common.log_format) {
         eprintln!("error: {e}");
         return std::process::ExitCode::FAILURE;
     }
@@ -31,19 +31,20 @@ fn main() -> std::process::ExitCode {
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
-    match cli.command.unwrap_or(Command::Serve) {
-        Command::Serve => {
+    match cli.command {
+        Command::Serve(settings) => {
+            settings.check().map_err(anyhow::Error::msg)?;
             let rt = tokio::runtime::Runtime::new()?;
             rt.block_on(async {
                 let shutdown = CancellationToken::new();
                 tokio::spawn(cancel_on_signal(shutdown.clone()));
-                app::serve(&cli.common, cli.serve, shutdown).await
+                app::serve(&cli.common, settings, shutdown).await
             })
         }
-        Command::User(cmd) => admin::user(&Store::open_in(&cli.common.data_dir)?, cmd),
-        Command::Device(cmd) => admin::device(&Store::open_in(&cli.common.data_dir)?, cmd),
+        Command::User(cmd) => admin::user(&admin::open_existing(&cli.common.data_dir)?, cmd),
+        Command::Device(cmd) => admin::device(&admin::open_existing(&cli.common.data_dir)?, cmd),
         Command::Simulate(args) => {
-            let (opts, devices) = admin::simulation(&cli.common, &cli.serve.topic_prefix, args)?;
+            let (opts, devices) = admin::simulation(&cli.common, args)?;
             let rt = tokio::runtime::Runtime::new()?;
             rt.block_on(async {
                 let shutdown = CancellationToken::new();
@@ -51,15 +52,27 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 rzmon::simulate::run(opts, devices, shutdown).await
             })
         }
-        Command::Backup { file } => admin::backup(&Store::open_in(&cli.common.data_dir)?, &file),
+        Command::Token {
+            username,
+            jwt_secret,
+            token_ttl,
+        } => admin::token(
+            &admin::open_existing(&cli.common.data_dir)?,
+            &username,
+            jwt_secret.as_deref(),
+            std::time::Duration::from_secs(token_ttl),
+        ),
+        Command::Backup { file } => {
+            admin::backup(&admin::open_existing(&cli.common.data_dir)?, &file)
+        }
         Command::Restore { file, json } => admin::restore(&cli.common.data_dir, &file, json),
-        Command::Export(args) => admin::export(&Store::open_in(&cli.common.data_dir)?, &args),
+        Command::Export(args) => admin::export(&admin::open_existing(&cli.common.data_dir)?, &args),
     }
 }
 
 /// rumqttd logs routine events (clean disconnects, failed logins) at ERROR; the gate logs
 /// connections itself, so rumqttd is silenced unless the filter names it.
-fn init_logging(filter: &str) -> Result<(), String> {
+fn init_logging(filter: &str, format: LogFormat) -> Result<(), String> {
     let full = if filter.contains("rumqttd") {
         filter.to_owned()
     } else {
@@ -67,10 +80,14 @@ fn init_logging(filter: &str) -> Result<(), String> {
     };
     let filter = EnvFilter::try_new(&full)
         .map_err(|e| format!("RZMON_LOG (--log) {filter:?} is not a valid log filter: {e}"))?;
-    tracing_subscriber::fmt()
+    let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => logs.json().init(),
+        // Colour codes only where a person reads them, never into a file or the journal.
+        LogFormat::Text => logs.with_ansi(std::io::stderr().is_terminal()).init(),
+    }
     Ok(())
 }
 

@@ -36,6 +36,8 @@ pub struct Metrics {
     pub mqtt_logins_refused: Counter,
     /// MQTT connections closed for a violation (foreign topic, oversize or malformed packet, ...).
     pub mqtt_violations: Counter,
+    /// MQTT connections closed at once for being over a per-address or pending budget.
+    pub mqtt_over_budget: Counter,
     /// Device messages accepted by ingest.
     pub ingest_accepted: Counter,
     /// Device messages rejected by ingest (bad JSON, missing/invalid fields).

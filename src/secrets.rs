@@ -8,7 +8,7 @@ use rand::rngs::OsRng;
 use sha2::Sha256;
 use std::fs;
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// File name of the generated JWT secret inside the data directory.
 pub const JWT_SECRET_FILE: &str = "jwt_secret";
@@ -62,6 +62,37 @@ pub fn load_or_create_jwt_secret(data_dir: &Path) -> anyhow::Result<Vec<u8>> {
             Ok(secret.into_bytes())
         }
         Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
+    }
+}
+
+/// File in the data directory that holds the generated first-start password of `admin` until
+/// that password has been used or changed (the Jenkins convention): it never goes to a log.
+pub const INITIAL_ADMIN_PASSWORD_FILE: &str = "initial_admin_password";
+
+/// Keeps the generated admin password in `<data_dir>/initial_admin_password` (0600).
+pub fn keep_initial_admin_password(data_dir: &Path, password: &str) -> anyhow::Result<PathBuf> {
+    let path = data_dir.join(INITIAL_ADMIN_PASSWORD_FILE);
+    // A file left by an earlier first start on a database that was deleted since is stale.
+    let _ = fs::remove_file(&path);
+    write_private(&path, format!("{password}\n").as_bytes())?;
+    Ok(path)
+}
+
+/// Deletes the first-start password file once `admin` signed in or got another password.
+/// Called with every user name; only `admin` counts. A missing file is the normal case.
+pub fn forget_initial_admin_password(data_dir: &Path, username: &str) {
+    if username != "admin" {
+        return;
+    }
+    let path = data_dir.join(INITIAL_ADMIN_PASSWORD_FILE);
+    match fs::remove_file(&path) {
+        Ok(()) => {
+            tracing::info!(file = %path.display(), "deleted the first-start admin password file")
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => {
+            tracing::warn!(file = %path.display(), error = %e, "cannot delete the first-start admin password file")
+        }
     }
 }
 

@@ -3,24 +3,28 @@
 use crate::util::*;
 use serde_json::json;
 
-/// First start without RZMON_ADMIN_PASSWORD prints a random admin password once; it works,
-/// and the secrets on disk are private.
+/// First start without RZMON_ADMIN_PASSWORD keeps a random admin password in
+/// `<data>/initial_admin_password` (0600) — not on the console, which is no terminal here (it
+/// would end up in the journal) — the password works, and the secrets on disk are private.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn first_start_prints_a_random_admin_password_that_logs_in() {
+async fn first_start_keeps_a_random_admin_password_in_a_private_file() {
     let app = TestApp::start_bare().await;
-    let out = app.stdout.lock().unwrap().join("\n");
-    let line = out
-        .lines()
-        .find(|l| l.contains("Admin login: admin / "))
-        .expect("password line");
-    let password = line
-        .split("Admin login: admin / ")
-        .nth(1)
-        .unwrap()
-        .split_whitespace()
-        .next()
-        .unwrap();
+    let file = app.dir.path().join("initial_admin_password");
+    let password = std::fs::read_to_string(&file).expect("initial_admin_password");
+    let password = password.trim();
     assert!(password.len() >= 20, "{password}");
+    let out = app.stdout.lock().unwrap().join("\n");
+    assert!(out.contains("initial_admin_password"), "{out}");
+    assert!(!out.contains(password), "the password went to stdout");
+    assert!(
+        !app.stderr().contains(password),
+        "the password went to the log"
+    );
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&file), 0o600);
+    assert_eq!(mode(&app.dir.path().join("jwt_secret")), 0o600);
+    assert_eq!(mode(&app.db_path()), 0o600);
     let (status, body) = app
         .post(
             "/login",
@@ -31,15 +35,15 @@ async fn first_start_prints_a_random_admin_password_that_logs_in() {
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["token_type"], "Bearer");
     assert_eq!(body["expires_in"], 43200);
-    use std::os::unix::fs::PermissionsExt;
-    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
-    assert_eq!(mode(&app.dir.path().join("jwt_secret")), 0o600);
-    assert_eq!(mode(&app.db_path()), 0o600);
+    assert!(
+        !file.exists(),
+        "the file is deleted at admin's first sign-in"
+    );
     let second = app.restart().await;
     let out = second.stdout.lock().unwrap().join("\n");
     assert!(
         !out.contains("Admin login"),
-        "the password is printed only once"
+        "nothing about a first start on the second start: {out}"
     );
 }
 

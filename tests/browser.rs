@@ -11,17 +11,41 @@ use std::time::Duration;
 const CHROMIUM: &str = "/usr/bin/chromium";
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 
-/// chromedriver plus one browser session; both end on drop.
+/// chromedriver plus one browser session with its own profile folder. `close` ends the session
+/// and asserts that nothing is left; drop (a failed test) kills whatever is left anyway.
 struct Browser {
     driver: Child,
     client: Option<Client>,
+    profile: std::path::PathBuf,
 }
 
 impl Drop for Browser {
     fn drop(&mut self) {
         let _ = self.driver.kill();
         let _ = self.driver.wait();
+        for pid in processes_using(&self.profile) {
+            let _ = Command::new("kill").args(["-9", &pid]).status();
+        }
+        let _ = std::fs::remove_dir_all(&self.profile);
     }
+}
+
+/// Process ids whose command line names `profile` (Chromium and its helper processes).
+fn processes_using(profile: &std::path::Path) -> Vec<String> {
+    let needle = profile.display().to_string();
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.filter_map(Result::ok)
+        .filter_map(|e| {
+            let pid = e.file_name().into_string().ok()?;
+            pid.bytes().all(|b| b.is_ascii_digit()).then_some(pid)
+        })
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .is_ok_and(|c| String::from_utf8_lossy(&c).contains(&needle))
+        })
+        .collect()
 }
 
 impl Browser {
@@ -76,7 +100,31 @@ impl Browser {
         Self {
             driver,
             client: Some(client),
+            profile,
         }
+    }
+
+    /// Ends the WebDriver session (Chromium quits), stops chromedriver, removes the profile,
+    /// and fails if any Chromium process of this session is still alive after 10 s.
+    async fn close(mut self) {
+        if let Some(c) = self.client.take() {
+            let _ = c.close().await;
+        }
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+        let profile = self.profile.clone();
+        let gone = wait_until(SOON, || {
+            let left = processes_using(&profile);
+            async move { left.is_empty() }
+        })
+        .await;
+        let left = processes_using(&profile);
+        drop(self);
+        assert!(
+            gone,
+            "Chromium processes left after the session ended: {left:?}"
+        );
+        assert!(!profile.exists(), "the profile folder was not removed");
     }
 
     fn c(&self) -> &Client {
@@ -309,6 +357,63 @@ async fn dashboard_end_to_end() {
             .map(drop)
     })
     .await;
+    step(&b, "alerts", async {
+        let (status, rule) = app
+            .post(
+                "/alert-rules",
+                Some(&token),
+                json!({"name": "E2E hot", "kind": "threshold", "metric": "tmp", "op": "above",
+                       "value": 50, "severity": "critical", "devices": ["door"]}),
+            )
+            .await;
+        if status != 201 {
+            return Err(format!("rule not created: {status} {rule}"));
+        }
+        b.click("#nav-alerts").await?;
+        b.wait("#alert-rules-table", SOON).await?;
+        door.publish("telemetry", r#"{"tmp":55.5,"lf":40.0,"locked":true}"#)
+            .await;
+        b.wait_text("#alerts-active", SOON, |t| {
+            t.contains("E2E hot") && t.contains("55.5 °C")
+        })
+        .await?;
+        b.wait_text("#alert-badge", SOON, |t| t.trim() == "1")
+            .await?;
+        b.click("#alerts-active [data-ack]").await?;
+        b.wait_text("#alerts-active", SOON, |t| {
+            t.contains("acknowledged by admin")
+        })
+        .await?;
+        let (_, active) = app.get("/alerts?state=acknowledged", Some(&token)).await;
+        if active["alerts"].as_array().map_or(0, Vec::len) != 1 {
+            return Err(format!("not acknowledged in the API: {active}"));
+        }
+        b.wait_text("#alert-rules-table", SOON, |t| {
+            t.contains("Temperature high")
+        })
+        .await?;
+        // The editor changes the threshold of the rule.
+        let id = rule["id"].as_i64().unwrap_or_default();
+        b.click(&format!("[data-rule-edit=\"{id}\"]")).await?;
+        b.fill("#rule-value", "60").await?;
+        b.click("#rule-save").await?;
+        let saved = wait_until(SOON, || async {
+            let (_, rules) = app.get("/alert-rules", Some(&token)).await;
+            rules["rules"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|r| r["id"] == id && r["value"] == 60.0)
+        })
+        .await;
+        if !saved {
+            return Err("the rule editor did not save the new threshold".into());
+        }
+        b.wait_text(&format!("[data-rule=\"{id}\"]"), SOON, |t| t.contains("60"))
+            .await
+            .map(drop)
+    })
+    .await;
     step(&b, "access", async {
         b.click("#nav-access").await?;
         b.fill("#access-add-id", "E2E0CAFE").await?;
@@ -383,4 +488,6 @@ async fn dashboard_end_to_end() {
     })
     .await;
     stop.cancel();
+    // Regression: 12 Chromium processes (~1 GiB) and the profile outlived a passing test.
+    b.close().await;
 }

@@ -7,19 +7,21 @@
 
 #![allow(dead_code)]
 
+mod device;
+mod process;
+
+pub use device::*;
+
 use futures_util::{SinkExt, StreamExt};
-use rumqttc::{AsyncClient, ConnectReturnCode, ConnectionError, Event, MqttOptions, Packet, QoS};
 use rzmon::app::{self, Listeners, Running};
 use rzmon::config::ServeSettings;
 use rzmon::simulate::{self, Credentials, SimOptions};
 use rzmon::store::Store;
 use serde_json::{Value, json};
-use std::io::{BufRead, BufReader, Read};
 use std::net::SocketAddr;
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, Command};
 use std::sync::{Arc, Mutex, Once};
 use std::time::{Duration, Instant};
-use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_util::sync::CancellationToken;
@@ -163,77 +165,6 @@ impl TestApp {
             env,
             client: http_client(),
             mode: Mode::InProcess(Some(Box::new(running))),
-        }
-    }
-
-    async fn launch(dir: Arc<tempfile::TempDir>, env: Vec<(String, String)>) -> Self {
-        let mut cmd = Command::new(BIN);
-        cmd.env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("RZMON_DATA_DIR", dir.path())
-            .env("RZMON_HTTP_ADDR", "127.0.0.1:0")
-            .env("RZMON_MQTT_ADDR", "127.0.0.1:0")
-            .env("RZMON_LOG", "info")
-            .current_dir(dir.path())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        for (k, v) in &env {
-            cmd.env(k, v);
-        }
-        let mut child = cmd.spawn().expect("start rzmon");
-        let stdout = Arc::new(Mutex::new(Vec::new()));
-        let stderr = Arc::new(Mutex::new(String::new()));
-        let (tx, mut rx) = mpsc::unbounded_channel::<String>();
-        let out = child.stdout.take().expect("stdout");
-        let lines = stdout.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(out).lines().map_while(Result::ok) {
-                lines.lock().unwrap().push(line.clone());
-                let _ = tx.send(line);
-            }
-        });
-        let mut err = child.stderr.take().expect("stderr");
-        let errs = stderr.clone();
-        std::thread::spawn(move || {
-            let mut buf = [0u8; 4096];
-            while let Ok(n) = err.read(&mut buf) {
-                if n == 0 {
-                    break;
-                }
-                errs.lock()
-                    .unwrap()
-                    .push_str(&String::from_utf8_lossy(&buf[..n]));
-            }
-        });
-        let (mut http, mut mqtt) = (None, None);
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-        while http.is_none() || mqtt.is_none() {
-            let line = tokio::time::timeout_at(deadline, rx.recv()).await;
-            let Ok(Some(line)) = line else {
-                let _ = child.kill();
-                panic!(
-                    "rzmon did not print its addresses; stderr:\n{}",
-                    stderr.lock().unwrap()
-                );
-            };
-            let line = line.trim();
-            if let Some(rest) = line.strip_prefix("Dashboard: http://") {
-                http = rest.trim_end_matches('/').parse().ok();
-            } else if let Some(rest) = line.strip_prefix("MQTT:") {
-                mqtt = rest.split_whitespace().next().and_then(|a| a.parse().ok());
-            }
-        }
-        Self {
-            dir,
-            http: http.unwrap(),
-            mqtt: mqtt.unwrap(),
-            stdout,
-            env,
-            client: http_client(),
-            mode: Mode::Process {
-                child: Some(child),
-                stderr,
-            },
         }
     }
 
@@ -434,13 +365,6 @@ impl TestApp {
         ws
     }
 
-    fn child(&mut self) -> &mut Option<Child> {
-        match &mut self.mode {
-            Mode::Process { child, .. } => child,
-            Mode::InProcess(_) => panic!("signals need a process app (TestApp::process)"),
-        }
-    }
-
     /// A `/proc/<pid>/status` figure of the server in KiB (`VmRSS`, `VmHWM` = peak RSS):
     /// exact for a process app; an in-process app reads `/proc/self` (the whole test binary).
     pub fn mem_kib(&self, field: &str) -> u64 {
@@ -454,37 +378,6 @@ impl TestApp {
             .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
             .and_then(|v| v.split_whitespace().next()?.parse().ok())
             .unwrap_or_else(|| panic!("{field} in /proc status"))
-    }
-
-    /// Sends SIGTERM and waits for the exit status (process apps).
-    pub fn sigterm(&mut self) -> ExitStatus {
-        let pid = self.child().as_ref().expect("running").id();
-        let _ = Command::new("kill")
-            .args(["-TERM", &pid.to_string()])
-            .status();
-        self.wait_exit()
-    }
-
-    /// kill -9 (process apps).
-    pub fn kill9(&mut self) {
-        let mut child = self.child().take().expect("running");
-        child.kill().expect("kill -9");
-        let _ = child.wait();
-    }
-
-    fn wait_exit(&mut self) -> ExitStatus {
-        let mut child = self.child().take().expect("running");
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            if let Some(s) = child.try_wait().expect("wait") {
-                return s;
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                panic!("rzmon did not exit within 20 s; stderr:\n{}", self.stderr());
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
     }
 
     /// Starts again on the same data directory (new ports), the same way (in-process after a
@@ -537,153 +430,5 @@ pub async fn ws_event(ws: &mut Ws, kind: &str) -> Option<Value> {
         if v["type"] == kind {
             return Some(v);
         }
-    }
-}
-
-/// What the device's event loop saw.
-#[derive(Debug)]
-pub enum Seen {
-    ConnAck,
-    Refused(ConnectReturnCode),
-    PubAck,
-    Publish(rumqttc::Publish),
-    Closed(String),
-}
-
-/// An MQTT client over TCP acting as an ESP32. Its event loop runs in a task and does not
-/// reconnect: a closed connection stays closed (so tests can see it).
-pub struct Device {
-    pub client: AsyncClient,
-    pub id: String,
-    /// Set by `TestApp::device`.
-    pub password: String,
-    events: tokio::sync::Mutex<mpsc::UnboundedReceiver<Seen>>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for Device {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
-impl Device {
-    /// Connects with client id `client_id` and optional (username, password).
-    pub async fn connect(mqtt: SocketAddr, client_id: &str, login: Option<(&str, &str)>) -> Self {
-        let mut opts = MqttOptions::new(client_id, mqtt.ip().to_string(), mqtt.port());
-        opts.set_keep_alive(Duration::from_secs(30))
-            .set_inflight(100)
-            .set_max_packet_size(1 << 20, 1 << 20);
-        if let Some((u, p)) = login {
-            opts.set_credentials(u, p);
-        }
-        let (client, mut eventloop) = AsyncClient::new(opts, 5000);
-        let (tx, rx) = mpsc::unbounded_channel();
-        let task = tokio::spawn(async move {
-            loop {
-                let seen = match eventloop.poll().await {
-                    Ok(Event::Incoming(Packet::ConnAck(_))) => Seen::ConnAck,
-                    Ok(Event::Incoming(Packet::PubAck(_))) => Seen::PubAck,
-                    Ok(Event::Incoming(Packet::Publish(p))) => Seen::Publish(p),
-                    Ok(_) => continue,
-                    Err(ConnectionError::ConnectionRefused(code)) => {
-                        let _ = tx.send(Seen::Refused(code));
-                        return;
-                    }
-                    Err(e) => {
-                        let _ = tx.send(Seen::Closed(e.to_string()));
-                        return;
-                    }
-                };
-                if tx.send(seen).is_err() {
-                    return;
-                }
-            }
-        });
-        Self {
-            client,
-            id: client_id.to_owned(),
-            password: login.map(|(_, p)| p.to_owned()).unwrap_or_default(),
-            events: tokio::sync::Mutex::new(rx),
-            task,
-        }
-    }
-
-    async fn next(&self, timeout: Duration) -> Option<Seen> {
-        tokio::time::timeout(timeout, self.events.lock().await.recv())
-            .await
-            .ok()
-            .flatten()
-    }
-
-    /// `Ok` on CONNACK success, `Err(code)` on a refusal.
-    pub async fn wait_connack(&self) -> Result<(), String> {
-        loop {
-            match self.next(SOON).await {
-                Some(Seen::ConnAck) => return Ok(()),
-                Some(Seen::Refused(code)) => return Err(format!("{code:?}")),
-                Some(Seen::Closed(e)) => return Err(format!("closed: {e}")),
-                Some(_) => continue,
-                None => return Err("no CONNACK".into()),
-            }
-        }
-    }
-
-    /// True when the connection is closed within `SOON`.
-    pub async fn wait_closed(&self) -> bool {
-        loop {
-            match self.next(SOON).await {
-                Some(Seen::Closed(_) | Seen::Refused(_)) => return true,
-                Some(_) => continue,
-                None => return false,
-            }
-        }
-    }
-
-    /// Waits for `n` PUBACKs.
-    pub async fn wait_pubacks(&self, n: usize) -> bool {
-        let mut got = 0;
-        while got < n {
-            match self.next(SOON).await {
-                Some(Seen::PubAck) => got += 1,
-                Some(Seen::Closed(_)) | None => return false,
-                Some(_) => {}
-            }
-        }
-        true
-    }
-
-    /// The next message the broker delivers to this device.
-    pub async fn next_publish(&self, timeout: Duration) -> Option<rumqttc::Publish> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            match self
-                .next(deadline.saturating_duration_since(Instant::now()))
-                .await
-            {
-                Some(Seen::Publish(p)) => return Some(p),
-                Some(Seen::Closed(_)) | None => return None,
-                Some(_) => {}
-            }
-        }
-    }
-
-    pub async fn publish(&self, kind: &str, payload: impl Into<Vec<u8>>) {
-        self.publish_to(&format!("rz/{}/{kind}", self.id), payload)
-            .await;
-    }
-
-    pub async fn publish_to(&self, topic: &str, payload: impl Into<Vec<u8>>) {
-        self.client
-            .publish(topic, QoS::AtLeastOnce, false, payload)
-            .await
-            .expect("queue publish");
-    }
-
-    pub async fn subscribe_commands(&self) {
-        self.client
-            .subscribe(format!("rz/{}/command", self.id), QoS::AtLeastOnce)
-            .await
-            .expect("subscribe");
     }
 }

@@ -3,7 +3,7 @@ import uPlot from '../vendor/uplot/uPlot.esm.js';
 import { api, download } from './api.js';
 import { t, fmtDate } from './i18n.js';
 import { h, setMsg, deviceOptions, inputToEpoch, toLocalInput } from './dom.js';
-import { TMP_WARN, TMP_ALARM, LF_LOW, LF_HIGH } from './overview.js';
+import { levels, loadLevels } from './levels.js';
 
 const RANGES = { '1h': 3600, '24h': 86400, '7d': 7 * 86400, '30d': 30 * 86400 };
 const LIMIT = 10000;
@@ -134,8 +134,9 @@ export default function historyView(main, { live }) {
         ctx.restore();
       }] },
     }, [x, data], el);
-    plots.push(mk(chartTmp, t('hist.tmp'), tmp, css('--alarm'), [[TMP_WARN, css('--warn')], [TMP_ALARM, css('--alarm')]]));
-    plots.push(mk(chartLf, t('hist.lf'), lf, css('--accent'), [[LF_LOW, css('--warn')], [LF_HIGH, css('--warn')]]));
+    const lv = levels();
+    plots.push(mk(chartTmp, t('hist.tmp'), tmp, css('--alarm'), [[lv.tmpWarn, css('--warn')], [lv.tmpAlarm, css('--alarm')]]));
+    plots.push(mk(chartLf, t('hist.lf'), lf, css('--accent'), [[lv.lfLow, css('--warn')], [lv.lfHigh, css('--warn')]]));
     chartTmp.dataset.points = String(x.length);
     chartLf.dataset.points = String(x.length);
   }
@@ -165,6 +166,7 @@ export default function historyView(main, { live }) {
     const signal = ctrl.signal;
     setMsg(status, t('loading'));
     try {
+      await loadLevels();
       const q = { device, start_date: start, end_date: end };
       const summary = end - start > RAW_MAX_SECONDS;
       const [data, inc] = await Promise.all([

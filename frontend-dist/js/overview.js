@@ -2,11 +2,7 @@
 import { api } from './api.js';
 import { t, fmtNumber, fmtRelative, fmtDate } from './i18n.js';
 import { h, setMsg } from './dom.js';
-
-export const TMP_WARN = 30, TMP_ALARM = 35, LF_LOW = 20, LF_HIGH = 70;
-
-export function tmpLevel(v) { return v >= TMP_ALARM ? 'alarm' : v >= TMP_WARN ? 'warn' : 'ok'; }
-export function lfLevel(v) { return v < LF_LOW || v > LF_HIGH ? 'warn' : 'ok'; }
+import { loadLevels, tmpLevel, lfLevel } from './levels.js';
 
 export default function overview(main, { live }) {
   const status = h('p', { class: 'msg', role: 'status' }, t('loading'));
@@ -80,7 +76,7 @@ export default function overview(main, { live }) {
 
   async function load() {
     try {
-      const res = await api('/devices');
+      const [res] = await Promise.all([api('/devices'), loadLevels()]);
       setMsg(status, res.devices.length ? '' : t('ov.empty'));
       for (const d of res.devices) {
         let tile = tiles.get(d.id);
@@ -140,6 +136,7 @@ export default function overview(main, { live }) {
       setSeen(tile, m.timestamp);
     }),
     live.on('ready', () => load()),
+    live.on('rules', () => load()),
   ];
   const clock = setInterval(() => tiles.forEach((tile) => setSeen(tile)), 10000);
   const poll = setInterval(load, 60000);

@@ -153,6 +153,41 @@ impl Engine {
         self.seen.insert(device, (at_ms, false));
     }
 
+    /// Forgets devices that are no longer registered: no silence for them, and their alerts
+    /// resolve (a removed device cannot recover by itself).
+    pub fn retain_devices(&mut self, registered: &[String], now_ms: i64) -> Vec<Effect> {
+        self.seen
+            .retain(|d, _| registered.iter().any(|r| r == d.as_str()));
+        let gone: Vec<Key> = self
+            .states
+            .keys()
+            .filter(|k| {
+                DeviceId::parse(&k.1).is_some()
+                    && !matches!(
+                        self.rule(k.0).map(|r| &r.spec.condition),
+                        Some(Condition::Health)
+                    )
+                    && !registered.contains(&k.1)
+            })
+            .cloned()
+            .collect();
+        let mut out = Vec::new();
+        for key in gone {
+            if let Some(state) = self.states.remove(&key) {
+                if let Some(alert) = state.alert {
+                    out.push(Effect::Resolve {
+                        key,
+                        alert,
+                        at_ms: now_ms,
+                    });
+                } else if state.pending_since.is_some() {
+                    out.push(Effect::ClearPending { key });
+                }
+            }
+        }
+        out
+    }
+
     /// The store assigned `id` to the alert `Fire` opened.
     pub fn opened(&mut self, key: &Key, id: i64, notified: bool) {
         if let Some(a) = self.states.get_mut(key).and_then(|s| s.alert.as_mut()) {
@@ -204,11 +239,27 @@ impl Engine {
             }
             return out;
         }
-        self.seen.insert(m.device.clone(), (now, false));
-        let rules: Vec<usize> = (0..self.rules.len())
-            .filter(|&i| self.rules[i].enabled && self.rules[i].covers(Some(&m.device)))
-            .collect();
-        for i in rules {
+        match self.seen.get_mut(&m.device) {
+            Some(seen) => *seen = (now, false),
+            None => {
+                self.seen.insert(m.device.clone(), (now, false));
+            }
+        }
+        for i in 0..self.rules.len() {
+            let rule = &self.rules[i];
+            let relevant = match (&rule.spec.condition, &m.body) {
+                (Condition::Threshold { metric, .. }, Body::Telemetry(t)) => {
+                    t.payload.contains_key(metric)
+                }
+                (Condition::DoorOpenFor, Body::Telemetry(t)) => t.locked.is_some(),
+                (Condition::Silence { .. }, _) => true,
+                (Condition::Incident { .. }, Body::Incident(_)) => true,
+                (Condition::AccessDenied { .. }, Body::Access(a)) => !a.granted,
+                _ => false,
+            };
+            if !relevant || !rule.enabled || !rule.covers(Some(&m.device)) {
+                continue;
+            }
             let rule = &self.rules[i];
             let key: Key = (rule.id, m.device.to_string());
             match (&rule.spec.condition, &m.body) {

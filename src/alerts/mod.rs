@@ -16,6 +16,9 @@ pub mod rule;
 pub mod service;
 pub mod view;
 
+#[cfg(test)]
+mod tests;
+
 pub use rule::{Condition, Rule, Spec};
 pub use service::{Deps, run};
 

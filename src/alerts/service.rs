@@ -11,7 +11,7 @@ use crate::model::{Body, DeviceId, LiveEvent, Message, Telemetry, format_ts, now
 use crate::notify::{Notice, NoticeKind};
 use crate::store::{NewAlert, PendingRow, Store};
 use anyhow::Context;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::mpsc;
@@ -19,6 +19,9 @@ use tokio_util::sync::CancellationToken;
 
 /// How often timers, silence and reminders are checked.
 pub const TICK: Duration = Duration::from_millis(500);
+
+/// Every this many ticks (30 s) the engine forgets devices that were removed.
+const DEVICE_CHECK_TICKS: u64 = 60;
 
 /// What the engine needs.
 pub struct Deps {
@@ -44,29 +47,48 @@ pub async fn run(deps: Deps, stop: CancellationToken) -> anyhow::Result<()> {
         active = engine.active().count(),
         "rule engine started"
     );
+    // `for` timers that started or ended since the last tick; written once per tick, so a value
+    // flapping around a threshold costs no write per reading.
+    let mut timers = Timers::new();
     for effect in leftovers {
-        apply(&deps, &mut engine, effect).await;
+        apply(&deps, &mut engine, &mut timers, effect).await;
     }
     let mut health = deps.health.subscribe();
     let mut checks = Snapshot::new();
     let first = health_changes(&mut engine, &mut checks, &health.borrow_and_update());
     for effect in first {
-        apply(&deps, &mut engine, effect).await;
+        apply(&deps, &mut engine, &mut timers, effect).await;
     }
     let mut tick = tokio::time::interval(TICK);
+    let mut ticks: u64 = 0;
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         let effects = tokio::select! {
-            () = stop.cancelled() => return Ok(()),
+            () = stop.cancelled() => {
+                flush(&store, &mut timers).await;
+                return Ok(());
+            }
             ev = events.recv() => match ev {
                 Ok(m) => engine.on_message(&m),
                 Err(RecvError::Lagged(n)) => {
                     tracing::warn!(missed = n, "rule engine fell behind; re-reading the newest telemetry");
                     catch_up(&store, &mut engine).await
                 }
-                Err(RecvError::Closed) => return Ok(()),
+                Err(RecvError::Closed) => {
+                    flush(&store, &mut timers).await;
+                    return Ok(());
+                }
             },
-            _ = tick.tick() => engine.on_tick(now_ms()),
+            _ = tick.tick() => {
+                flush(&store, &mut timers).await;
+                ticks += 1;
+                let mut effects = Vec::new();
+                if ticks.is_multiple_of(DEVICE_CHECK_TICKS) {
+                    effects = registered(&store, &mut engine).await;
+                }
+                effects.extend(engine.on_tick(now_ms()));
+                effects
+            }
             () = deps.alerts.wait_changed() => reload(&store, &mut engine).await,
             Ok(()) = health.changed() => {
                 let now = health.borrow_and_update().clone();
@@ -74,7 +96,7 @@ pub async fn run(deps: Deps, stop: CancellationToken) -> anyhow::Result<()> {
             }
         };
         for effect in effects {
-            apply(&deps, &mut engine, effect).await;
+            apply(&deps, &mut engine, &mut timers, effect).await;
         }
     }
 }
@@ -148,6 +170,20 @@ fn health_changes(engine: &mut Engine, seen: &mut Snapshot, now: &Snapshot) -> V
     out
 }
 
+/// Drops removed devices from the engine (see `Engine::retain_devices`).
+async fn registered(store: &Store, engine: &mut Engine) -> Vec<Effect> {
+    match blocking(store, Store::devices).await {
+        Ok(devices) => {
+            let ids: Vec<String> = devices.into_iter().map(|d| d.id).collect();
+            engine.retain_devices(&ids, now_ms())
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "cannot read the registered devices");
+            Vec::new()
+        }
+    }
+}
+
 /// Re-reads rules and acknowledgements after the API changed them.
 async fn reload(store: &Store, engine: &mut Engine) -> Vec<Effect> {
     let read = blocking(store, |s| Ok((s.alert_rules()?, s.active_alerts()?))).await;
@@ -197,7 +233,21 @@ async fn catch_up(store: &Store, engine: &mut Engine) -> Vec<Effect> {
     out
 }
 
-async fn apply(deps: &Deps, engine: &mut Engine, effect: Effect) {
+/// Timer changes not yet written: `Some` = started, `None` = ended.
+type Timers = HashMap<Key, Option<PendingRow>>;
+
+/// Writes the timer changes of the last tick in one transaction.
+async fn flush(store: &Store, timers: &mut Timers) {
+    if timers.is_empty() {
+        return;
+    }
+    let changes: Vec<(Key, Option<PendingRow>)> = timers.drain().collect();
+    if let Err(e) = blocking(store, move |s| s.sync_alert_pending(&changes)).await {
+        tracing::error!(error = %e, "cannot record the alert timers");
+    }
+}
+
+async fn apply(deps: &Deps, engine: &mut Engine, timers: &mut Timers, effect: Effect) {
     let store = &deps.store;
     let result = match effect {
         Effect::Pending {
@@ -207,14 +257,16 @@ async fn apply(deps: &Deps, engine: &mut Engine, effect: Effect) {
         } => {
             let p = PendingRow {
                 rule_id: key.0,
-                subject: key.1,
+                subject: key.1.clone(),
                 since_ms,
                 value,
             };
-            blocking(store, move |s| s.set_alert_pending(&p)).await
+            timers.insert(key, Some(p));
+            Ok(())
         }
         Effect::ClearPending { key } => {
-            blocking(store, move |s| s.clear_alert_pending(key.0, &key.1)).await
+            timers.insert(key, None);
+            Ok(())
         }
         Effect::Fire {
             key,
@@ -224,6 +276,8 @@ async fn apply(deps: &Deps, engine: &mut Engine, effect: Effect) {
             summary,
             at_ms,
         } => {
+            // Opening the alert ends its timer in the same transaction.
+            timers.remove(&key);
             fire(deps, engine, key, device, value, threshold, summary, at_ms).await;
             Ok(())
         }

@@ -69,6 +69,9 @@ async fn login(
     state.ip_lockout.succeed(&ip);
     state.account_throttle.succeed(&account, ip);
     tracing::info!(%ip, username = ?account, "HTTP login");
+    if let Some(dir) = state.ctx.store.path().parent() {
+        crate::secrets::forget_initial_admin_password(dir, &req.username);
+    }
     let (user, detail) = (
         req.username.clone(),
         serde_json::json!({ "ip": ip.to_string() }),

@@ -70,6 +70,9 @@ async fn change(
     .await?
     .ok_or(ApiError::Unauthorized("The account no longer exists."))?;
     tracing::info!(username = %user.username, "password changed; all sessions ended");
+    if let Some(dir) = state.ctx.store.path().parent() {
+        crate::secrets::forget_initial_admin_password(dir, &user.username);
+    }
     let token = login::issue(state, &row)?;
     Ok(json_response(
         StatusCode::OK,

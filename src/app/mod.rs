@@ -22,6 +22,7 @@ use crate::presence::Presence;
 use crate::store::{Store, Writer};
 use crate::{auth, ingest, lifecycle, secrets};
 use anyhow::Context;
+use std::io::IsTerminal as _;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
@@ -130,7 +131,7 @@ pub async fn start(
             secrets::load_or_create_jwt_secret(store.path().parent().unwrap_or(Path::new(".")))?
         }
     };
-    // Printed at once, so a later startup failure cannot swallow the one-time password.
+    // Reported at once, so a later startup failure cannot swallow the one-time password.
     print_first_start(&first_start(&store, &settings).await?);
     let (http_addr, mqtt_addr) = (listeners.http.local_addr()?, listeners.mqtt.local_addr()?);
     let settings = Arc::new(settings);
@@ -186,7 +187,7 @@ pub async fn start(
     let gate_cfg = GateConfig {
         prefix: settings.topic_prefix.clone(),
         max_packet,
-        connect_timeout: Duration::from_secs(10),
+        connect_timeout: Duration::from_secs(5),
         rate_per_device: settings.mqtt_rate,
         max_connections: settings.mqtt_max_connections as usize,
         login_failures: policy::IP_MAX_FAILURES,
@@ -311,14 +312,12 @@ impl Running {
             writer,
             ..
         } = self;
-        // Requests waiting for a device answer now, so HTTP handlers can finish.
-        parts.commands.fail_all();
+        // Requests waiting for a device answer now (and new ones at once), so HTTP handlers
+        // finish within their stage.
+        parts.commands.close();
         let mut ok = !services.failed().is_cancelled();
         for stage in Stage::ALL {
             ok &= services.stop(stage).await;
-            if stage == Stage::Ingest {
-                parts.commands.fail_all();
-            }
         }
         // Every writer sender lived in a stopped (or aborted) service, so the channel is closed.
         let closing = tokio::task::spawn_blocking(move || writer.close());
@@ -351,20 +350,32 @@ impl Running {
 enum FirstStart {
     Existing,
     FromSettings,
-    Generated(String),
+    /// Kept in `file` until admin signs in; shown on the console only when a person reads it.
+    Generated {
+        password: String,
+        file: std::path::PathBuf,
+    },
 }
 
 /// Creates `admin` on an empty user table, with the configured or a random password.
 async fn first_start(store: &Store, settings: &ServeSettings) -> anyhow::Result<FirstStart> {
     let s = store.clone();
     if tokio::task::spawn_blocking(move || s.user_count()).await?? > 0 {
+        if settings.admin_password.is_some() {
+            tracing::warn!(
+                "RZMON_ADMIN_PASSWORD is ignored: it only applies to the first start, and users \
+                 exist already (change a password with: rzmon user passwd admin)"
+            );
+        }
         return Ok(FirstStart::Existing);
     }
     let (password, outcome) = match &settings.admin_password {
         Some(p) => (p.expose().to_owned(), FirstStart::FromSettings),
         None => {
             let p = secrets::random_password(secrets::USER_PASSWORD_LEN)?;
-            (p.clone(), FirstStart::Generated(p))
+            let dir = store.path().parent().unwrap_or(Path::new("."));
+            let file = secrets::keep_initial_admin_password(dir, &p)?;
+            (p.clone(), FirstStart::Generated { password: p, file })
         }
     };
     let s = store.clone();
@@ -385,9 +396,18 @@ fn print_banner(http: SocketAddr, mqtt: SocketAddr) {
 
 fn print_first_start(first: &FirstStart) {
     match first {
-        FirstStart::Generated(p) => println!(
-            "  Admin login: admin / {p}  (shown once; change it with: rzmon user passwd admin)"
-        ),
+        FirstStart::Generated { password, file } => {
+            println!(
+                "  Admin login: admin, password in {} (deleted at admin's first sign-in)",
+                file.display()
+            );
+            // Never into a log or the journal: only to a terminal.
+            if std::io::stderr().is_terminal() {
+                eprintln!(
+                    "  Admin password: {password}  (change it with: rzmon user passwd admin)"
+                );
+            }
+        }
         FirstStart::FromSettings => {
             println!("  Created user admin with the password from RZMON_ADMIN_PASSWORD.")
         }

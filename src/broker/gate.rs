@@ -3,6 +3,7 @@
 //! their own topics and subscribe only to their own command topic, and forwards the original
 //! bytes to the loopback broker. The broker-to-client half is copied untouched.
 
+use super::budget::{Budget, Ticket};
 use super::frame::{self, FrameError};
 use super::sessions::Sessions;
 use super::{GateConfig, Verifier, topic};
@@ -31,6 +32,7 @@ struct Gate {
     lockout: Lockout<IpAddr>,
     rate: Option<DefaultKeyedRateLimiter<String>>,
     slots: Arc<Semaphore>,
+    budget: Budget,
 }
 
 /// Accepts device connections until `shutdown`; then closes every session and returns.
@@ -48,6 +50,7 @@ pub async fn run(
     let gate = Arc::new(Gate {
         lockout: Lockout::new(cfg.login_failures, cfg.login_lock),
         slots: Arc::new(Semaphore::new(cfg.max_connections)),
+        budget: Budget::default(),
         cfg,
         upstream,
         verifier,
@@ -69,6 +72,18 @@ pub async fn run(
                 }
             },
         };
+        // Per-address and pending budgets first (budget.rs), so cheap connections never
+        // reach the shared slots.
+        let mut ticket = match gate.budget.admit(peer.ip()) {
+            Ok(t) => t,
+            Err(log) => {
+                gate.metrics.mqtt_over_budget.inc();
+                if log {
+                    tracing::warn!(ip = %peer.ip(), "MQTT connections from this address over budget: new ones are closed (logged once a minute)");
+                }
+                continue;
+            }
+        };
         let Ok(slot) = gate.slots.clone().try_acquire_owned() else {
             tracing::warn!(%peer, max = gate.cfg.max_connections, "MQTT connection refused: too many connections");
             gate.metrics.mqtt_violations.inc();
@@ -78,7 +93,7 @@ pub async fn run(
         let gate = gate.clone();
         let stop = shutdown.child_token();
         tasks.spawn(async move {
-            gate.connection(stream, peer, stop).await;
+            gate.connection(stream, peer, stop, &mut ticket).await;
             drop(slot);
         });
     }
@@ -94,7 +109,13 @@ enum End {
 }
 
 impl Gate {
-    async fn connection(&self, mut client: TcpStream, peer: SocketAddr, stop: CancellationToken) {
+    async fn connection(
+        &self,
+        mut client: TcpStream,
+        peer: SocketAddr,
+        stop: CancellationToken,
+        ticket: &mut Ticket,
+    ) {
         let mut buf = BytesMut::with_capacity(1024);
         let first = tokio::select! {
             () = stop.cancelled() => return,
@@ -119,6 +140,7 @@ impl Gate {
         let Some(device) = self.admit(&mut client, peer, &connect).await else {
             return;
         };
+        ticket.authenticated();
         let mut upstream = match TcpStream::connect(self.upstream).await {
             Ok(s) => s,
             Err(e) => {

@@ -3,6 +3,7 @@
 //! its own threads: `Broker::start` checks that it really listens, and its threads end with the
 //! process.
 
+mod budget;
 mod frame;
 mod gate;
 mod sessions;

@@ -11,7 +11,7 @@ use crate::model::DeviceId;
 use crate::presence::Presence;
 use serde_json::{Map, Value, json};
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
@@ -48,6 +48,8 @@ struct Inner {
     out: mpsc::UnboundedSender<Outbound>,
     pending: Mutex<HashMap<u64, Pending>>,
     next_id: AtomicU64,
+    /// Set by `close` at shutdown: new requests fail at once.
+    closed: AtomicBool,
     presence: Arc<Presence>,
     online_tx: mpsc::UnboundedSender<DeviceId>,
 }
@@ -93,6 +95,7 @@ impl Commands {
             out,
             pending: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(start.max(1)),
+            closed: AtomicBool::new(false),
             presence,
             online_tx,
         };
@@ -117,6 +120,9 @@ impl Commands {
         value: Option<Value>,
         timeout: Duration,
     ) -> Reply {
+        if self.inner.closed.load(Ordering::Relaxed) {
+            return Err(CommandError::Unavailable);
+        }
         if !self.inner.presence.is_online(device) {
             return Err(CommandError::Offline(device.to_string()));
         }
@@ -220,8 +226,9 @@ impl Commands {
         }
     }
 
-    /// Fails every pending request (shutdown).
-    pub fn fail_all(&self) {
+    /// Shutdown: fails every pending request and, from now on, every new one.
+    pub fn close(&self) {
+        self.inner.closed.store(true, Ordering::Relaxed);
         for (_, p) in self.inner.lock().drain() {
             let _ = p.tx.send(Err(CommandError::Unavailable));
         }
@@ -278,6 +285,26 @@ mod tests {
         let reply = a.await.unwrap().unwrap();
         assert_eq!(reply["config"]["a"], 1);
         assert_eq!(c.pending(), 0);
+    }
+
+    #[tokio::test]
+    async fn close_fails_pending_and_new_requests() {
+        let (c, mut rx, d) = setup();
+        let c2 = c.clone();
+        let d2 = d.clone();
+        let pending = tokio::spawn(async move {
+            c2.request(&d2, "getConfig", None, Duration::from_secs(30))
+                .await
+        });
+        rx.recv().await.expect("sent");
+        c.close();
+        assert_eq!(pending.await.unwrap(), Err(CommandError::Unavailable));
+        assert_eq!(
+            c.request(&d, "getConfig", None, Duration::from_secs(30))
+                .await,
+            Err(CommandError::Unavailable)
+        );
+        assert!(rx.try_recv().is_err(), "nothing sent after close");
     }
 
     #[tokio::test]

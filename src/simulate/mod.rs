@@ -80,6 +80,8 @@ async fn run_device(
     let mut tick = interval(dev.interval_s());
     let mut sent = 0u64;
     let mut backoff = Duration::from_millis(500);
+    // Whether a connection was ever established: "lost" only makes sense after one.
+    let mut connected = false;
     loop {
         tokio::select! {
             () = shutdown.cancelled() => break,
@@ -108,6 +110,7 @@ async fn run_device(
             ev = eventloop.poll() => match ev {
                 Ok(Event::Incoming(Packet::ConnAck(_))) => {
                     backoff = Duration::from_millis(500);
+                    connected = true;
                     tracing::info!(device = %id, "connected");
                     send(client.try_subscribe(&command_topic, QoS::AtLeastOnce), &id);
                     send(client.try_publish(&status, QoS::AtLeastOnce, true, "online"), &id);
@@ -135,10 +138,16 @@ async fn run_device(
                 }
                 Ok(_) => {}
                 Err(ConnectionError::ConnectionRefused(code)) => {
-                    anyhow::bail!("{id}: the broker refused the login: {}", refusal(code));
+                    anyhow::bail!("{id}: rzmon at {}:{} refused the login: {}", opts.host, opts.port, refusal(code));
                 }
                 Err(e) => {
-                    tracing::warn!(device = %id, error = %e, retry_in = ?backoff, "connection lost");
+                    let broker = format!("{}:{}", opts.host, opts.port);
+                    if connected {
+                        tracing::warn!(device = %id, %broker, error = %e, retry_in = ?backoff, "connection to the MQTT port lost");
+                    } else {
+                        tracing::warn!(device = %id, %broker, error = %e, retry_in = ?backoff,
+                            "cannot connect to the MQTT port; is rzmon listening there? (--broker HOST:PORT)");
+                    }
                     tokio::select! {
                         () = shutdown.cancelled() => break,
                         () = tokio::time::sleep(backoff) => {}

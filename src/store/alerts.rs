@@ -361,23 +361,27 @@ impl Store {
         })
     }
 
-    pub fn set_alert_pending(&self, p: &PendingRow) -> Result<()> {
+    /// Records started (`Some`) and ended (`None`) `for` timers of (rule, subject), in one
+    /// transaction.
+    pub fn sync_alert_pending(
+        &self,
+        changes: &[((i64, String), Option<PendingRow>)],
+    ) -> Result<()> {
         self.with_conn(|c| {
-            c.execute(
-                "INSERT INTO alert_pending (rule_id, subject, since_ms, value) VALUES (?1, ?2, ?3, ?4)
-                 ON CONFLICT (rule_id, subject) DO UPDATE SET value = excluded.value",
-                (p.rule_id, &p.subject, p.since_ms, p.value),
-            )?;
-            Ok(())
-        })
-    }
-
-    pub fn clear_alert_pending(&self, rule_id: i64, subject: &str) -> Result<()> {
-        self.with_conn(|c| {
-            c.execute(
-                "DELETE FROM alert_pending WHERE rule_id = ?1 AND subject = ?2",
-                (rule_id, subject),
-            )?;
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            for ((rule_id, subject), row) in changes {
+                match row {
+                    Some(p) => tx.prepare_cached(
+                        "INSERT INTO alert_pending (rule_id, subject, since_ms, value) VALUES (?1, ?2, ?3, ?4)
+                         ON CONFLICT (rule_id, subject) DO UPDATE SET since_ms = excluded.since_ms, value = excluded.value",
+                    )?
+                    .execute((rule_id, subject, p.since_ms, p.value))?,
+                    None => tx
+                        .prepare_cached("DELETE FROM alert_pending WHERE rule_id = ?1 AND subject = ?2")?
+                        .execute((rule_id, subject))?,
+                };
+            }
+            tx.commit()?;
             Ok(())
         })
     }
