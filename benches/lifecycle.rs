@@ -70,7 +70,7 @@ fn main() {
         for i in 0..rows {
             let d = (i % devices) as usize;
             let n = i / devices;
-            tx.send(reading(&ids[d], start + n * step + d as i64, n))
+            tx.blocking_send(reading(&ids[d], start + n * step + d as i64, n), None)
                 .unwrap();
             while i % 100_000 == 0 && i > 0 && metrics.store_committed.get() + 200_000 < i as u64 {
                 std::thread::sleep(Duration::from_millis(5));
@@ -156,7 +156,8 @@ fn backup_while_ingesting(store: &Store, dir: &std::path::Path, device: &DeviceI
             }
             seq += 1;
             sent.push(Instant::now());
-            tx.send(reading(&dev, rzmon::model::now_ms(), seq)).unwrap();
+            tx.blocking_send(reading(&dev, rzmon::model::now_ms(), seq), None)
+                .unwrap();
         }
         while delays.len() < sent.len() {
             let done = m2.store_committed.get() as usize;

@@ -4,7 +4,7 @@
 use crate::auth::{self, policy};
 use crate::cli::{DeviceCommand, ExportArgs, SimulateArgs, UserCommand};
 use crate::config::Common;
-use crate::model::{DEVICE_ID_RULE, DeviceId, format_ts};
+use crate::model::{AuditAction, DEVICE_ID_RULE, DeviceId, format_ts};
 use crate::secrets;
 use crate::simulate::{Credentials, SimOptions};
 use crate::store::{DB_FILE, Store, StoreError};
@@ -109,7 +109,7 @@ pub fn device(store: &Store, cmd: DeviceCommand) -> anyhow::Result<()> {
                 Err(StoreError::Exists(_)) => bail!("device {id:?} already exists"),
                 r => r?,
             }
-            store.audit("cli", "deviceAdd", &id, &json!({}))?;
+            store.audit("cli", AuditAction::DeviceAdd, &id, &json!({}))?;
             print_device(&id, &password, json);
         }
         DeviceCommand::Passwd { id, json } => {
@@ -117,7 +117,7 @@ pub fn device(store: &Store, cmd: DeviceCommand) -> anyhow::Result<()> {
             if !store.set_device_secret(&id, &secrets::hash_device_secret(&password)?)? {
                 bail!("there is no device {id:?}");
             }
-            store.audit("cli", "devicePasswd", &id, &json!({}))?;
+            store.audit("cli", AuditAction::DevicePasswd, &id, &json!({}))?;
             print_device(&id, &password, json);
         }
         DeviceCommand::List { json } => {
@@ -139,7 +139,7 @@ pub fn device(store: &Store, cmd: DeviceCommand) -> anyhow::Result<()> {
             if !store.remove_device(&id)? {
                 bail!("there is no device {id:?}");
             }
-            store.audit("cli", "deviceRemove", &id, &json!({}))?;
+            store.audit("cli", AuditAction::DeviceRemove, &id, &json!({}))?;
             println!(
                 "Device {id} removed; its stored history stays. A running server closes its connection."
             );
@@ -180,7 +180,12 @@ pub fn simulation(
                 if !store.set_device_secret(&id, &hash)? {
                     let device = DeviceId::parse(&id).context("simulated device id")?;
                     store.create_device(&device, &hash)?;
-                    store.audit("cli", "deviceAdd", &id, &json!({ "simulated": true }))?;
+                    store.audit(
+                        "cli",
+                        AuditAction::DeviceAdd,
+                        &id,
+                        &json!({ "simulated": true }),
+                    )?;
                 }
                 Ok(Credentials {
                     device: id,

@@ -8,8 +8,10 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-/// A value that must never reach a log: `Debug` prints `***`.
-#[derive(Clone, PartialEq, Eq)]
+/// A value that must never reach a log: `Debug` prints `***`. It can be read from JSON (channel
+/// settings) but has no `Serialize`, so it cannot leak into an answer by accident.
+#[derive(Clone, PartialEq, Eq, serde::Deserialize)]
+#[serde(transparent)]
 pub struct Secret(String);
 
 impl Secret {
@@ -140,6 +142,69 @@ pub struct ServeSettings {
 
     #[command(flatten)]
     pub lifecycle: LifecycleSettings,
+
+    #[command(flatten)]
+    pub notify: NotifyArgs,
+}
+
+/// Settings of notification delivery and the heartbeat.
+#[derive(Debug, Clone, Args)]
+pub struct NotifyArgs {
+    /// Notification channels as Apprise-style URLs, comma-separated (ntfy://, ntfys://,
+    /// gotify://, tgram://, mailto://, discord://, slack://, json://, jsons://); read-only in
+    /// the dashboard.
+    #[arg(long, env = "RZMON_NOTIFY_URLS", hide_env_values = true, value_parser = secret, global = true)]
+    pub notify_urls: Option<Secret>,
+
+    /// The dashboard's address as people reach it (e.g. https://rz.example.com), for links in
+    /// notifications.
+    #[arg(long, env = "RZMON_PUBLIC_URL", value_parser = public_url, global = true)]
+    pub public_url: Option<String>,
+
+    /// IANA time zone of quiet hours (e.g. Europe/Berlin); default: the server's.
+    #[arg(long, env = "RZMON_TIMEZONE", global = true)]
+    pub timezone: Option<String>,
+
+    /// First pause before a failed notification is retried, in milliseconds (doubles up to
+    /// 10 minutes; retried for 24 h).
+    #[arg(long, env = "RZMON_NOTIFY_RETRY_BASE_MS", default_value_t = 5000, global = true,
+          value_parser = clap::value_parser!(u64).range(10..=600_000))]
+    pub notify_retry_base_ms: u64,
+
+    /// Dead man's switch: URL pinged while rzmon is healthy (healthchecks.io, Uptime Kuma
+    /// push); its failure form is called when a health check fails.
+    #[arg(long, env = "RZMON_HEARTBEAT_URL", hide_env_values = true, value_parser = heartbeat_url, global = true)]
+    pub heartbeat_url: Option<Secret>,
+
+    /// Seconds between heartbeat pings.
+    #[arg(long, env = "RZMON_HEARTBEAT_INTERVAL", default_value_t = 60, global = true,
+          value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub heartbeat_interval: u64,
+}
+
+fn public_url(s: &str) -> Result<String, String> {
+    let s = s.trim().trim_end_matches('/');
+    let host = s.split("://").nth(1).unwrap_or("");
+    if (s.starts_with("http://") || s.starts_with("https://"))
+        && !host.is_empty()
+        && !host.starts_with('/')
+    {
+        Ok(s.to_owned())
+    } else {
+        Err(format!(
+            "RZMON_PUBLIC_URL must look like https://host[:port][/path], got {s:?}"
+        ))
+    }
+}
+
+fn heartbeat_url(s: &str) -> Result<Secret, String> {
+    let ok = s.starts_with("http://") || s.starts_with("https://");
+    let host = s.split("://").nth(1).unwrap_or("");
+    if ok && !host.is_empty() && !host.starts_with('/') {
+        Ok(Secret::new(s.trim()))
+    } else {
+        Err("RZMON_HEARTBEAT_URL must be an http:// or https:// URL".into())
+    }
 }
 
 impl ServeSettings {

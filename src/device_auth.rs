@@ -67,7 +67,7 @@ impl DeviceAuth {
             let devices = match tokio::task::spawn_blocking(move || s.devices()).await {
                 Ok(Ok(list)) => list
                     .into_iter()
-                    .map(|d| (d.id, (d.secret_hash, d.enabled)))
+                    .map(|d| (d.id.to_string(), (d.secret_hash, d.enabled)))
                     .collect::<HashMap<_, _>>(),
                 Ok(Err(e)) => {
                     tracing::warn!(error = %e, "cannot read the device list");

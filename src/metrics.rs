@@ -3,7 +3,7 @@
 //! and the periodic log line.
 
 use serde::Serialize;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
 /// One counter; `inc` is a relaxed atomic add.
 #[derive(Debug, Default)]
@@ -27,6 +27,25 @@ impl Serialize for Counter {
     }
 }
 
+/// A value that goes up and down (a queue's length); `set` is a relaxed store.
+#[derive(Debug, Default)]
+pub struct Gauge(AtomicI64);
+
+impl Gauge {
+    pub fn set(&self, v: i64) {
+        self.0.store(v, Ordering::Relaxed);
+    }
+    pub fn get(&self) -> i64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+impl Serialize for Gauge {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_i64(self.get())
+    }
+}
+
 /// Every counter of the process.
 #[derive(Debug, Default, Serialize)]
 pub struct Metrics {
@@ -46,6 +65,15 @@ pub struct Metrics {
     pub store_committed: Counter,
     /// Re-delivered (device, seq) messages the writer ignored.
     pub store_duplicates: Counter,
+    /// Failed commit attempts (disk full, I/O error, lock timeout); each batch is retried.
+    pub store_commit_failures: Counter,
+    /// Messages waiting for the writer (at most `store::QUEUE`), as of its last batch.
+    pub store_queue: Gauge,
+    /// Device messages waiting for ingest (at most `ingest::QUEUE`), as of the last one taken.
+    pub ingest_queue: Gauge,
+    /// Times a device message found ingest's queue full and its connection had to wait
+    /// (back-pressure: the gate stops reading that socket meanwhile).
+    pub ingest_queue_full: Counter,
     /// WebSocket clients dropped because they could not keep up.
     pub ws_dropped_slow: Counter,
     /// Failed HTTP logins.
@@ -58,4 +86,10 @@ pub struct Metrics {
     pub backups_made: Counter,
     /// Backups that failed (writing or verification).
     pub backups_failed: Counter,
+    /// Notices delivered on a channel (one per notice and channel).
+    pub notify_sent: Counter,
+    /// Notices that could not be delivered (refused, or given up after 24 h).
+    pub notify_failed: Counter,
+    /// Delivery attempts that will be retried (network trouble, 429, 5xx).
+    pub notify_retries: Counter,
 }

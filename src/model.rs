@@ -51,12 +51,180 @@ impl fmt::Display for DeviceId {
 /// Longest access id (card UID as the reader prints it).
 pub const MAX_ACCESS_ID_LEN: usize = 64;
 
-/// Access ids as card readers print them: 1–64 of `A-Z a-z 0-9 : _ -`.
-pub fn valid_access_id(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= MAX_ACCESS_ID_LEN
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b":_-".contains(&b))
+/// How the access-id rule is explained to people.
+pub const ACCESS_ID_RULE: &str = "1-64 characters of A-Z a-z 0-9 : _ -";
+
+/// An access id (a card UID as the reader prints it): 1–64 of `A-Z a-z 0-9 : _ -`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(transparent)]
+pub struct AccessId(String);
+
+impl AccessId {
+    /// Validates `s`; `None` when it breaks [`ACCESS_ID_RULE`].
+    pub fn parse(s: &str) -> Option<Self> {
+        let ok = !s.is_empty()
+            && s.len() <= MAX_ACCESS_ID_LEN
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b":_-".contains(&b));
+        ok.then(|| Self(s.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl<'de> Deserialize<'de> for AccessId {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        Self::parse(&s).ok_or_else(|| {
+            serde::de::Error::custom(format!("{s:?} is not an access id: use {ACCESS_ID_RULE}"))
+        })
+    }
+}
+
+impl fmt::Display for AccessId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// The commands the server sends on `<prefix>/<dev>/command` as `"command"` (serde names are
+/// the protocol's).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Command {
+    GetConfig,
+    SetConfig,
+    AddAccessId,
+    RemoveAccessId,
+    SyncAccessIds,
+}
+
+impl Command {
+    pub const ALL: [Command; 5] = [
+        Command::GetConfig,
+        Command::SetConfig,
+        Command::AddAccessId,
+        Command::RemoveAccessId,
+        Command::SyncAccessIds,
+    ];
+
+    /// The protocol name (`getConfig`, ...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Command::GetConfig => "getConfig",
+            Command::SetConfig => "setConfig",
+            Command::AddAccessId => "addAccessId",
+            Command::RemoveAccessId => "removeAccessId",
+            Command::SyncAccessIds => "syncAccessIds",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|c| c.as_str() == s)
+    }
+}
+
+impl fmt::Display for Command {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What an audit-log entry records (its `action` column; the names are the API's).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuditAction {
+    Login,
+    PasswordChange,
+    DeviceAdd,
+    DevicePasswd,
+    DeviceRemove,
+    AddAccessId,
+    RevokeAccessId,
+    SetConfig,
+    AlertAck,
+    AlertRuleAdd,
+    AlertRuleChange,
+    AlertRuleRemove,
+    AlertRuleSnooze,
+    Logout,
+    LogoutEverywhere,
+    ChannelAdd,
+    ChannelUpdate,
+    ChannelDelete,
+    ChannelTest,
+    ChannelMute,
+    ChannelUnmute,
+}
+
+impl AuditAction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuditAction::Login => "login",
+            AuditAction::PasswordChange => "passwordChange",
+            AuditAction::DeviceAdd => "deviceAdd",
+            AuditAction::DevicePasswd => "devicePasswd",
+            AuditAction::DeviceRemove => "deviceRemove",
+            AuditAction::AddAccessId => "addAccessID",
+            AuditAction::RevokeAccessId => "revokeAccessID",
+            AuditAction::SetConfig => "setConfig",
+            AuditAction::AlertAck => "alertAck",
+            AuditAction::AlertRuleAdd => "alertRuleAdd",
+            AuditAction::AlertRuleChange => "alertRuleChange",
+            AuditAction::AlertRuleRemove => "alertRuleRemove",
+            AuditAction::AlertRuleSnooze => "alertRuleSnooze",
+            AuditAction::Logout => "logout",
+            AuditAction::LogoutEverywhere => "logoutEverywhere",
+            AuditAction::ChannelAdd => "channelAdd",
+            AuditAction::ChannelUpdate => "channelUpdate",
+            AuditAction::ChannelDelete => "channelDelete",
+            AuditAction::ChannelTest => "channelTest",
+            AuditAction::ChannelMute => "channelMute",
+            AuditAction::ChannelUnmute => "channelUnmute",
+        }
+    }
+}
+
+/// How an attempted config change ended, as the config history keeps it (`outcome`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConfigOutcome {
+    /// The device confirmed the change.
+    Confirmed,
+    /// Why it did not: offline, no answer in time, or the device's refusal, as a sentence.
+    Failed(String),
+}
+
+impl ConfigOutcome {
+    const CONFIRMED: &'static str = "confirmed";
+
+    pub fn is_confirmed(&self) -> bool {
+        *self == ConfigOutcome::Confirmed
+    }
+
+    /// The stored text: `confirmed` or the sentence.
+    pub fn as_str(&self) -> &str {
+        match self {
+            ConfigOutcome::Confirmed => Self::CONFIRMED,
+            ConfigOutcome::Failed(why) => why,
+        }
+    }
+
+    /// Reads the stored text back.
+    pub fn parse(text: &str) -> Self {
+        if text == Self::CONFIRMED {
+            ConfigOutcome::Confirmed
+        } else {
+            ConfigOutcome::Failed(text.to_owned())
+        }
+    }
+}
+
+/// Serialized as its stored text.
+impl Serialize for ConfigOutcome {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
 }
 
 /// The topic kinds a device may publish on (`<prefix>/<dev>/<kind>`).
@@ -118,7 +286,7 @@ pub struct Incident {
 /// A card presented at a device's reader.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AccessEvent {
-    pub access_id: String,
+    pub access_id: AccessId,
     pub granted: bool,
     pub payload: Map<String, Value>,
 }
@@ -205,6 +373,41 @@ impl Message {
     }
 }
 
+/// A device message on its way from the MQTT side (the gate; an external broker's client) to
+/// ingest: who sent it (established by the MQTT side, never read from the payload), on which
+/// topic kind, the raw payload, and the handle that acknowledges it.
+pub struct Inbound {
+    pub device: DeviceId,
+    pub kind: Kind,
+    pub payload: bytes::Bytes,
+    /// `None` for QoS 0 and for last wills: nobody waits for them.
+    pub ack: Option<Ack>,
+}
+
+/// Acknowledges one device message once it is dealt with: committed, recognised as a duplicate
+/// of a committed one, or rejected as invalid (logged and counted; re-sending cannot help).
+/// Dropping it without `done` means "not stored": the device gets no acknowledgement and keeps
+/// the message.
+pub struct Ack(Box<dyn FnOnce() + Send>);
+
+impl Ack {
+    /// `on_done` runs once, on the thread that calls `done` (keep it short: it may run on the
+    /// store writer's thread).
+    pub fn new(on_done: impl FnOnce() + Send + 'static) -> Self {
+        Self(Box::new(on_done))
+    }
+
+    pub fn done(self) {
+        (self.0)();
+    }
+}
+
+impl fmt::Debug for Ack {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Ack")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -215,6 +418,17 @@ mod tests {
         for bad in ["", "a/b", "+", "#", "a b", &"x".repeat(65)] {
             assert!(DeviceId::parse(bad).is_none(), "{bad:?}");
         }
+    }
+
+    /// The command names are the protocol's, the same through serde and `as_str`.
+    #[test]
+    fn command_names() {
+        for c in Command::ALL {
+            assert_eq!(serde_json::to_value(c).ok(), Some(c.as_str().into()));
+            assert_eq!(Command::parse(c.as_str()), Some(c));
+        }
+        assert_eq!(Command::SyncAccessIds.as_str(), "syncAccessIds");
+        assert_eq!(Command::parse("reboot"), None);
     }
 
     #[test]

@@ -22,9 +22,13 @@ async fn alerts_of(app: &TestApp, token: &str, rule: i64) -> Vec<Value> {
     v["alerts"].as_array().cloned().unwrap_or_default()
 }
 
+/// Bound for an alert to appear: the engine ticks every 0.5 s, but under a full parallel suite
+/// on 2 cores a firing was seen to take longer than `SOON` (two failures in CI-like runs).
+const ALERT_WAIT: Duration = Duration::from_secs(30);
+
 /// Waits until `rule` has an alert for which `pred` holds; returns it.
 async fn wait_alert(app: &TestApp, token: &str, rule: i64, pred: impl Fn(&Value) -> bool) -> Value {
-    let deadline = std::time::Instant::now() + SOON;
+    let deadline = std::time::Instant::now() + ALERT_WAIT;
     loop {
         let all = alerts_of(app, token, rule).await;
         if let Some(a) = all.iter().find(|a| pred(a)) {
@@ -128,7 +132,11 @@ async fn hysteresis_prevents_flapping() {
     assert_eq!(pushed["data"]["rule_id"], id);
     assert_eq!(pushed["data"]["state"], "firing");
     telemetry(&d, json!({"tmp": 38.5})).await;
-    let a = wait_alert(&app, &token, id, |a| a["state"] == "resolved").await;
+    // The state and the notice record are written one after the other: wait for both.
+    let a = wait_alert(&app, &token, id, |a| {
+        a["state"] == "resolved" && notice_kinds(a) == ["firing", "resolved"]
+    })
+    .await;
     assert_eq!(
         alerts_of(&app, &token, id).await.len(),
         1,

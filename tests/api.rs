@@ -427,7 +427,10 @@ async fn bad_requests_get_clear_errors() {
     assert_eq!(res.status(), 405);
     let (status, body) = app.get("/health", None).await;
     assert_eq!(status, 200);
-    assert_eq!(body["checks"], json!({"database": "ok", "broker": "ok"}));
+    assert_eq!(
+        body["checks"],
+        json!({"database": "ok", "broker": "ok", "integrity": "ok"})
+    );
     assert_eq!(body["status"], "ok");
 }
 

@@ -445,6 +445,81 @@ async fn dashboard_end_to_end() {
         Ok(())
     })
     .await;
+    // Regression: switching device while a getConfig is pending showed the first device's
+    // late answer under the second, and Save then posted to the first device.
+    step(&b, "config-switch", async {
+        b.click("#nav-devices").await?;
+        b.click("#config-device option[value=\"door\"]").await?;
+        b.click("#config-load").await?;
+        let msg_id = loop {
+            let p = door
+                .next_publish(SOON)
+                .await
+                .ok_or("the door got no getConfig")?;
+            let v: serde_json::Value = serde_json::from_slice(&p.payload).unwrap_or_default();
+            if v["command"] == "getConfig" {
+                break v["msgID"].clone();
+            }
+        };
+        b.click("#config-device option[value=\"sim-1\"]").await?;
+        b.click("#config-load").await?;
+        b.wait("#config-fields input[data-key=\"tmp_max\"]", SOON)
+            .await?;
+        // The door answers late; a telemetry row after it shows ingest has handled the reply.
+        door.publish(
+            "reply",
+            json!({"msgID": msg_id, "ok": true, "config": {"door_only": 1}}).to_string(),
+        )
+        .await;
+        let rows = || {
+            app.db()
+                .query_row(
+                    "SELECT count(*) FROM telemetry t JOIN device_keys k ON k.id = t.device_key
+                     WHERE k.name = 'door'",
+                    [],
+                    |r| r.get::<_, i64>(0),
+                )
+                .unwrap_or(0)
+        };
+        let before = rows();
+        door.publish("telemetry", r#"{"tmp":22.0,"lf":41.0,"locked":true}"#)
+            .await;
+        if !wait_until(SOON, || async { rows() > before }).await {
+            return Err("the door's telemetry was not stored".into());
+        }
+        // Save round-trips through sim-1, long after the door's answer left the server.
+        b.fill("#config-fields input[data-key=\"tmp_max\"]", "25.5")
+            .await?;
+        b.click("#config-save").await?;
+        b.wait_text("#config-status", SOON, |t| {
+            t.contains("sim-1") && !t.contains('…')
+        })
+        .await?;
+        let shown = c
+            .execute(
+                "const f = document.getElementById('config-form'); \
+                 return [f.dataset.device, !!document.querySelector('[data-key=\"door_only\"]')];",
+                vec![],
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+        if shown != json!(["sim-1", false]) {
+            return Err(format!("the form shows [device, door field] = {shown}"));
+        }
+        let saved = wait_until(SOON, || async {
+            app.get("/getConfig?device=sim-1", Some(&token)).await.1["config"]["tmp_max"] == 25.5
+        })
+        .await;
+        if !saved {
+            return Err("Save did not reach sim-1".into());
+        }
+        let history = app.get("/configHistory?device=door", Some(&token)).await.1;
+        if history["history"].as_array().is_some_and(|h| !h.is_empty()) {
+            return Err(format!("a config change went to the door: {history}"));
+        }
+        Ok(())
+    })
+    .await;
     step(&b, "device-add", async {
         b.click("#nav-devices").await?;
         b.fill("#device-add-id", "esp32-ui").await?;

@@ -11,7 +11,10 @@ async fn health_shows_reasons_only_to_logged_in_users() {
     let (status, body) = app.get("/health", None).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["status"], "ok");
-    assert_eq!(body["checks"], json!({"database": "ok", "broker": "ok"}));
+    assert_eq!(
+        body["checks"],
+        json!({"database": "ok", "broker": "ok", "integrity": "ok"})
+    );
     assert!(body.get("details").is_none(), "{body}");
     let (status, body) = app.get("/health", Some("not-a-token")).await;
     assert_eq!(status, 200, "a bad token is just anonymous here: {body}");

@@ -17,32 +17,43 @@ const HOUR_MS: i64 = 3_600_000;
 /// writer into the server's database file (the server stamps receive time; history from
 /// the past can only come in this way, as after an upgrade).
 fn write_history(app: &TestApp, device: &str, start_ms: i64, n: i64, step_ms: i64) {
-    let store = Store::open(&app.db_path()).expect("open the server's database");
-    let metrics = Arc::new(rzmon::metrics::Metrics::default());
-    let writer = store
-        .spawn_writer(metrics, rzmon::health::Health::new())
-        .expect("writer");
-    let tx = writer.sender();
+    let path = app.db_path();
+    // The writer's blocking calls must not run on the test's runtime thread.
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let store = Store::open(&path).expect("open the server's database");
+            let metrics = Arc::new(rzmon::metrics::Metrics::default());
+            let writer = store
+                .spawn_writer(metrics, rzmon::health::Health::new())
+                .expect("writer");
+            feed(&writer.sender(), device, start_ms, n, step_ms);
+            writer.close().expect("history committed");
+        });
+    });
+}
+
+fn feed(tx: &rzmon::store::WriterTx, device: &str, start_ms: i64, n: i64, step_ms: i64) {
     for i in 0..n {
         let tmp = 18.0 + (i % 113) as f64 * 0.07;
         let lf = 35.0 + (i % 17) as f64;
         let locked = i % 4 != 0;
         let payload = json!({"tmp": tmp, "lf": lf, "locked": locked, "seq": i});
-        tx.send(Message {
-            device: DeviceId::parse(device).unwrap(),
-            ts_ms: start_ms + i * step_ms,
-            body: Body::Telemetry(Telemetry {
-                tmp: Some(tmp),
-                lf: Some(lf),
-                locked: Some(locked),
-                seq: Some(i),
-                payload: payload.as_object().cloned().unwrap(),
-            }),
-        })
+        tx.blocking_send(
+            Message {
+                device: DeviceId::parse(device).unwrap(),
+                ts_ms: start_ms + i * step_ms,
+                body: Body::Telemetry(Telemetry {
+                    tmp: Some(tmp),
+                    lf: Some(lf),
+                    locked: Some(locked),
+                    seq: Some(i),
+                    payload: payload.as_object().cloned().unwrap(),
+                }),
+            },
+            None,
+        )
         .expect("send");
     }
-    drop(tx);
-    writer.close().expect("history committed");
 }
 
 /// Hourly (count, min, avg, max of tmp) from the raw rows, by the test's own SQL.
@@ -226,7 +237,7 @@ async fn scheduled_backups_rotate_and_download_safely() {
     assert!(bytes.starts_with(b"SQLite format 3\0"));
     let copy = app.dir.path().join("downloaded.db");
     std::fs::write(&copy, &bytes).unwrap();
-    let check = rzmon::store::check_file(&copy).expect("downloaded backup is sound");
+    let check = rzmon::store::check_backup(&copy).expect("downloaded backup is sound");
     assert_eq!(check.rows["devices"], 1);
 
     let (status, _) = app.get(&format!("/backups/{name}"), None).await;

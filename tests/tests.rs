@@ -1,14 +1,20 @@
 //! The one integration-test binary: tests start the real server in-process, or the real
 //! `rzmon` binary where the process matters (see `util`).
 
+mod receiver;
 mod util;
 
+mod acked;
 mod alerts;
 mod api;
 mod app;
 mod browser;
+mod channels;
 mod cli;
 mod commands;
+mod damaged;
+mod delivery;
+mod disk_full;
 mod durability;
 mod first_hour;
 mod flow;

@@ -1,9 +1,7 @@
 // Access: access ids (add by id, enrol by swipe with countdown, revoke) and the access log.
-import { api } from './api.js';
+import { api, latest, isStale, settings } from './api.js';
 import { t, fmtDate } from './i18n.js';
 import { h, clear, setMsg, responsiveTable, deviceOptions } from './dom.js';
-
-const ENROL_SECS = 30;
 
 export default function accessView(main, { live }) {
   // --- list
@@ -14,7 +12,7 @@ export default function accessView(main, { live }) {
     listBody);
 
   // --- add by id
-  const addId = h('input', { id: 'access-add-id', required: true, pattern: '[A-Za-z0-9:_\\-]{1,64}', maxlength: 64, autocomplete: 'off', spellcheck: 'false' });
+  const addId = h('input', { id: 'access-add-id', required: true, autocomplete: 'off', spellcheck: 'false' });
   const addName = h('input', { id: 'access-add-name', maxlength: 100, autocomplete: 'off' });
   const addMsg = h('p', { class: 'msg', role: 'status', id: 'access-add-status' });
   const addForm = h('form', { class: 'stack card', id: 'access-add-form' },
@@ -50,10 +48,12 @@ export default function accessView(main, { live }) {
     h('section', {}, h('h2', {}, t('acc.log')), logStatus, h('div', { class: 'table-wrap card' }, log)));
 
   let names = new Map();
+  const listSlot = latest();
+  const logSlot = latest();
 
   async function loadList(keep = false) {
     try {
-      const res = await api('/accessIDs');
+      const res = await listSlot.run((signal) => api('/accessIDs', { signal }));
       clear(listBody);
       names = new Map(res.access_ids.map((r) => [r.access_id, r.name]));
       for (const r of res.access_ids) {
@@ -64,7 +64,7 @@ export default function accessView(main, { live }) {
           h('td', { class: 'num' }, fmtDate(r.added)), h('td', {}, revoke)));
       }
       if (!keep || !res.access_ids.length) setMsg(listStatus, res.access_ids.length ? '' : t('acc.none'));
-    } catch (e) { setMsg(listStatus, e.message, 'error'); }
+    } catch (e) { if (!isStale(e)) setMsg(listStatus, e.message, 'error'); }
   }
 
   function logRow(r, isNew) {
@@ -77,11 +77,11 @@ export default function accessView(main, { live }) {
 
   async function loadLog() {
     try {
-      const res = await api('/access', { query: { limit: 100 } });
+      const res = await logSlot.run((signal) => api('/access', { query: { limit: 100 }, signal }));
       clear(logBody);
       res.access.forEach((r) => logBody.append(logRow(r)));
       setMsg(logStatus, res.access.length ? '' : t('acc.nolog'));
-    } catch (e) { setMsg(logStatus, e.message, 'error'); }
+    } catch (e) { if (!isStale(e)) setMsg(logStatus, e.message, 'error'); }
   }
 
   function outcome(res) {
@@ -101,7 +101,10 @@ export default function accessView(main, { live }) {
   addForm.addEventListener('submit', async (ev) => {
     ev.preventDefault();
     const id = addId.value.trim();
-    if (!addId.checkValidity() || !id) { setMsg(addMsg, t('acc.id') + ': A-Z a-z 0-9 : _ - (1–64)', 'error'); addId.focus(); return; }
+    if (!id) {
+      const rule = await settings().then((s) => s.access_id_rule, () => '');
+      setMsg(addMsg, `${t('acc.id')}: ${rule}`, 'error'); addId.focus(); return;
+    }
     const btn = addForm.querySelector('button');
     btn.disabled = true;
     try {
@@ -118,11 +121,13 @@ export default function accessView(main, { live }) {
     const dev = enrolDev.value;
     if (!dev) return;
     enrolBtn.disabled = true;
-    const end = Date.now() + ENROL_SECS * 1000;
+    // The server's enrolment time; without it the countdown is left out, not guessed.
+    const secs = await settings().then((s) => s.enrol_timeout_s, () => null);
+    const end = Date.now() + (secs || 0) * 1000;
     const tick = () => {
       const s = Math.max(0, Math.ceil((end - Date.now()) / 1000));
-      countdown.textContent = `${s} s`;
-      setMsg(enrolMsg, t('acc.present', { device: dev, s: ENROL_SECS }));
+      countdown.textContent = secs ? `${s} s` : '';
+      setMsg(enrolMsg, t('acc.present', { device: dev, s: secs ?? '…' }));
     };
     tick();
     timer = setInterval(tick, 250);

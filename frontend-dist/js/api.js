@@ -3,10 +3,11 @@ import { t } from './i18n.js';
 
 const KEY = 'rzmon.token';
 let unauthorized = () => {};
+let settingsOnce = null;
 
 export const getToken = () => sessionStorage.getItem(KEY);
 export const setToken = (tok) => sessionStorage.setItem(KEY, tok);
-export const clearToken = () => sessionStorage.removeItem(KEY);
+export const clearToken = () => { sessionStorage.removeItem(KEY); settingsOnce = null; };
 export function onUnauthorized(fn) { unauthorized = fn; }
 
 export class ApiError extends Error {
@@ -85,3 +86,36 @@ export async function download(path, { query, filename } = {}) {
   setTimeout(() => URL.revokeObjectURL(href), 60000);
   return blob.size;
 }
+
+/** The server's settings and rules (GET /settings), fetched once per session: the dashboard
+ * hard-codes none of them (MQTT port and prefix, enrolment time, password minimum, id rules). */
+export function settings() {
+  settingsOnce ||= api('/settings').catch((e) => { settingsOnce = null; throw e; });
+  return settingsOnce;
+}
+
+/**
+ * The dashboard's one stale-answer guard. A view keeps one `latest()` per thing it shows;
+ * `slot.run((signal) => api(path, { signal }))` starts a round and aborts the previous round's
+ * reads. The round's result arrives only while it is the newest: an older round rejects with an
+ * AbortError (`isStale(e)`), which the view ignores. `slot.cancel()` drops the pending round, e.g.
+ * when the user picks another device. Writes (POST) leave out `signal` so they are never
+ * cancelled half-way on the server; their stale answer is still dropped.
+ */
+export function latest() {
+  let ctrl = null;
+  return {
+    async run(load) {
+      if (ctrl) ctrl.abort();
+      const mine = new AbortController();
+      ctrl = mine;
+      const result = await load(mine.signal);
+      if (mine.signal.aborted) throw new DOMException('a newer request replaced this one', 'AbortError');
+      return result;
+    },
+    cancel() { if (ctrl) ctrl.abort(); ctrl = null; },
+  };
+}
+
+/** Whether `e` is the rejection of a replaced (stale) round. */
+export const isStale = (e) => Boolean(e) && e.name === 'AbortError';

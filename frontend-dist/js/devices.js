@@ -1,12 +1,9 @@
 // Devices: list, how to add one (CLI + ESP32 settings), config view/edit via getConfig/setConfig, history.
-import { api, ApiError } from './api.js';
+import { api, ApiError, latest, isStale, settings } from './api.js';
 import { t, fmtDate, fmtRelative } from './i18n.js';
 import { h, clear, setMsg, responsiveTable } from './dom.js';
 import { deviceAddForm } from './forms.js';
 import { backupsSection } from './backups.js';
-
-const MQTT_PORT = 1883;
-const PREFIX = 'rz';
 
 async function copy(text, btn) {
   try {
@@ -51,21 +48,25 @@ export default function devicesView(main, { live }) {
     h('thead', {}, h('tr', {}, ...['dev.id', 'dev.status', 'dev.created', 'dev.sync', ''].map((k) => h('th', { scope: 'col', class: k === 'dev.created' ? 'opt' : '' }, k ? t(k) : '')))),
     tbody);
 
-  const example = h('span', {}, 'esp32-1');
-  const host = location.hostname;
+  const espSettings = h('dl', { class: 'kv', id: 'esp-settings' });
   const addBox = h('section', { class: 'card', id: 'device-add' },
     h('h2', {}, t('dev.add')),
     h('p', {}, t('dev.addtext')),
     deviceAddForm(copyLine, () => loadDevices()),
     copyLine('rzmon device add esp32-1', 'device-add-cmd'),
     h('h3', {}, t('dev.esp')),
-    h('dl', { class: 'kv' },
-      h('dt', {}, t('dev.host')), h('dd', {}, copyLine(host, 'esp-host')),
-      h('dt', {}, t('dev.port')), h('dd', {}, copyLine(String(MQTT_PORT), 'esp-port')),
-      h('dt', {}, t('dev.clientid')), h('dd', {}, example, ' (MQTT 3.1.1, keepalive 30–60 s)'),
-      h('dt', {}, t('dev.lwt')), h('dd', {}, h('code', {}, `${PREFIX}/esp32-1/status`), ' = offline'),
-      h('dt', {}, t('dev.pub')), h('dd', {}, h('code', {}, `${PREFIX}/esp32-1/{telemetry,incident,access,reply,status}`)),
-      h('dt', {}, t('dev.sub')), h('dd', {}, h('code', {}, `${PREFIX}/esp32-1/command`))));
+    espSettings);
+  // Port and prefix as the server is configured (GET /settings), never assumed.
+  settings().then((s) => {
+    const p = s.topic_prefix;
+    espSettings.append(
+      h('dt', {}, t('dev.host')), h('dd', {}, copyLine(location.hostname, 'esp-host')),
+      h('dt', {}, t('dev.port')), h('dd', {}, copyLine(String(s.mqtt_port), 'esp-port')),
+      h('dt', {}, t('dev.clientid')), h('dd', {}, h('span', {}, 'esp32-1'), ' (MQTT 3.1.1, keepalive 30–60 s)'),
+      h('dt', {}, t('dev.lwt')), h('dd', {}, h('code', {}, `${p}/esp32-1/status`), ' = offline'),
+      h('dt', {}, t('dev.pub')), h('dd', {}, h('code', {}, `${p}/esp32-1/{telemetry,incident,access,reply,status}`)),
+      h('dt', {}, t('dev.sub')), h('dd', {}, h('code', {}, `${p}/esp32-1/command`)));
+  }, (e) => espSettings.append(h('dd', { class: 'msg error' }, e.message)));
 
   // config
   const cfgDev = h('select', { id: 'config-device' });
@@ -89,11 +90,14 @@ export default function devicesView(main, { live }) {
   responsiveTable(histTable);
   main.append(h('h1', {}, t('dev.title')), status, h('section', {}, h('div', { class: 'table-wrap card' }, table)), cfgBox, addBox, backupsSection());
 
-  let current = null; // { device, config }
+  let current = null; // { device, config }: what the form shows and Save posts to
+  const listSlot = latest();
+  const configSlot = latest(); // getConfig and setConfig answers: only the selected device's count
+  const historySlot = latest();
 
   async function loadDevices() {
     try {
-      const res = await api('/devices');
+      const res = await listSlot.run((signal) => api('/devices', { signal }));
       clear(tbody);
       const keep = cfgDev.value;
       clear(cfgDev);
@@ -111,7 +115,7 @@ export default function devicesView(main, { live }) {
       }
       if (keep) cfgDev.value = keep;
       setMsg(status, res.devices.length ? '' : t('dev.none'));
-    } catch (e) { setMsg(status, e.message, 'error'); }
+    } catch (e) { if (!isStale(e)) setMsg(status, e.message, 'error'); }
   }
 
   function inputFor(key, value) {
@@ -170,25 +174,31 @@ export default function devicesView(main, { live }) {
     cfgForm.hidden = false;
   }
 
+  /** Forgets the shown config; a pending getConfig or setConfig answer is dropped. */
+  function forgetConfig() {
+    configSlot.cancel();
+    current = null; clear(fields); cfgForm.hidden = true; saveBtn.disabled = true;
+    setMsg(cfgStatus, '');
+  }
+
   async function loadConfig() {
     const device = cfgDev.value;
     if (!device) return;
-    current = null; clear(fields); saveBtn.disabled = true; cfgForm.hidden = true;
-    loadBtn.disabled = true;
+    forgetConfig();
     setMsg(cfgStatus, t('dev.loading', { device }));
     loadHistory(device);
     try {
-      const res = await api('/getConfig', { query: { device } });
+      const res = await configSlot.run((signal) => api('/getConfig', { query: { device }, signal }));
       renderConfig(device, res.config);
       setMsg(cfgStatus, '');
     } catch (e) {
-      setMsg(cfgStatus, errorSentence(e, device), 'error');
-    } finally { loadBtn.disabled = false; }
+      if (!isStale(e)) setMsg(cfgStatus, errorSentence(e, device), 'error');
+    }
   }
 
   async function loadHistory(device) {
     try {
-      const res = await api('/configHistory', { query: { device, limit: 20 } });
+      const res = await historySlot.run((signal) => api('/configHistory', { query: { device, limit: 20 }, signal }));
       clear(histBody);
       for (const r of res.history) {
         histBody.append(h('tr', {},
@@ -197,7 +207,7 @@ export default function devicesView(main, { live }) {
           h('td', { dataset: { level: r.confirmed ? 'ok' : 'alarm' } }, r.outcome)));
       }
       setMsg(histStatus, res.history.length ? '' : t('dev.nohist'));
-    } catch (e) { setMsg(histStatus, e.message, 'error'); }
+    } catch (e) { if (!isStale(e)) setMsg(histStatus, e.message, 'error'); }
   }
 
   cfgForm.addEventListener('submit', async (ev) => {
@@ -212,10 +222,12 @@ export default function devicesView(main, { live }) {
     saveBtn.disabled = true;
     setMsg(cfgStatus, t('dev.saving', { device }));
     try {
-      const res = await api('/setConfig', { method: 'POST', query: { device }, body });
+      // No signal: a write is never cancelled half-way; its answer is dropped if stale.
+      const res = await configSlot.run(() => api('/setConfig', { method: 'POST', query: { device }, body }));
       renderConfig(device, res.config);
       setMsg(cfgStatus, t('dev.confirmed', { device }), 'ok');
     } catch (e) {
+      if (isStale(e)) return;
       setMsg(cfgStatus, errorSentence(e, device), 'error');
       saveBtn.disabled = false;
     }
@@ -223,9 +235,10 @@ export default function devicesView(main, { live }) {
   });
 
   loadBtn.addEventListener('click', loadConfig);
-  cfgDev.addEventListener('change', () => { current = null; clear(fields); cfgForm.hidden = true; saveBtn.disabled = true; setMsg(cfgStatus, ''); loadHistory(cfgDev.value); });
+  cfgDev.addEventListener('change', () => { forgetConfig(); loadHistory(cfgDev.value); });
 
-  const off = live.on('device', () => loadDevices());
+  const liveOff = live.on('device', () => loadDevices());
+  const off = () => { liveOff(); listSlot.cancel(); configSlot.cancel(); historySlot.cancel(); };
   loadDevices().then(() => {
     const wanted = (location.hash.match(/device=([\w-]+)/) || [])[1];
     if (wanted) cfgDev.value = wanted;

@@ -1,10 +1,8 @@
 // Two small forms: change the own password (POST /user/password) and register a device
 // (POST /devices, whose answer carries the MQTT password exactly once).
-import { api, setToken } from './api.js';
+import { api, setToken, settings } from './api.js';
 import { t } from './i18n.js';
 import { h, setMsg } from './dom.js';
-
-const MIN_PASSWORD = 8;
 
 function field(id, label, attrs) {
   return h('p', {}, h('label', { for: id }, label), h('input', { id, ...attrs }));
@@ -15,14 +13,16 @@ export function passwordForm() {
   const form = h('form', { id: 'passwd-form', class: 'stack' },
     h('h2', {}, t('pw.title')),
     field('passwd-current', t('pw.current'), { type: 'password', autocomplete: 'current-password', required: true }),
-    field('passwd-new', t('pw.new'), { type: 'password', autocomplete: 'new-password', required: true, minlength: String(MIN_PASSWORD) }),
+    field('passwd-new', t('pw.new'), { type: 'password', autocomplete: 'new-password', required: true }),
     field('passwd-repeat', t('pw.repeat'), { type: 'password', autocomplete: 'new-password', required: true }),
     h('button', { type: 'submit', id: 'passwd-submit' }, t('pw.submit')),
     status);
+  settings().then((s) => { form.querySelector('#passwd-new').minLength = s.password_min_length; }, () => {});
   form.addEventListener('submit', async (ev) => {
     ev.preventDefault();
     const [cur, next, again] = ['passwd-current', 'passwd-new', 'passwd-repeat'].map((id) => form.querySelector(`#${id}`));
-    if (next.value.length < MIN_PASSWORD) return setMsg(status, t('pw.short', { n: MIN_PASSWORD }), 'error');
+    const min = await settings().then((s) => s.password_min_length, () => 0);
+    if ([...next.value].length < min) return setMsg(status, t('pw.short', { n: min }), 'error');
     if (next.value !== again.value) return setMsg(status, t('pw.mismatch'), 'error');
     setMsg(status, t('loading'));
     try {

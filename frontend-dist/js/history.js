@@ -1,6 +1,6 @@
 // History: temperature and humidity charts (uPlot) per device, with incident and door markers.
 import uPlot from '../vendor/uplot/uPlot.esm.js';
-import { api, download } from './api.js';
+import { api, download, latest, isStale } from './api.js';
 import { t, fmtDate } from './i18n.js';
 import { h, setMsg, deviceOptions, inputToEpoch, toLocalInput } from './dom.js';
 import { levels, loadLevels } from './levels.js';
@@ -88,7 +88,7 @@ export default function historyView(main, { live }) {
   let series = null; // [x, tmp, lf] as drawn, ascending
   let xRange = [0, 1]; // the shown time window (epoch s), also when it holds a single reading
   let marks = { incidents: [], unlocked: [] };
-  let ctrl = null;
+  const slot = latest();
 
   function pick(r) {
     lastRange = r;
@@ -161,20 +161,20 @@ export default function historyView(main, { live }) {
     if (!device) return;
     lastDevice = device;
     const [start, end] = range();
-    if (ctrl) ctrl.abort();
-    ctrl = new AbortController();
-    const signal = ctrl.signal;
     setMsg(status, t('loading'));
     try {
       await loadLevels();
       const q = { device, start_date: start, end_date: end };
       const summary = end - start > RAW_MAX_SECONDS;
-      const [data, inc] = await Promise.all([
+      const [data, inc] = await slot.run((signal) => Promise.all([
         summary
           ? api('/data/summary', { query: { ...q, buckets: BUCKETS }, signal })
           : api('/data', { query: { ...q, limit: LIMIT }, signal }),
-        api('/incidents', { query: { ...q, limit: 1000 }, signal }).catch(() => ({ incidents: [] })),
-      ]);
+        api('/incidents', { query: { ...q, limit: 1000 }, signal }).catch((e) => {
+          if (isStale(e)) throw e;
+          return { incidents: [] };
+        }),
+      ]));
       const x = [], tmp = [], lf = [];
       const unlocked = [];
       let rows = [];
@@ -210,7 +210,7 @@ export default function historyView(main, { live }) {
       if (!summary && rows.length >= LIMIT) msg += ` ${t('hist.truncated', { n: LIMIT })}`;
       setMsg(status, msg, rows.length ? 'info' : 'warn');
     } catch (e) {
-      if (e.name !== 'AbortError') setMsg(status, e.message, 'error');
+      if (!isStale(e)) setMsg(status, e.message, 'error');
     }
   }
 
@@ -251,5 +251,5 @@ export default function historyView(main, { live }) {
     } catch (e) { setMsg(status, e.message, 'error'); }
   })();
 
-  return () => { offLive(); destroy(); if (ctrl) ctrl.abort(); window.removeEventListener('resize', onResize); };
+  return () => { offLive(); destroy(); slot.cancel(); window.removeEventListener('resize', onResize); };
 }

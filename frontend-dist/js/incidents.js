@@ -1,5 +1,5 @@
 // Incidents: filterable table, newest first, paged by time cursor; live incidents prepended.
-import { api, download } from './api.js';
+import { api, download, latest, isStale } from './api.js';
 import { t, fmtDate } from './i18n.js';
 import { h, clear, setMsg, responsiveTable, deviceOptions, inputToEpoch } from './dom.js';
 
@@ -60,16 +60,14 @@ export default function incidentsView(main, { live }) {
     } catch (e) { setMsg(status, e.message, 'error'); }
   }
 
-  let seq = 0;
+  const slot = latest(); // a slower, older answer must not overwrite a newer one
   async function load() {
-    const mine = ++seq; // a slower, older answer must not overwrite a newer one
     const f = filters();
     const q = { ...f, limit: limit.value };
     if (cursor) q.end_date = cursor;
     setMsg(status, t('loading'));
     try {
-      const res = await api('/incidents', { query: q });
-      if (mine !== seq) return;
+      const res = await slot.run((signal) => api('/incidents', { query: q, signal }));
       clear(tbody);
       res.incidents.forEach((r) => tbody.append(incidentRow(r)));
       addTypes(res.incidents);
@@ -77,7 +75,7 @@ export default function incidentsView(main, { live }) {
       oldest = res.incidents.length ? res.incidents[res.incidents.length - 1].timestamp : null;
       older.disabled = res.incidents.length < Number(limit.value);
       newer.disabled = cursors.length === 0;
-    } catch (e) { setMsg(status, e.message, 'error'); }
+    } catch (e) { if (!isStale(e)) setMsg(status, e.message, 'error'); }
   }
 
   form.addEventListener('submit', (ev) => { ev.preventDefault(); cursors.length = 0; cursor = undefined; load(); });

@@ -1,5 +1,5 @@
 // Overview: one tile per device, updated live from the WebSocket.
-import { api } from './api.js';
+import { api, latest, isStale } from './api.js';
 import { t, fmtNumber, fmtRelative, fmtDate } from './i18n.js';
 import { h, setMsg } from './dom.js';
 import { loadLevels, tmpLevel, lfLevel } from './levels.js';
@@ -74,9 +74,10 @@ export default function overview(main, { live }) {
     return tile;
   }
 
+  const slot = latest(); // live events, the poll and "ready" all reload: the newest answer wins
   async function load() {
     try {
-      const [res] = await Promise.all([api('/devices'), loadLevels()]);
+      const [res] = await slot.run((signal) => Promise.all([api('/devices', { signal }), loadLevels()]));
       setMsg(status, res.devices.length ? '' : t('ov.empty'));
       for (const d of res.devices) {
         let tile = tiles.get(d.id);
@@ -95,7 +96,7 @@ export default function overview(main, { live }) {
         setSync(tile, d.access_in_sync);
       }
     } catch (e) {
-      setMsg(status, e.message, 'error');
+      if (!isStale(e)) setMsg(status, e.message, 'error');
     }
   }
 
@@ -141,5 +142,5 @@ export default function overview(main, { live }) {
   const clock = setInterval(() => tiles.forEach((tile) => setSeen(tile)), 10000);
   const poll = setInterval(load, 60000);
   load();
-  return () => { offs.forEach((f) => f()); clearInterval(clock); clearInterval(poll); clearTimeout(refreshing); };
+  return () => { offs.forEach((f) => f()); clearInterval(clock); clearInterval(poll); clearTimeout(refreshing); slot.cancel(); };
 }

@@ -139,9 +139,7 @@ fn load(store: &Store) -> crate::store::Result<(Engine, Vec<Effect>)> {
         engine.restore_pending((p.rule_id, p.subject), p.since_ms, p.value);
     }
     for s in store.device_statuses()? {
-        if let Some(d) = DeviceId::parse(&s.device) {
-            engine.restore_seen(d, s.last_seen_ms.max(now));
-        }
+        engine.restore_seen(s.device, s.last_seen_ms.max(now));
     }
     // Alerts of rules removed or disabled while rzmon was down resolve now.
     let rules = store
@@ -174,7 +172,7 @@ fn health_changes(engine: &mut Engine, seen: &mut Snapshot, now: &Snapshot) -> V
 async fn registered(store: &Store, engine: &mut Engine) -> Vec<Effect> {
     match blocking(store, Store::devices).await {
         Ok(devices) => {
-            let ids: Vec<String> = devices.into_iter().map(|d| d.id).collect();
+            let ids: Vec<String> = devices.into_iter().map(|d| d.id.to_string()).collect();
             engine.retain_devices(&ids, now_ms())
         }
         Err(e) => {
@@ -197,7 +195,11 @@ async fn reload(store: &Store, engine: &mut Engine) -> Vec<Effect> {
     for a in active.iter().filter(|a| a.acked_ms.is_some()) {
         engine.acked(a.id);
     }
-    engine.set_rules(rows.iter().filter_map(rule_from_row).collect(), now_ms())
+    let mut effects = engine.set_rules(rows.iter().filter_map(rule_from_row).collect(), now_ms());
+    // A new or changed rule judges the room as it is now: a reading that arrived just before the
+    // rule was loaded (the door already open) must not be missed.
+    effects.extend(catch_up(store, engine).await);
+    effects
 }
 
 /// After a lag: evaluates each device's newest stored telemetry as if it had just arrived.

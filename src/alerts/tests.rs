@@ -178,7 +178,7 @@ fn denied_swipes_in_a_window() {
         msg(
             ts,
             Body::Access(AccessEvent {
-                access_id: "04AA".into(),
+                access_id: crate::model::AccessId::parse("04AA").expect("access id"),
                 granted: false,
                 payload: Map::new(),
             }),

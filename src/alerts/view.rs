@@ -56,3 +56,18 @@ pub fn rule(r: &Rule, now_ms: i64) -> Value {
     }
     v
 }
+
+/// The delivery record of alert `id` (per channel and notice: sent, failed with the reason,
+/// held by quiet hours, ...) from `rows` of several alerts.
+pub fn deliveries(rows: &[crate::store::DeliveryRow], id: i64) -> Value {
+    let list: Vec<Value> = rows
+        .iter()
+        .filter(|d| d.alert_id == id)
+        .map(|d| {
+            json!({"channel_id": d.channel_id, "channel": d.channel, "notice": d.notice,
+                   "state": d.state, "detail": d.detail, "attempts": d.attempts,
+                   "updated": format_ts(d.updated_ms)})
+        })
+        .collect();
+    Value::Array(list)
+}

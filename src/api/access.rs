@@ -3,59 +3,75 @@
 //! Every change bumps the list version and re-syncs the online devices.
 
 use super::auth_filter::Principal;
-use super::error::{ApiError, json_response, respond};
-use super::{Shared, blocking, params, target};
+use super::error::{ApiError, json_response};
+use super::params::RangeParams;
+use super::routes::{Endpoints, Table, finish, query};
+use super::{Shared, blocking, target};
 use crate::commands::{CommandError, access_sync};
-use crate::model::{DeviceId, format_ts, valid_access_id};
+use crate::model::{ACCESS_ID_RULE, AccessId, AuditAction, Command, DeviceId, format_ts};
 use crate::store::StoreError;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use std::collections::HashMap;
-use warp::http::StatusCode;
+use warp::Filter;
+use warp::http::{Method, StatusCode};
 use warp::reply::Response;
 
 /// Longest display name of an access id.
 const MAX_NAME: usize = 100;
 
+pub fn routes(t: &Table) -> Endpoints {
+    let add = t
+        .post("addAccessID")
+        .and(t.json::<AddRequest>(EXPECTED_BODY))
+        .and(t.state())
+        .then(add_access_id);
+    let list = t.get("accessIDs").and(t.state()).then(list_ids);
+    let revoke = t
+        .protected_param(Method::DELETE, "accessIDs/{id}")
+        .and(t.state())
+        .then(revoke_id);
+    let log = t
+        .get("access")
+        .and(query::<LogParams>())
+        .and(t.state())
+        .then(access_log);
+    finish(add.or(list).or(revoke).or(log))
+}
+
 /// What `POST /addAccessID` expects.
-pub const EXPECTED_BODY: &str =
+const EXPECTED_BODY: &str =
     r#"Send {"access_id": "04A1B2C3", "name": "...", "device": "..."}; every field is optional."#;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct AddRequest {
+struct AddRequest {
     access_id: Option<String>,
     name: Option<String>,
     device: Option<String>,
 }
 
-pub async fn add(user: Principal, body: AddRequest, state: Shared) -> Response {
-    respond(add_access_id(user, body, &state).await)
-}
-
 async fn add_access_id(
     user: Principal,
     req: AddRequest,
-    state: &Shared,
+    state: Shared,
 ) -> Result<Response, ApiError> {
+    let state = &state;
     let name = req.name.unwrap_or_default().trim().to_owned();
     if name.chars().count() > MAX_NAME || name.chars().any(char::is_control) {
         return Err(ApiError::bad_request(format!(
             "`name` must be at most {MAX_NAME} printable characters."
         )));
     }
-    if let Some(id) = &req.access_id
-        && !valid_access_id(id)
-    {
-        return Err(ApiError::bad_request(
-            "`access_id` must be 1-64 characters of A-Z a-z 0-9 : _ - (as the card reader prints it).",
-        ));
-    }
+    let given = match &req.access_id {
+        Some(id) => Some(parse_access_id(id)?),
+        None => None,
+    };
     let named = match &req.device {
         Some(d) => Some(target::device(Some(d), state).await?),
         None => None,
     };
-    let (access_id, enrolled_at) = match req.access_id {
+    let (access_id, enrolled_at) = match given {
         Some(id) => (id, None),
         None => {
             let device = match named.clone() {
@@ -67,7 +83,7 @@ async fn add_access_id(
     };
     let (id, n, u) = (access_id.clone(), name.clone(), user.username.clone());
     let version = blocking(&state.ctx.store, move |s| {
-        match s.add_access_id(&id, &n, &u) {
+        match s.add_access_id(id.as_str(), &n, &u) {
             Err(StoreError::Exists(_)) => Ok(None),
             r => r.map(Some),
         }
@@ -81,10 +97,17 @@ async fn add_access_id(
         (None, None) => state.ctx.commands.presence().online(),
     };
     let value = json!({ "access_id": access_id });
-    let devices = push(state, &targets, "addAccessId", &value).await;
+    let devices = push(state, &targets, Command::AddAccessId, &value).await;
     access_sync::sync_all(&state.ctx.commands);
     let detail = json!({ "name": name, "version": version, "enrolled_at": enrolled_at });
-    audit(state, &user.username, "addAccessID", &access_id, detail).await?;
+    audit(
+        state,
+        &user.username,
+        AuditAction::AddAccessId,
+        access_id.as_str(),
+        detail,
+    )
+    .await?;
     Ok(json_response(
         StatusCode::CREATED,
         &json!({
@@ -94,12 +117,23 @@ async fn add_access_id(
     ))
 }
 
+/// An `access_id` from a request, or a 400 with the rule.
+fn parse_access_id(id: &str) -> Result<AccessId, ApiError> {
+    AccessId::parse(id)
+        .ok_or_else(|| ApiError::bad_request(format!("`access_id` must be {ACCESS_ID_RULE}.")))
+}
+
 /// Asks `device` to read the next card; its reply carries the access id.
-async fn enrol(device: &DeviceId, state: &Shared) -> Result<String, ApiError> {
+async fn enrol(device: &DeviceId, state: &Shared) -> Result<AccessId, ApiError> {
     let reply = state
         .ctx
         .commands
-        .request(device, "addAccessId", None, state.ctx.config.enrol_timeout)
+        .request(
+            device,
+            Command::AddAccessId,
+            None,
+            state.ctx.config.enrol_timeout,
+        )
         .await
         .map_err(|e| match e {
             CommandError::Timeout(d, s) => {
@@ -108,7 +142,7 @@ async fn enrol(device: &DeviceId, state: &Shared) -> Result<String, ApiError> {
             other => other.into(),
         })?;
     match reply.get("access_id").and_then(Value::as_str) {
-        Some(id) if valid_access_id(id) => Ok(id.to_owned()),
+        Some(id) if let Some(id) = AccessId::parse(id) => Ok(id),
         _ => Err(ApiError::Refused(format!(
             "Device {device} answered the enrolment without a valid `access_id`."
         ))),
@@ -120,7 +154,7 @@ async fn enrol(device: &DeviceId, state: &Shared) -> Result<String, ApiError> {
 async fn push(
     state: &Shared,
     devices: &[DeviceId],
-    command: &str,
+    command: Command,
     value: &Value,
 ) -> Map<String, Value> {
     let timeout = state.ctx.config.command_timeout;
@@ -146,7 +180,7 @@ async fn push(
 async fn audit(
     state: &Shared,
     user: &str,
-    action: &'static str,
+    action: AuditAction,
     target: &str,
     detail: Value,
 ) -> Result<(), ApiError> {
@@ -154,11 +188,7 @@ async fn audit(
     blocking(&state.ctx.store, move |s| s.audit(&u, action, &t, &detail)).await
 }
 
-pub async fn list(_user: Principal, state: Shared) -> Response {
-    respond(list_ids(&state).await)
-}
-
-async fn list_ids(state: &Shared) -> Result<Response, ApiError> {
+async fn list_ids(_user: Principal, state: Shared) -> Result<Response, ApiError> {
     let (rows, (version, _)) = blocking(&state.ctx.store, |s| {
         Ok((s.access_ids()?, s.access_list()?))
     })
@@ -173,29 +203,22 @@ async fn list_ids(state: &Shared) -> Result<Response, ApiError> {
     ))
 }
 
-pub async fn revoke(id: String, user: Principal, state: Shared) -> Response {
-    respond(revoke_id(id, user, &state).await)
-}
-
 async fn revoke_id(
     access_id: String,
     user: Principal,
-    state: &Shared,
+    state: Shared,
 ) -> Result<Response, ApiError> {
-    if !valid_access_id(&access_id) {
-        return Err(ApiError::bad_request(
-            "The access id must be 1-64 characters of A-Z a-z 0-9 : _ -.",
-        ));
-    }
+    let state = &state;
+    let access_id = parse_access_id(&access_id)?;
     let id = access_id.clone();
-    let version = blocking(&state.ctx.store, move |s| s.remove_access_id(&id))
+    let version = blocking(&state.ctx.store, move |s| s.remove_access_id(id.as_str()))
         .await?
         .ok_or_else(|| ApiError::Missing(format!("The access id {access_id} is not known.")))?;
     let online = state.ctx.commands.presence().online();
     let devices = push(
         state,
         &online,
-        "removeAccessId",
+        Command::RemoveAccessId,
         &json!({ "access_id": access_id }),
     )
     .await;
@@ -203,8 +226,8 @@ async fn revoke_id(
     audit(
         state,
         &user.username,
-        "revokeAccessID",
-        &access_id,
+        AuditAction::RevokeAccessId,
+        access_id.as_str(),
         json!({ "version": version }),
     )
     .await?;
@@ -214,22 +237,25 @@ async fn revoke_id(
     ))
 }
 
-pub async fn log(_user: Principal, q: HashMap<String, String>, state: Shared) -> Response {
-    respond(access_log(q, &state).await)
+/// `GET /access` parameters: the range filters and `access_id`.
+#[derive(Deserialize)]
+struct LogParams {
+    #[serde(flatten)]
+    range: RangeParams,
+    access_id: Option<String>,
 }
 
-async fn access_log(q: HashMap<String, String>, state: &Shared) -> Result<Response, ApiError> {
-    let range = params::range_query(&q).map_err(ApiError::BadRequest)?;
-    let filter = match q.get("access_id") {
-        Some(id) if !valid_access_id(id) => {
-            return Err(ApiError::bad_request(
-                "`access_id` must be 1-64 characters of A-Z a-z 0-9 : _ -.",
-            ));
-        }
-        other => other.cloned(),
+async fn access_log(_user: Principal, q: LogParams, state: Shared) -> Result<Response, ApiError> {
+    let range = q.range.parse().map_err(ApiError::BadRequest)?;
+    let filter = match &q.access_id {
+        Some(id) => Some(parse_access_id(id)?),
+        None => None,
     };
     let (rows, known) = blocking(&state.ctx.store, move |s| {
-        Ok((s.access_events(&range, filter.as_deref())?, s.access_ids()?))
+        Ok((
+            s.access_events(&range, filter.as_ref().map(AccessId::as_str))?,
+            s.access_ids()?,
+        ))
     })
     .await?;
     let names: HashMap<String, String> = known.into_iter().map(|k| (k.access_id, k.name)).collect();

@@ -3,18 +3,44 @@
 //! the fields it sends. Every change is audited and tells the running engine to re-read.
 
 use super::auth_filter::Principal;
-use super::error::{ApiError, json_response, respond};
+use super::error::{ApiError, json_response};
+use super::routes::{Endpoints, Table, finish};
 use super::{Shared, blocking};
 use crate::alerts::{Rule, parse, rule_from_row, view};
-use crate::model::now_ms;
+use crate::model::{AuditAction, now_ms};
 use crate::store::{RuleRow, Store, StoreError};
 use serde_json::{Map, Value, json};
-use warp::http::StatusCode;
+use warp::Filter;
+use warp::http::{Method, StatusCode};
 use warp::reply::Response;
 
+pub fn routes(t: &Table) -> Endpoints {
+    let list = t.get("alert-rules").and(t.state()).then(rules);
+    let create = t
+        .post("alert-rules")
+        .and(t.json::<Map<String, Value>>(EXPECTED_RULE))
+        .and(t.state())
+        .then(create_rule);
+    let update = t
+        .protected_param(Method::PUT, "alert-rules/{id}")
+        .and(t.json::<Map<String, Value>>(EXPECTED_RULE))
+        .and(t.state())
+        .then(update_rule);
+    let delete = t
+        .protected_param(Method::DELETE, "alert-rules/{id}")
+        .and(t.state())
+        .then(delete_rule);
+    let snooze = t
+        .protected_param(Method::POST, "alert-rules/{id}/snooze")
+        .and(t.json::<Map<String, Value>>(EXPECTED_SNOOZE))
+        .and(t.state())
+        .then(snooze_rule);
+    finish(list.or(create).or(update).or(delete).or(snooze))
+}
+
 /// What the rule endpoints expect.
-pub const EXPECTED_RULE: &str = r#"Send a rule as a JSON object, e.g. {"name": "Hot", "kind": "threshold", "metric": "tmp", "op": "above", "value": 30, "for_secs": 120}."#;
-pub const EXPECTED_SNOOZE: &str = r#"Send {"for_secs": 3600} (0 ends the snooze)."#;
+const EXPECTED_RULE: &str = r#"Send a rule as a JSON object, e.g. {"name": "Hot", "kind": "threshold", "metric": "tmp", "op": "above", "value": 30, "for_secs": 120}."#;
+const EXPECTED_SNOOZE: &str = r#"Send {"for_secs": 3600} (0 ends the snooze)."#;
 
 /// Fields that belong to one kind only; dropped from a stored rule when a `PUT` changes kind.
 const KIND_FIELDS: &[&str] = &[
@@ -44,7 +70,7 @@ fn answer(status: StatusCode, row: &RuleRow) -> Result<Response, ApiError> {
 
 /// Registered devices and the numeric telemetry fields devices have sent.
 fn known(s: &Store) -> crate::store::Result<parse::Known> {
-    let devices = s.devices()?.into_iter().map(|d| d.id).collect();
+    let devices = s.devices()?.into_iter().map(|d| d.id.to_string()).collect();
     let mut metrics: Vec<String> = Vec::new();
     for (_, _, payload) in s.latest_telemetry()? {
         if let Value::Object(m) = payload {
@@ -62,11 +88,7 @@ fn known(s: &Store) -> crate::store::Result<parse::Known> {
     })
 }
 
-pub async fn list(_user: Principal, state: Shared) -> Response {
-    respond(rules(&state).await)
-}
-
-async fn rules(state: &Shared) -> Result<Response, ApiError> {
+async fn rules(_user: Principal, state: Shared) -> Result<Response, ApiError> {
     let rows = blocking(&state.ctx.store, Store::alert_rules).await?;
     let now = now_ms();
     let list: Vec<Value> = rows
@@ -77,14 +99,10 @@ async fn rules(state: &Shared) -> Result<Response, ApiError> {
     Ok(json_response(StatusCode::OK, &json!({ "rules": list })))
 }
 
-pub async fn create(user: Principal, body: Map<String, Value>, state: Shared) -> Response {
-    respond(create_rule(user, body, &state).await)
-}
-
 async fn create_rule(
     user: Principal,
     body: Map<String, Value>,
-    state: &Shared,
+    state: Shared,
 ) -> Result<Response, ApiError> {
     let row = blocking(&state.ctx.store, move |s| {
         let parsed = match parse::rule(&body, &known(s)?) {
@@ -100,7 +118,7 @@ async fn create_rule(
             Ok(row) => {
                 s.audit(
                     &user.username,
-                    "alertRuleAdd",
+                    AuditAction::AlertRuleAdd,
                     &row.id.to_string(),
                     &json!({"name": row.name}),
                 )?;
@@ -113,20 +131,11 @@ async fn create_rule(
     answer(StatusCode::CREATED, &row)
 }
 
-pub async fn update(
-    id: String,
-    user: Principal,
-    body: Map<String, Value>,
-    state: Shared,
-) -> Response {
-    respond(update_rule(id, user, body, &state).await)
-}
-
 async fn update_rule(
     id: String,
     user: Principal,
     body: Map<String, Value>,
-    state: &Shared,
+    state: Shared,
 ) -> Result<Response, ApiError> {
     let id = parse_id(&id)?;
     let row = blocking(&state.ctx.store, move |s| {
@@ -169,7 +178,7 @@ async fn update_rule(
             Ok(Some(row)) => {
                 s.audit(
                     &user.username,
-                    "alertRuleChange",
+                    AuditAction::AlertRuleChange,
                     &id.to_string(),
                     &Value::Object(body),
                 )?;
@@ -182,11 +191,7 @@ async fn update_rule(
     answer(StatusCode::OK, &row)
 }
 
-pub async fn delete(id: String, user: Principal, state: Shared) -> Response {
-    respond(delete_rule(id, user, &state).await)
-}
-
-async fn delete_rule(id: String, user: Principal, state: &Shared) -> Result<Response, ApiError> {
+async fn delete_rule(id: String, user: Principal, state: Shared) -> Result<Response, ApiError> {
     let id = parse_id(&id)?;
     let deleted = blocking(&state.ctx.store, move |s| {
         let Some(old) = s.alert_rule(id)? else {
@@ -195,7 +200,7 @@ async fn delete_rule(id: String, user: Principal, state: &Shared) -> Result<Resp
         s.delete_alert_rule(id)?;
         s.audit(
             &user.username,
-            "alertRuleRemove",
+            AuditAction::AlertRuleRemove,
             &id.to_string(),
             &json!({"name": old.name}),
         )?;
@@ -212,20 +217,11 @@ async fn delete_rule(id: String, user: Principal, state: &Shared) -> Result<Resp
     ))
 }
 
-pub async fn snooze(
-    id: String,
-    user: Principal,
-    body: Map<String, Value>,
-    state: Shared,
-) -> Response {
-    respond(snooze_rule(id, user, body, &state).await)
-}
-
 async fn snooze_rule(
     id: String,
     user: Principal,
     body: Map<String, Value>,
-    state: &Shared,
+    state: Shared,
 ) -> Result<Response, ApiError> {
     let id = parse_id(&id)?;
     let secs = match body.get("for_secs").map(Value::as_u64) {
@@ -248,7 +244,7 @@ async fn snooze_rule(
         if row.is_some() {
             s.audit(
                 &user.username,
-                "alertRuleSnooze",
+                AuditAction::AlertRuleSnooze,
                 &id.to_string(),
                 &json!({"for_secs": secs}),
             )?;

@@ -3,30 +3,52 @@
 //! resolution; idempotent). Rules are in `alert_rules`.
 
 use super::auth_filter::Principal;
-use super::error::{ApiError, json_response, respond};
-use super::{Shared, blocking, params};
+use super::error::{ApiError, json_response};
+use super::params::{RangeParams, present};
+use super::routes::{Endpoints, Table, finish, query};
+use super::{Shared, blocking};
 use crate::alerts::{service, view};
-use crate::model::now_ms;
+use crate::model::{AuditAction, now_ms};
 use crate::store::{AlertQuery, AlertState};
+use serde::Deserialize;
 use serde_json::{Value, json};
 use std::collections::HashMap;
-use warp::http::StatusCode;
+use warp::Filter;
+use warp::http::{Method, StatusCode};
 use warp::reply::Response;
 
-pub async fn list(_user: Principal, q: HashMap<String, String>, state: Shared) -> Response {
-    respond(alerts(q, &state).await)
+pub fn routes(t: &Table) -> Endpoints {
+    let list = t
+        .get("alerts")
+        .and(query::<Params>())
+        .and(t.state())
+        .then(alerts);
+    let ack = t
+        .protected_param(Method::POST, "alerts/{id}/ack")
+        .and(t.state())
+        .then(acknowledge);
+    finish(list.or(ack))
 }
 
-fn query(q: &HashMap<String, String>) -> Result<AlertQuery, String> {
-    let range = params::range_query(q)?;
-    let rule_id = match q.get("rule").map(|v| v.trim()).filter(|v| !v.is_empty()) {
+/// `GET /alerts` parameters: the range filters plus `rule` and `state`.
+#[derive(Deserialize)]
+struct Params {
+    #[serde(flatten)]
+    range: RangeParams,
+    rule: Option<String>,
+    state: Option<String>,
+}
+
+fn alert_query(q: &Params) -> Result<AlertQuery, String> {
+    let range = q.range.parse()?;
+    let rule_id = match present(&q.rule) {
         None => None,
         Some(v) => Some(
             v.parse::<i64>()
                 .map_err(|_| "rule must be a rule id (a whole number).".to_owned())?,
         ),
     };
-    let state = match q.get("state").map(|v| v.trim()).filter(|v| !v.is_empty()) {
+    let state = match present(&q.state) {
         None => None,
         Some("active") => Some(AlertState::Active),
         Some("firing") => Some(AlertState::Firing),
@@ -43,27 +65,27 @@ fn query(q: &HashMap<String, String>) -> Result<AlertQuery, String> {
     })
 }
 
-async fn alerts(q: HashMap<String, String>, state: &Shared) -> Result<Response, ApiError> {
-    let q = query(&q).map_err(ApiError::BadRequest)?;
-    let (rows, notices) = blocking(&state.ctx.store, move |s| {
+async fn alerts(_user: Principal, q: Params, state: Shared) -> Result<Response, ApiError> {
+    let q = alert_query(&q).map_err(ApiError::BadRequest)?;
+    let (rows, notices, deliveries) = blocking(&state.ctx.store, move |s| {
         let rows = s.alerts(&q)?;
         let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
-        Ok((rows, s.alert_notices(&ids)?))
+        Ok((rows, s.alert_notices(&ids)?, s.deliveries_for_alerts(&ids)?))
     })
     .await?;
     let empty = Vec::new();
     let list: Vec<Value> = rows
         .iter()
-        .map(|r| view::alert(r, notices.get(&r.id).unwrap_or(&empty)))
+        .map(|r| {
+            let mut v = view::alert(r, notices.get(&r.id).unwrap_or(&empty));
+            v["deliveries"] = view::deliveries(&deliveries, r.id);
+            v
+        })
         .collect();
     Ok(json_response(StatusCode::OK, &json!({ "alerts": list })))
 }
 
-pub async fn ack(id: String, user: Principal, state: Shared) -> Response {
-    respond(acknowledge(id, user, &state).await)
-}
-
-async fn acknowledge(id: String, user: Principal, state: &Shared) -> Result<Response, ApiError> {
+async fn acknowledge(id: String, user: Principal, state: Shared) -> Result<Response, ApiError> {
     let id: i64 = id
         .parse()
         .map_err(|_| ApiError::bad_request("The alert id must be a whole number."))?;
@@ -78,7 +100,7 @@ async fn acknowledge(id: String, user: Principal, state: &Shared) -> Result<Resp
         if fresh {
             s.audit(
                 &username,
-                "alertAck",
+                AuditAction::AlertAck,
                 &id.to_string(),
                 &json!({"rule": before.rule_name, "device": before.device}),
             )?;

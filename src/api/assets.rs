@@ -2,7 +2,7 @@
 //! builds), served at `/` with their MIME type, an ETag and strict security headers. Unknown
 //! page routes get index.html (the dashboard routes in the browser); unknown file names (with
 //! an extension) get 404, so a missing script is not answered with HTML. API paths never reach
-//! this module (see `api::is_api_path`).
+//! this module (see `routes::Routes::is_api_path`).
 
 use super::error::ApiError;
 use rust_embed::RustEmbed;
@@ -28,7 +28,10 @@ pub fn routes() -> BoxedFilter<(Response,)> {
                 let mut res = if method == Method::GET || method == Method::HEAD {
                     serve(path.as_str(), &headers)
                 } else {
-                    ApiError::MethodNotAllowed.to_response()
+                    let mut res = ApiError::MethodNotAllowed.to_response();
+                    res.headers_mut()
+                        .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+                    res
                 };
                 page_headers(res.headers_mut());
                 res

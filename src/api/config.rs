@@ -2,27 +2,62 @@
 //! through the commands module; the last reported config and every attempted change are kept.
 
 use super::auth_filter::Principal;
-use super::error::{ApiError, json_response, respond};
+use super::error::{ApiError, json_response};
+use super::routes::{Endpoints, Table, finish, query};
 use super::{Shared, blocking, params, target};
-use crate::model::{format_ts, now_ms};
+use crate::model::{AuditAction, Command, ConfigOutcome, format_ts, now_ms};
 use crate::store::ConfigChangeRow;
+use serde::Deserialize;
 use serde_json::{Value, json};
-use std::collections::HashMap;
+use warp::Filter;
 use warp::http::StatusCode;
 use warp::reply::Response;
 
-type Query = HashMap<String, String>;
-
-pub async fn get(_user: Principal, q: Query, state: Shared) -> Response {
-    respond(get_config(q, &state).await)
+/// `?device=` (optional when only one device is registered).
+#[derive(Deserialize)]
+struct Target {
+    device: Option<String>,
 }
 
-async fn get_config(q: Query, state: &Shared) -> Result<Response, ApiError> {
-    let device = target::device(q.get("device").map(String::as_str), state).await?;
+/// `GET /configHistory` parameters.
+#[derive(Deserialize)]
+struct HistoryParams {
+    device: Option<String>,
+    limit: Option<String>,
+}
+
+pub fn routes(t: &Table) -> Endpoints {
+    let get = t
+        .get("getConfig")
+        .and(query::<Target>())
+        .and(t.state())
+        .then(get_config);
+    let set = t
+        .post("setConfig")
+        .and(query::<Target>())
+        .and(t.json::<Value>("Send the config changes as a JSON object."))
+        .and(t.state())
+        .then(set_config);
+    let history = t
+        .get("configHistory")
+        .and(query::<HistoryParams>())
+        .and(t.state())
+        .then(config_history);
+    finish(get.or(set).or(history))
+}
+
+async fn get_config(_user: Principal, q: Target, state: Shared) -> Result<Response, ApiError> {
+    let state = &state;
+    let device = target::device(q.device.as_deref(), state).await?;
     let reply = state
         .ctx
         .commands
-        .request(&device, "getConfig", None, state.ctx.config.command_timeout)
+        .request(
+            &device,
+            Command::GetConfig,
+            None,
+            state.ctx.config.command_timeout,
+        )
         .await?;
     let config = match reply.get("config") {
         Some(c @ Value::Object(_)) => c.clone(),
@@ -40,22 +75,19 @@ async fn get_config(q: Query, state: &Shared) -> Result<Response, ApiError> {
     ))
 }
 
-pub async fn set(user: Principal, q: Query, body: Value, state: Shared) -> Response {
-    respond(set_config(user, q, body, &state).await)
-}
-
 async fn set_config(
     user: Principal,
-    q: Query,
+    q: Target,
     body: Value,
-    state: &Shared,
+    state: Shared,
 ) -> Result<Response, ApiError> {
+    let state = &state;
     if !body.is_object() {
         return Err(ApiError::bad_request(
             "The body must be a JSON object with the config keys to change.",
         ));
     }
-    let device = target::device(q.get("device").map(String::as_str), state).await?;
+    let device = target::device(q.device.as_deref(), state).await?;
     let d = device.to_string();
     let old = blocking(&state.ctx.store, move |s| s.device_config(&d))
         .await?
@@ -65,35 +97,35 @@ async fn set_config(
         .commands
         .request(
             &device,
-            "setConfig",
+            Command::SetConfig,
             Some(body.clone()),
             state.ctx.config.command_timeout,
         )
         .await;
-    let (confirmed, outcome, new) = match &result {
+    let (outcome, new) = match &result {
         Ok(reply) => {
             let new = match reply.get("config") {
                 Some(c @ Value::Object(_)) => c.clone(),
                 _ => merged(old.as_ref(), &body),
             };
-            (true, "confirmed".to_owned(), new)
+            (ConfigOutcome::Confirmed, new)
         }
-        Err(e) => (false, e.to_string(), body.clone()),
+        Err(e) => (ConfigOutcome::Failed(e.to_string()), body.clone()),
     };
+    let confirmed = outcome.is_confirmed();
     let change = ConfigChangeRow {
-        device: device.to_string(),
+        device: device.clone(),
         ts_ms: now_ms(),
         username: user.username.clone(),
         old: old.clone(),
         new: new.clone(),
-        confirmed,
         outcome,
     };
     let detail = json!({ "old": old, "new": new, "confirmed": confirmed });
     let (d, n, u) = (device.to_string(), new.clone(), user.username.clone());
     blocking(&state.ctx.store, move |s| {
         s.add_config_change(&change)?;
-        s.audit(&u, "setConfig", &d, &detail)?;
+        s.audit(&u, AuditAction::SetConfig, &d, &detail)?;
         if confirmed {
             s.set_device_config(&d, &n)?;
         }
@@ -121,17 +153,16 @@ fn merged(old: Option<&Value>, changes: &Value) -> Value {
     out
 }
 
-pub async fn history(_user: Principal, q: Query, state: Shared) -> Response {
-    respond(config_history(q, &state).await)
-}
-
-async fn config_history(q: Query, state: &Shared) -> Result<Response, ApiError> {
-    let device = match q.get("device") {
-        Some(d) => Some(target::device(Some(d), state).await?.to_string()),
+async fn config_history(
+    _user: Principal,
+    q: HistoryParams,
+    state: Shared,
+) -> Result<Response, ApiError> {
+    let device = match &q.device {
+        Some(d) => Some(target::device(Some(d), &state).await?.to_string()),
         None => None,
     };
-    let limit =
-        params::parse_limit(q.get("limit").map(String::as_str)).map_err(ApiError::BadRequest)?;
+    let limit = params::parse_limit(params::present(&q.limit)).map_err(ApiError::BadRequest)?;
     let rows = blocking(&state.ctx.store, move |s| {
         s.config_history(device.as_deref(), limit)
     })
@@ -141,7 +172,7 @@ async fn config_history(q: Query, state: &Shared) -> Result<Response, ApiError> 
         .map(|r| {
             json!({
                 "timestamp": format_ts(r.ts_ms), "device": r.device, "user": r.username,
-                "old": r.old, "new": r.new, "confirmed": r.confirmed, "outcome": r.outcome,
+                "old": r.old, "new": r.new, "confirmed": r.outcome.is_confirmed(), "outcome": r.outcome.as_str(),
             })
         })
         .collect();

@@ -36,7 +36,13 @@ pub fn decorate(res: &mut Response, request: &HeaderMap, allowed: &[String]) {
 }
 
 /// The answer to an `OPTIONS` request: a 204 preflight for an allowed origin, else `None`.
-pub fn preflight(method: &Method, request: &HeaderMap, allowed: &[String]) -> Option<Response> {
+/// `methods` are the ones the requested path accepts (from the route table).
+pub fn preflight(
+    method: &Method,
+    request: &HeaderMap,
+    allowed: &[String],
+    methods: &str,
+) -> Option<Response> {
     if method != Method::OPTIONS || !request.contains_key(header::ACCESS_CONTROL_REQUEST_METHOD) {
         return None;
     }
@@ -46,7 +52,7 @@ pub fn preflight(method: &Method, request: &HeaderMap, allowed: &[String]) -> Op
     let h = res.headers_mut();
     h.insert(
         header::ACCESS_CONTROL_ALLOW_METHODS,
-        HeaderValue::from_static("GET, POST, OPTIONS"),
+        HeaderValue::from_str(methods).ok()?,
     );
     h.insert(
         header::ACCESS_CONTROL_ALLOW_HEADERS,
@@ -100,10 +106,13 @@ mod tests {
     #[test]
     fn preflight_only_for_allowed_origins() {
         let allowed = vec!["https://dash.example/".to_owned()];
-        let res = preflight(&Method::OPTIONS, &req("https://dash.example"), &allowed).expect("204");
+        let m = "DELETE, OPTIONS";
+        let res =
+            preflight(&Method::OPTIONS, &req("https://dash.example"), &allowed, m).expect("204");
         assert_eq!(res.status(), StatusCode::NO_CONTENT);
-        assert!(preflight(&Method::OPTIONS, &req("https://evil.example"), &allowed).is_none());
-        assert!(preflight(&Method::GET, &req("https://dash.example"), &allowed).is_none());
-        assert!(preflight(&Method::OPTIONS, &req("https://dash.example"), &[]).is_none());
+        assert_eq!(res.headers()[header::ACCESS_CONTROL_ALLOW_METHODS], m);
+        assert!(preflight(&Method::OPTIONS, &req("https://evil.example"), &allowed, m).is_none());
+        assert!(preflight(&Method::GET, &req("https://dash.example"), &allowed, m).is_none());
+        assert!(preflight(&Method::OPTIONS, &req("https://dash.example"), &[], m).is_none());
     }
 }

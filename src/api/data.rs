@@ -4,28 +4,40 @@
 //! `start`, `end` and `bucket_ms` of the answer are then aligned to the rollup span).
 
 use super::auth_filter::Principal;
-use super::error::{ApiError, json_response, respond};
-use super::{Shared, blocking, params};
-use crate::model::format_ts;
+use super::error::{ApiError, json_response};
+use super::params::{RangeParams, present};
+use super::routes::{Endpoints, Table, finish, query};
+use super::{Shared, blocking};
+use crate::model::{DeviceId, format_ts};
 use crate::store::Source;
-use serde::Serialize;
-use std::collections::HashMap;
+use serde::{Deserialize, Serialize};
+use warp::Filter;
 use warp::http::StatusCode;
 use warp::reply::Response;
 
 #[derive(Serialize)]
 struct Row {
     timestamp: String,
-    device: String,
+    device: DeviceId,
     data: serde_json::Value,
 }
 
-pub async fn handle(_user: Principal, q: HashMap<String, String>, state: Shared) -> Response {
-    respond(data(q, &state).await)
+pub fn routes(t: &Table) -> Endpoints {
+    let data = t
+        .get("data")
+        .and(query::<RangeParams>())
+        .and(t.state())
+        .then(data);
+    let summary = t
+        .get("data/summary")
+        .and(query::<SummaryParams>())
+        .and(t.state())
+        .then(data_summary);
+    finish(data.or(summary))
 }
 
-async fn data(q: HashMap<String, String>, state: &Shared) -> Result<Response, ApiError> {
-    let range = params::range_query(&q).map_err(ApiError::BadRequest)?;
+async fn data(_user: Principal, q: RangeParams, state: Shared) -> Result<Response, ApiError> {
+    let range = q.parse().map_err(ApiError::BadRequest)?;
     let rows = blocking(&state.ctx.store, move |s| s.telemetry(&range)).await?;
     let rows: Vec<Row> = rows
         .into_iter()
@@ -47,13 +59,21 @@ const MAX_BUCKETS: i64 = 2_000;
 /// Range of a summary when `start_date` is absent: the last 24 hours.
 const DEFAULT_SPAN_MS: i64 = 24 * 3600 * 1000;
 
-pub async fn summary(_user: Principal, q: HashMap<String, String>, state: Shared) -> Response {
-    respond(data_summary(q, &state).await)
+/// `GET /data/summary` parameters: the range filters and `buckets`.
+#[derive(Deserialize)]
+struct SummaryParams {
+    #[serde(flatten)]
+    range: RangeParams,
+    buckets: Option<String>,
 }
 
 /// `GET /data/summary?device&start_date&end_date&buckets=`: min/avg/max per time bucket.
-async fn data_summary(q: HashMap<String, String>, state: &Shared) -> Result<Response, ApiError> {
-    let range = params::range_query(&q).map_err(ApiError::BadRequest)?;
+async fn data_summary(
+    _user: Principal,
+    q: SummaryParams,
+    state: Shared,
+) -> Result<Response, ApiError> {
+    let range = q.range.parse().map_err(ApiError::BadRequest)?;
     let end = range.end_ms.unwrap_or_else(crate::model::now_ms);
     let start = range.start_ms.unwrap_or(end - DEFAULT_SPAN_MS);
     if start > end {
@@ -61,7 +81,7 @@ async fn data_summary(q: HashMap<String, String>, state: &Shared) -> Result<Resp
             "start_date must not be after end_date.",
         ));
     }
-    let buckets = match q.get("buckets").filter(|v| !v.is_empty()) {
+    let buckets = match present(&q.buckets) {
         None => DEFAULT_BUCKETS,
         Some(v) => v
             .parse::<i64>()

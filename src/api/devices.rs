@@ -1,68 +1,55 @@
 //! `GET /devices`: every registered device with presence, last seen, last telemetry values and
-//! whether its access list is in sync; `POST /devices` / `DELETE /devices/{id}`: register (the
+//! whether its access list is in sync, from one query; `POST /devices` / `DELETE /devices/{id}`: register (the
 //! MQTT password is shown once) and remove; `GET /audit`: who did what.
 
 use super::auth_filter::Principal;
-use super::error::{ApiError, json_response, respond};
+use super::error::{ApiError, json_response};
+use super::routes::{Endpoints, Table, finish, query};
 use super::{Shared, blocking, params};
-use crate::model::{DEVICE_ID_RULE, DeviceId, format_ts};
-use crate::store::RangeQuery;
+use crate::model::{AuditAction, DEVICE_ID_RULE, DeviceId, format_ts};
 use serde_json::{Value, json};
-use std::collections::HashMap;
-use warp::http::StatusCode;
+use warp::Filter;
+use warp::http::{Method, StatusCode};
 use warp::reply::Response;
 
-pub async fn list(_user: Principal, state: Shared) -> Response {
-    respond(devices(&state).await)
+pub fn routes(t: &Table) -> Endpoints {
+    let list = t.get("devices").and(t.state()).then(devices);
+    let add = t
+        .post("devices")
+        .and(t.json::<AddDevice>(EXPECTED_ADD_BODY))
+        .and(t.state())
+        .then(add_device);
+    let remove = t
+        .protected_param(Method::DELETE, "devices/{id}")
+        .and(t.state())
+        .then(remove_device);
+    let audit = t
+        .get("audit")
+        .and(query::<AuditParams>())
+        .and(t.state())
+        .then(audit_log);
+    finish(list.or(add).or(remove).or(audit))
 }
 
-async fn devices(state: &Shared) -> Result<Response, ApiError> {
-    let (devices, statuses, versions, (version, _), last) = blocking(&state.ctx.store, |s| {
-        let devices = s.devices()?;
-        let mut last = HashMap::new();
-        for d in &devices {
-            let q = RangeQuery {
-                limit: 1,
-                device: DeviceId::parse(&d.id),
-                ..RangeQuery::default()
-            };
-            if let Some(row) = s.telemetry(&q)?.into_iter().next() {
-                last.insert(d.id.clone(), row);
-            }
-        }
-        Ok((
-            devices,
-            s.device_statuses()?,
-            s.device_access_versions()?,
-            s.access_list()?,
-            last,
-        ))
-    })
-    .await?;
-    let statuses: HashMap<_, _> = statuses
-        .into_iter()
-        .map(|s| (s.device.clone(), s))
-        .collect();
+async fn devices(_user: Principal, state: Shared) -> Result<Response, ApiError> {
+    let (devices, version) = blocking(&state.ctx.store, |s| s.device_overview()).await?;
     let presence = state.ctx.commands.presence();
     let list: Vec<Value> = devices
         .into_iter()
         .map(|d| {
-            let online = DeviceId::parse(&d.id).is_some_and(|id| presence.is_online(&id));
-            let status = statuses.get(&d.id);
-            let synced = versions.get(&d.id).copied();
-            let telemetry = last.get(&d.id).map(|r| {
-                json!({"timestamp": format_ts(r.ts_ms), "tmp": r.data.get("tmp"), "lf": r.data.get("lf"), "locked": r.data.get("locked")})
+            let telemetry = d.last_telemetry.map(|(ts, data)| {
+                json!({"timestamp": format_ts(ts), "tmp": data.get("tmp"), "lf": data.get("lf"), "locked": data.get("locked")})
             });
             json!({
                 "id": d.id,
                 "enabled": d.enabled,
                 "created": format_ts(d.created_ms),
-                "online": online,
-                "since": status.map(|s| format_ts(s.since_ms)),
-                "last_seen": status.map(|s| format_ts(s.last_seen_ms)),
+                "online": presence.is_online(&d.id),
+                "since": d.status.map(|(since, _)| format_ts(since)),
+                "last_seen": d.status.map(|(_, seen)| format_ts(seen)),
                 "last_telemetry": telemetry,
-                "access_version": synced,
-                "access_in_sync": synced == Some(version),
+                "access_version": d.access_version,
+                "access_in_sync": d.access_version == Some(version),
             })
         })
         .collect();
@@ -72,13 +59,14 @@ async fn devices(state: &Shared) -> Result<Response, ApiError> {
     ))
 }
 
-pub async fn audit(_user: Principal, q: HashMap<String, String>, state: Shared) -> Response {
-    respond(audit_log(q, &state).await)
+/// `GET /audit` parameters.
+#[derive(serde::Deserialize)]
+struct AuditParams {
+    limit: Option<String>,
 }
 
-async fn audit_log(q: HashMap<String, String>, state: &Shared) -> Result<Response, ApiError> {
-    let limit =
-        params::parse_limit(q.get("limit").map(String::as_str)).map_err(ApiError::BadRequest)?;
+async fn audit_log(_user: Principal, q: AuditParams, state: Shared) -> Result<Response, ApiError> {
+    let limit = params::parse_limit(params::present(&q.limit)).map_err(ApiError::BadRequest)?;
     let rows = blocking(&state.ctx.store, move |s| s.audit_log(limit)).await?;
     let rows: Vec<Value> = rows
         .into_iter()
@@ -88,20 +76,16 @@ async fn audit_log(q: HashMap<String, String>, state: &Shared) -> Result<Respons
 }
 
 /// What `POST /devices` expects.
-pub const EXPECTED_ADD_BODY: &str = r#"Send {"id": "esp32-1"}."#;
+const EXPECTED_ADD_BODY: &str = r#"Send {"id": "esp32-1"}."#;
 
 #[derive(serde::Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct AddDevice {
+struct AddDevice {
     id: String,
 }
 
-pub async fn add(user: Principal, req: AddDevice, state: Shared) -> Response {
-    respond(add_device(user, req, &state).await)
-}
-
 /// Registers a device and answers its MQTT credentials — the only time the password is shown.
-async fn add_device(user: Principal, req: AddDevice, state: &Shared) -> Result<Response, ApiError> {
+async fn add_device(user: Principal, req: AddDevice, state: Shared) -> Result<Response, ApiError> {
     let id = DeviceId::parse(&req.id)
         .ok_or_else(|| ApiError::bad_request(format!("The device id must be {DEVICE_ID_RULE}.")))?;
     let password = crate::secrets::random_password(crate::secrets::DEVICE_PASSWORD_LEN)
@@ -113,7 +97,7 @@ async fn add_device(user: Principal, req: AddDevice, state: &Shared) -> Result<R
             Err(crate::store::StoreError::Exists(_)) => Ok(false),
             Err(e) => Err(e),
             Ok(()) => {
-                s.audit(&u, "deviceAdd", d.as_str(), &json!({}))?;
+                s.audit(&u, AuditAction::DeviceAdd, d.as_str(), &json!({}))?;
                 Ok(true)
             }
         }
@@ -130,19 +114,15 @@ async fn add_device(user: Principal, req: AddDevice, state: &Shared) -> Result<R
     ))
 }
 
-pub async fn remove(id: String, user: Principal, state: Shared) -> Response {
-    respond(remove_device(id, user, &state).await)
-}
-
 /// Removes a device (its history stays); its live connection is closed within a second.
-async fn remove_device(id: String, user: Principal, state: &Shared) -> Result<Response, ApiError> {
+async fn remove_device(id: String, user: Principal, state: Shared) -> Result<Response, ApiError> {
     let device = DeviceId::parse(&id)
         .ok_or_else(|| ApiError::bad_request(format!("The device id must be {DEVICE_ID_RULE}.")))?;
     let (d, u) = (device.to_string(), user.username.clone());
     let removed = blocking(&state.ctx.store, move |s| {
         let removed = s.remove_device(&d)?;
         if removed {
-            s.audit(&u, "deviceRemove", &d, &json!({}))?;
+            s.audit(&u, AuditAction::DeviceRemove, &d, &json!({}))?;
         }
         Ok(removed)
     })

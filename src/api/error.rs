@@ -33,10 +33,13 @@ pub enum ApiError {
     /// 503: the device is offline (or the broker link is gone).
     #[error("{0}")]
     Unavailable(String),
+    /// 502: a service rzmon talks to (a notification channel) failed; the sentence says how.
+    #[error("{0}")]
+    BadGateway(String),
     /// 504: the device did not answer in time.
     #[error("{0}")]
     Timeout(String),
-    /// 405 for a known path with the wrong method.
+    /// 405 for a known path with the wrong method (the API adds `Allow` from the route table).
     #[error("This method is not allowed for this endpoint.")]
     MethodNotAllowed,
     /// 413: the body is larger than the configured limit.
@@ -76,6 +79,7 @@ impl ApiError {
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::Refused(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::BadGateway(_) => StatusCode::BAD_GATEWAY,
             Self::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
@@ -112,12 +116,6 @@ impl ApiError {
             // reuses it for its next request.
             Self::PayloadTooLarge(_) => {
                 headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
-            }
-            Self::MethodNotAllowed => {
-                headers.insert(
-                    header::ALLOW,
-                    HeaderValue::from_static("GET, POST, DELETE, OPTIONS"),
-                );
             }
             _ => {}
         }
@@ -160,14 +158,6 @@ pub fn json_response(status: StatusCode, value: &impl serde::Serialize) -> Respo
         HeaderValue::from_static("application/json"),
     );
     res
-}
-
-/// Turns a handler result into a response.
-pub fn respond<T: warp::Reply>(result: Result<T, ApiError>) -> Response {
-    match result {
-        Ok(reply) => reply.into_response(),
-        Err(e) => e.to_response(),
-    }
 }
 
 #[cfg(test)]

@@ -6,13 +6,24 @@
 use super::Shared;
 use super::auth_filter::{authenticate, bearer_token};
 use super::error::json_response;
+use super::routes::{Endpoints, Table, finish};
 use crate::health::Check;
 use crate::model::{format_ts, now_ms};
 use serde_json::{Map, Value, json};
-use warp::http::{HeaderMap, StatusCode};
+use warp::Filter;
+use warp::http::{HeaderMap, Method, StatusCode};
 use warp::reply::Response;
 
-pub async fn handle(headers: HeaderMap, state: Shared) -> Response {
+pub fn routes(t: &Table) -> Endpoints {
+    finish(
+        t.public(Method::GET, "health")
+            .and(warp::header::headers_cloned())
+            .and(t.state())
+            .then(handle),
+    )
+}
+
+async fn handle(headers: HeaderMap, state: Shared) -> Response {
     let snapshot = state.ctx.health.snapshot();
     let healthy = snapshot.values().all(Check::is_ok);
     let (status, word) = if healthy {

@@ -2,30 +2,47 @@
 //! `{"incidents":[{"timestamp","device","type","data"}]}`.
 
 use super::auth_filter::Principal;
-use super::error::{ApiError, json_response, respond};
-use super::{Shared, blocking, params};
-use crate::model::format_ts;
+use super::error::{ApiError, json_response};
+use super::params::{self, RangeParams};
+use super::routes::{Endpoints, Table, finish, query};
+use super::{Shared, blocking};
+use crate::model::{DeviceId, format_ts};
+use serde::Deserialize;
 use serde::Serialize;
-use std::collections::HashMap;
+use warp::Filter;
 use warp::http::StatusCode;
 use warp::reply::Response;
 
 #[derive(Serialize)]
 struct Row {
     timestamp: String,
-    device: String,
+    device: DeviceId,
     #[serde(rename = "type")]
     kind: String,
     data: serde_json::Value,
 }
 
-pub async fn handle(_user: Principal, q: HashMap<String, String>, state: Shared) -> Response {
-    respond(incidents(q, &state).await)
+/// `GET /incidents` parameters: the range filters and `type`.
+#[derive(Deserialize)]
+struct Params {
+    #[serde(flatten)]
+    range: RangeParams,
+    #[serde(rename = "type")]
+    kind: Option<String>,
 }
 
-async fn incidents(q: HashMap<String, String>, state: &Shared) -> Result<Response, ApiError> {
-    let range = params::range_query(&q).map_err(ApiError::BadRequest)?;
-    let kind = params::incident_type(&q).map_err(ApiError::BadRequest)?;
+pub fn routes(t: &Table) -> Endpoints {
+    finish(
+        t.get("incidents")
+            .and(query::<Params>())
+            .and(t.state())
+            .then(incidents),
+    )
+}
+
+async fn incidents(_user: Principal, q: Params, state: Shared) -> Result<Response, ApiError> {
+    let range = q.range.parse().map_err(ApiError::BadRequest)?;
+    let kind = params::incident_type(q.kind.as_deref()).map_err(ApiError::BadRequest)?;
     let rows = blocking(&state.ctx.store, move |s| {
         s.incidents(&range, kind.as_deref())
     })

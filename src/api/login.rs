@@ -5,14 +5,17 @@
 //! account before (`auth::throttle`). Hashing runs on the bounded `auth::hasher` threads; when
 //! they are saturated the answer is 429 at once.
 
-use super::error::{ApiError, json_response, respond, retry_secs};
+use super::error::{ApiError, json_response, retry_secs};
+use super::routes::{Endpoints, Table, finish};
 use super::{Shared, blocking};
 use crate::auth::password::{DUMMY_PHC, verify_password_in};
 use crate::auth::policy::IP_LOCK;
+use crate::model::AuditAction;
 use serde::Deserialize;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
-use warp::http::StatusCode;
+use warp::Filter;
+use warp::http::{Method, StatusCode};
 use warp::reply::Response;
 
 /// Account names longer than this are cut for the lockout key and the log.
@@ -27,24 +30,28 @@ pub struct LoginRequest {
     password: String,
 }
 
-pub async fn handle(
-    remote: Option<SocketAddr>,
-    headers: warp::http::HeaderMap,
-    req: LoginRequest,
-    state: Shared,
-) -> Response {
-    // The lockout, audit and log address: the peer, or what a trusted proxy says.
-    let client = super::client_ip::client_ip(remote, &headers, &state.ctx.config.trusted_proxies)
-        .map(|ip| SocketAddr::new(ip, 0));
-    respond(login(client, req, &state).await)
+pub fn routes(t: &Table) -> Endpoints {
+    finish(
+        t.public(Method::POST, "login")
+            .and(warp::addr::remote())
+            .and(warp::header::headers_cloned())
+            .and(t.json::<LoginRequest>(EXPECTED_BODY))
+            .and(t.state())
+            .then(login),
+    )
 }
 
 async fn login(
     remote: Option<SocketAddr>,
+    headers: warp::http::HeaderMap,
     req: LoginRequest,
-    state: &Shared,
+    state: Shared,
 ) -> Result<Response, ApiError> {
-    let ip = client_key(remote);
+    let state = &state;
+    // The lockout, audit and log address: the peer, or what a trusted proxy says.
+    let client = super::client_ip::client_ip(remote, &headers, &state.ctx.config.trusted_proxies)
+        .map(|ip| SocketAddr::new(ip, 0));
+    let ip = client_key(client);
     let account: String = req.username.chars().take(MAX_NAME_KEY).collect();
     if let Some(left) = state.ip_lockout.locked(&ip) {
         return Err(locked("Too many failed logins from your address.", left));
@@ -77,7 +84,7 @@ async fn login(
         serde_json::json!({ "ip": ip.to_string() }),
     );
     let row = super::blocking(&state.ctx.store, move |s| {
-        s.audit(&user, "login", &user, &detail)?;
+        s.audit(&user, AuditAction::Login, &user, &detail)?;
         s.user(&user)
     })
     .await?

@@ -1,10 +1,11 @@
 //! Query parameters of `/data` and `/incidents`: dates (ISO-8601 date or date-time, with or
-//! without offset, or epoch seconds), `limit` and `device`. Pure functions, unit tested; the
-//! handlers only turn their `Err` sentences into 400 answers.
+//! without offset, or epoch seconds), `limit` and `device`. Routes deserialize them into
+//! [`RangeParams`] (unknown parameters are ignored, empty values count as absent); the checks
+//! here are pure functions whose `Err` sentences name the parameter and become 400 answers.
 
-use crate::model::DeviceId;
+use crate::model::{DEVICE_ID_RULE, DeviceId};
 use crate::store::RangeQuery;
-use std::collections::HashMap;
+use serde::Deserialize;
 use time::format_description::well_known::Rfc3339;
 use time::macros::format_description;
 use time::{Date, OffsetDateTime, PrimitiveDateTime};
@@ -31,40 +32,51 @@ pub enum Bound {
     End,
 }
 
-/// The filters shared by `/data` and `/incidents`; unknown parameters are ignored and empty
-/// values count as absent.
-pub fn range_query(q: &HashMap<String, String>) -> Result<RangeQuery, String> {
-    let start_ms = value(q, "start_date")
-        .map(|v| parse_instant(v, Bound::Start).map_err(|e| format!("start_date: {e}")))
-        .transpose()?;
-    let end_ms = value(q, "end_date")
-        .map(|v| parse_instant(v, Bound::End).map_err(|e| format!("end_date: {e}")))
-        .transpose()?;
-    if let (Some(s), Some(e)) = (start_ms, end_ms)
-        && s > e
-    {
-        return Err("start_date must not be after end_date.".into());
+/// The filters shared by `/data`, `/data/summary`, `/incidents` and `/access`.
+#[derive(Debug, Default, Deserialize)]
+pub struct RangeParams {
+    pub start_date: Option<String>,
+    pub end_date: Option<String>,
+    pub limit: Option<String>,
+    pub device: Option<String>,
+}
+
+impl RangeParams {
+    /// The checked range; the error names the parameter.
+    pub fn parse(&self) -> Result<RangeQuery, String> {
+        let start_ms = present(&self.start_date)
+            .map(|v| parse_instant(v, Bound::Start).map_err(|e| format!("start_date: {e}")))
+            .transpose()?;
+        let end_ms = present(&self.end_date)
+            .map(|v| parse_instant(v, Bound::End).map_err(|e| format!("end_date: {e}")))
+            .transpose()?;
+        if let (Some(s), Some(e)) = (start_ms, end_ms)
+            && s > e
+        {
+            return Err("start_date must not be after end_date.".into());
+        }
+        Ok(RangeQuery {
+            start_ms,
+            end_ms,
+            limit: parse_limit(present(&self.limit))?,
+            device: present(&self.device).map(parse_device).transpose()?,
+        })
     }
-    Ok(RangeQuery {
-        start_ms,
-        end_ms,
-        limit: parse_limit(value(q, "limit"))?,
-        device: value(q, "device").map(parse_device).transpose()?,
-    })
+}
+
+/// A parameter's value, trimmed; empty counts as absent.
+pub fn present(v: &Option<String>) -> Option<&str> {
+    v.as_deref().map(str::trim).filter(|v| !v.is_empty())
 }
 
 /// The optional incident `type` filter.
-pub fn incident_type(q: &HashMap<String, String>) -> Result<Option<String>, String> {
-    match value(q, "type") {
+pub fn incident_type(v: Option<&str>) -> Result<Option<String>, String> {
+    match v.map(str::trim).filter(|v| !v.is_empty()) {
         Some(t) if t.chars().count() > MAX_TYPE_LEN => {
             Err(format!("type must be at most {MAX_TYPE_LEN} characters."))
         }
         t => Ok(t.map(str::to_owned)),
     }
-}
-
-fn value<'a>(q: &'a HashMap<String, String>, key: &str) -> Option<&'a str> {
-    q.get(key).map(|v| v.trim()).filter(|v| !v.is_empty())
 }
 
 /// `limit`: absent → 100; otherwise a whole number from 1 to 10000.
@@ -80,9 +92,9 @@ pub fn parse_limit(v: Option<&str>) -> Result<u32, String> {
     }
 }
 
-fn parse_device(v: &str) -> Result<DeviceId, String> {
-    DeviceId::parse(v)
-        .ok_or_else(|| "device must be 1 to 64 letters, digits, '-' or '_'.".to_owned())
+/// The `device` parameter's rule, in the sentence every route uses.
+pub fn parse_device(v: &str) -> Result<DeviceId, String> {
+    DeviceId::parse(v).ok_or_else(|| format!("`device` must be {DEVICE_ID_RULE}."))
 }
 
 /// Epoch milliseconds named by `v`. A date alone is midnight UTC for `Start` and the last
@@ -160,11 +172,13 @@ mod tests {
     const T10: i64 = 1_795_860_000_000; // 2026-11-28T10:00:00Z
     const DAY: i64 = 1_795_824_000_000; // 2026-11-28T00:00:00Z
 
-    fn q(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect()
+    fn q(pairs: &[(&str, &str)]) -> RangeParams {
+        let raw = serde_urlencoded::to_string(pairs).expect("encode");
+        serde_urlencoded::from_str(&raw).expect("decode")
+    }
+
+    fn range_query(p: &RangeParams) -> Result<RangeQuery, String> {
+        p.parse()
     }
 
     /// Every accepted date format names the instant it should.
@@ -267,11 +281,12 @@ mod tests {
     /// The incident type filter is optional and bounded.
     #[test]
     fn incident_type_filter() {
-        assert_eq!(incident_type(&q(&[])), Ok(None));
+        assert_eq!(incident_type(None), Ok(None));
+        assert_eq!(incident_type(Some(" ")), Ok(None));
         assert_eq!(
-            incident_type(&q(&[("type", "door_forced")])),
+            incident_type(Some("door_forced")),
             Ok(Some("door_forced".into()))
         );
-        assert!(incident_type(&q(&[("type", &"x".repeat(129))])).is_err());
+        assert!(incident_type(Some(&"x".repeat(129))).is_err());
     }
 }

@@ -3,18 +3,29 @@
 //! the user ends; the answer carries a fresh one for the session that made the change.
 
 use super::auth_filter::Principal;
-use super::error::{ApiError, json_response, respond};
+use super::error::{ApiError, json_response};
+use super::routes::{Endpoints, Table, finish};
 use super::{Shared, blocking, login};
 use crate::auth::policy;
-use crate::model::format_ts;
+use crate::model::{AuditAction, format_ts};
 use serde::Deserialize;
+use warp::Filter;
 use warp::http::StatusCode;
 use warp::reply::Response;
 
-pub const EXPECTED_PASSWORD_BODY: &str =
-    r#"Send {"current_password": "...", "new_password": "..."}."#;
+const EXPECTED_PASSWORD_BODY: &str = r#"Send {"current_password": "...", "new_password": "..."}."#;
 
-pub async fn handle(user: Principal) -> Response {
+pub fn routes(t: &Table) -> Endpoints {
+    let profile = t.get("user/profile").then(profile);
+    let password = t
+        .post("user/password")
+        .and(t.json::<PasswordChange>(EXPECTED_PASSWORD_BODY))
+        .and(t.state())
+        .then(change);
+    finish(profile.or(password))
+}
+
+async fn profile(user: Principal) -> Response {
     json_response(
         StatusCode::OK,
         &serde_json::json!({
@@ -26,20 +37,13 @@ pub async fn handle(user: Principal) -> Response {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct PasswordChange {
+struct PasswordChange {
     current_password: String,
     new_password: String,
 }
 
-pub async fn change_password(user: Principal, req: PasswordChange, state: Shared) -> Response {
-    respond(change(user, req, &state).await)
-}
-
-async fn change(
-    user: Principal,
-    req: PasswordChange,
-    state: &Shared,
-) -> Result<Response, ApiError> {
+async fn change(user: Principal, req: PasswordChange, state: Shared) -> Result<Response, ApiError> {
+    let state = &state;
     if let Err(rule) = policy::check_password(&req.new_password) {
         return Err(ApiError::bad_request(format!("The new password {rule}.")));
     }
@@ -64,7 +68,12 @@ async fn change(
     let name = user.username.clone();
     let row = blocking(&state.ctx.store, move |s| {
         s.set_user_password(&name, &hash)?;
-        s.audit(&name, "passwordChange", &name, &serde_json::json!({}))?;
+        s.audit(
+            &name,
+            AuditAction::PasswordChange,
+            &name,
+            &serde_json::json!({}),
+        )?;
         s.user(&name)
     })
     .await?

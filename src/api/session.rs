@@ -3,37 +3,49 @@
 //! open WebSockets (see `auth_filter`).
 
 use super::auth_filter::Principal;
-use super::error::{json_response, respond};
+use super::error::{ApiError, json_response};
+use super::routes::{Endpoints, Table, finish};
 use super::{Shared, blocking};
+use crate::model::AuditAction;
+use warp::Filter;
 use warp::http::StatusCode;
 use warp::reply::Response;
 
-pub async fn logout(user: Principal, state: Shared) -> Response {
-    let (jti, exp, name) = (user.jti.clone(), user.exp, user.username.clone());
-    respond(
-        blocking(&state.ctx.store, move |s| {
-            s.revoke_token(&jti, exp, jsonwebtoken::get_current_timestamp())?;
-            s.audit(&name, "logout", &name, &serde_json::json!({}))
-        })
-        .await
-        .map(|()| {
-            tracing::info!(username = %user.username, "logged out");
-            json_response(StatusCode::OK, &serde_json::json!({ "ended": 1 }))
-        }),
-    )
+pub fn routes(t: &Table) -> Endpoints {
+    let logout = t.post("logout").and(t.state()).then(logout);
+    let all = t.post("logout/all").and(t.state()).then(logout_all);
+    finish(logout.or(all))
 }
 
-pub async fn logout_all(user: Principal, state: Shared) -> Response {
+async fn logout(user: Principal, state: Shared) -> Result<Response, ApiError> {
+    let (jti, exp, name) = (user.jti.clone(), user.exp, user.username.clone());
+    blocking(&state.ctx.store, move |s| {
+        s.revoke_token(&jti, exp, jsonwebtoken::get_current_timestamp())?;
+        s.audit(&name, AuditAction::Logout, &name, &serde_json::json!({}))
+    })
+    .await?;
+    tracing::info!(username = %user.username, "logged out");
+    Ok(json_response(
+        StatusCode::OK,
+        &serde_json::json!({ "ended": 1 }),
+    ))
+}
+
+async fn logout_all(user: Principal, state: Shared) -> Result<Response, ApiError> {
     let name = user.username.clone();
-    respond(
-        blocking(&state.ctx.store, move |s| {
-            s.end_sessions(&name)?;
-            s.audit(&name, "logoutEverywhere", &name, &serde_json::json!({}))
-        })
-        .await
-        .map(|()| {
-            tracing::info!(username = %user.username, "signed out everywhere");
-            json_response(StatusCode::OK, &serde_json::json!({ "ended": "all" }))
-        }),
-    )
+    blocking(&state.ctx.store, move |s| {
+        s.end_sessions(&name)?;
+        s.audit(
+            &name,
+            AuditAction::LogoutEverywhere,
+            &name,
+            &serde_json::json!({}),
+        )
+    })
+    .await?;
+    tracing::info!(username = %user.username, "signed out everywhere");
+    Ok(json_response(
+        StatusCode::OK,
+        &serde_json::json!({ "ended": "all" }),
+    ))
 }

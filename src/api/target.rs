@@ -13,15 +13,14 @@ pub async fn device(param: Option<&str>, state: &Shared) -> Result<DeviceId, Api
             let id = DeviceId::parse(name).ok_or_else(|| {
                 ApiError::bad_request(format!("`device` must be {DEVICE_ID_RULE}."))
             })?;
-            if devices.iter().any(|d| d.id == id.as_str()) {
+            if devices.iter().any(|d| d.id == id) {
                 Ok(id)
             } else {
                 Err(ApiError::Missing(format!("There is no device named {id}.")))
             }
         }
         None => match devices.as_slice() {
-            [only] => DeviceId::parse(&only.id)
-                .ok_or_else(|| ApiError::internal(anyhow::anyhow!("stored device id is invalid"))),
+            [only] => Ok(only.id.clone()),
             [] => Err(ApiError::bad_request(
                 "No device is registered yet; add one with `rzmon device add <id>`.",
             )),

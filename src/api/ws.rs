@@ -9,6 +9,7 @@
 use super::Shared;
 use super::auth_filter::{self, Principal};
 use super::error::ApiError;
+use super::routes::{Endpoints, Table, finish};
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use serde::Deserialize;
@@ -17,10 +18,10 @@ use std::time::Duration;
 use tokio::sync::broadcast::Receiver;
 use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 use tokio::time::Instant;
-use warp::Reply;
-use warp::http::{HeaderMap, header};
+use warp::http::{HeaderMap, Method, header};
 use warp::reply::Response;
 use warp::ws::{Message, WebSocket, Ws};
+use warp::{Filter, Reply};
 
 /// Time a client has to authenticate by its first message.
 const AUTH_TIMEOUT: Duration = Duration::from_secs(5);
@@ -58,8 +59,18 @@ struct AuthMessage {
     token: String,
 }
 
+pub fn routes(t: &Table) -> Endpoints {
+    finish(
+        t.public(Method::GET, "ws")
+            .and(warp::ws())
+            .and(warp::header::headers_cloned())
+            .and(t.state())
+            .then(upgrade),
+    )
+}
+
 /// Checks `Origin` and a header token before upgrading; 403/401 answers are plain JSON.
-pub async fn upgrade(ws: Ws, headers: HeaderMap, state: Shared) -> Response {
+async fn upgrade(ws: Ws, headers: HeaderMap, state: Shared) -> Response {
     if !origin_allowed(&headers, &state.ctx.config.allowed_origins) {
         return ApiError::Forbidden("This origin may not open a WebSocket here.").to_response();
     }

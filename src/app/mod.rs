@@ -18,6 +18,7 @@ use crate::health::{self, Health};
 use crate::hub::{self, Hub};
 use crate::ingest::Sinks;
 use crate::metrics::Metrics;
+use crate::notify::{self, Notifier};
 use crate::presence::Presence;
 use crate::store::{Store, Writer};
 use crate::{auth, ingest, lifecycle, secrets};
@@ -75,6 +76,8 @@ pub struct Parts {
     pub commands: Commands,
     /// The backups of the data directory (scheduled, on demand, listed, downloaded).
     pub backups: Arc<lifecycle::Backups>,
+    /// Notification delivery: the rule engine submits notices here.
+    pub notifier: Notifier,
     /// The rule engine's handle: tell it that rules or acknowledgements changed.
     pub alerts: Alerts,
 }
@@ -139,6 +142,12 @@ pub async fn start(
     let health = Health::new();
     health.set_ok(health::DATABASE);
     health.set_ok(health::BROKER);
+    health.set_ok(health::INTEGRITY);
+    let store = store.with_health(health.clone());
+    let notifier = {
+        let (s, args, m) = (store.clone(), settings.notify.clone(), metrics.clone());
+        tokio::task::spawn_blocking(move || notify::setup(&s, &args, m)).await??
+    };
     let hub = Hub::new(hub::DEFAULT_CAPACITY.max(settings.ws_queue as usize));
     let writer = store.spawn_writer(metrics.clone(), health.clone())?;
     let device_auth = DeviceAuth::new(store.clone());
@@ -174,6 +183,7 @@ pub async fn start(
         metrics: metrics.clone(),
         health,
         commands: commands.clone(),
+        notifier,
         alerts: Alerts::new(),
     };
     let sinks = Sinks {
@@ -194,6 +204,7 @@ pub async fn start(
         login_lock: policy::IP_LOCK,
     };
     let api_ctx = |shutdown| api::Context {
+        notifier: parts.notifier.clone(),
         store: parts.store.clone(),
         hub: parts.hub.clone(),
         alerts: parts.alerts.clone(),
@@ -210,6 +221,11 @@ pub async fn start(
             ws_queue: settings.ws_queue as usize,
             command_timeout: Duration::from_secs(settings.command_timeout),
             enrol_timeout: Duration::from_secs(settings.enrol_timeout),
+            device: api::DeviceSettings {
+                mqtt_port: mqtt_addr.port(),
+                topic_prefix: settings.topic_prefix.clone(),
+                mqtt_max_packet: settings.mqtt_max_packet,
+            },
         },
         shutdown,
     };
@@ -220,6 +236,8 @@ pub async fn start(
     s.spawn("http", Stage::Front, |stop| {
         api::serve(listeners.http, api_ctx(stop))
     });
+    // Device publishes: gate → ingest (bounded; a full queue stops the gate reading sockets).
+    let (inbound_tx, inbound_rx) = mpsc::channel(ingest::QUEUE);
     s.spawn("mqtt gate", Stage::Devices, |stop| {
         broker::run_gate(
             listeners.mqtt,
@@ -228,6 +246,7 @@ pub async fn start(
             verifier,
             sessions.clone(),
             p.metrics.clone(),
+            inbound_tx,
             stop,
         )
     });
@@ -235,9 +254,9 @@ pub async fn start(
         device_auth.watch(sessions, stop)
     });
     let exited = ingest_exited.clone();
-    let (prefix, ingest_sinks) = (settings.topic_prefix.clone(), sinks.clone());
+    let ingest_sinks = sinks.clone();
     s.spawn("ingest", Stage::Ingest, |stop| async move {
-        let r = ingest::run(link, prefix, ingest_sinks, outbound_rx, stop).await;
+        let r = ingest::run(inbound_rx, link, ingest_sinks, outbound_rx, stop).await;
         exited.cancel();
         r
     });
@@ -269,6 +288,17 @@ pub async fn start(
     s.spawn("backups", Stage::Front, |stop| {
         lifecycle::backups::run(p.backups.clone(), settings.lifecycle.backup_every, stop)
     });
+    s.spawn("notify", Stage::Delivery, |stop| {
+        notify::run(p.notifier.clone(), stop)
+    });
+    if let Some(url) = &settings.notify.heartbeat_url {
+        let url = reqwest::Url::parse(url.expose()).context("RZMON_HEARTBEAT_URL")?;
+        let every = Duration::from_secs(settings.notify.heartbeat_interval);
+        let (client, health) = (p.notifier.http().clone(), p.health.clone());
+        s.spawn("heartbeat", Stage::Front, |stop| {
+            notify::heartbeat::run(client, url, every, health, stop)
+        });
+    }
 
     let (notice_tx, notice_rx) = mpsc::channel(NOTICE_QUEUE);
     s.spawn("alerts", Stage::Events, |stop| {
@@ -282,7 +312,7 @@ pub async fn start(
         alerts::run(deps, stop)
     });
     s.spawn("notices", Stage::Delivery, |stop| {
-        log_notices(notice_rx, stop)
+        forward_notices(notice_rx, p.notifier.clone(), stop)
     });
 
     tracing::info!(%http_addr, %mqtt_addr, "rzmon is running");
@@ -441,17 +471,24 @@ async fn watch_broker(
     }
 }
 
-/// Takes the rule engine's notices until delivery (`notify`) is wired in: logs each one.
-async fn log_notices(
+/// Files the rule engine's notices into the notification outbox. On stop (after the engine
+/// stopped) it files what is still queued, so the last notices are not lost.
+async fn forward_notices(
     mut rx: mpsc::Receiver<crate::notify::Notice>,
+    notifier: Notifier,
     stop: CancellationToken,
 ) -> anyhow::Result<()> {
     loop {
         let n = tokio::select! {
-            () = stop.cancelled() => return Ok(()),
+            () = stop.cancelled() => None,
             n = rx.recv() => n,
         };
-        let Some(n) = n else { return Ok(()) };
-        tracing::info!(alert = n.alert_id, kind = ?n.kind, rule = %n.rule_name, summary = %n.summary, "alert notice");
+        let Some(n) = n.or_else(|| rx.try_recv().ok()) else {
+            return Ok(());
+        };
+        let alert = n.alert_id;
+        if let Err(e) = notifier.submit_async(n).await {
+            tracing::error!(alert, error = %e, "a notice could not be filed for delivery");
+        }
     }
 }

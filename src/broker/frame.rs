@@ -19,12 +19,29 @@ pub enum FrameError {
     Io(#[from] std::io::Error),
 }
 
-/// Reads the next packet; `Ok(None)` on a clean end of stream between packets.
+/// Reads the next device packet, checked by `strict` and parsed; `Ok(None)` on a clean end of
+/// stream between packets. Cancel-safe: a partial packet stays in `buf`.
 pub async fn read<R: AsyncRead + Unpin>(
     r: &mut R,
     buf: &mut BytesMut,
     max: usize,
 ) -> Result<Option<(Packet, Bytes)>, FrameError> {
+    let Some(raw) = read_raw(r, buf, max).await? else {
+        return Ok(None);
+    };
+    super::strict::check(&raw)?;
+    let mut copy = BytesMut::from(&raw[..]);
+    let packet = Packet::read(&mut copy, max).map_err(FrameError::Malformed)?;
+    Ok(Some((packet, raw)))
+}
+
+/// Reads the bytes of the next packet without checking its contents (for the broker's
+/// packets to a device, which the gate only needs to keep whole). Cancel-safe.
+pub async fn read_raw<R: AsyncRead + Unpin>(
+    r: &mut R,
+    buf: &mut BytesMut,
+    max: usize,
+) -> Result<Option<Bytes>, FrameError> {
     loop {
         match check(buf.iter(), max) {
             Ok(header) => {
@@ -32,11 +49,7 @@ pub async fn read<R: AsyncRead + Unpin>(
                 if len > max {
                     return Err(FrameError::TooLarge(len, max));
                 }
-                let raw = buf.split_to(len).freeze();
-                super::strict::check(&raw)?;
-                let mut copy = BytesMut::from(&raw[..]);
-                let packet = Packet::read(&mut copy, max).map_err(FrameError::Malformed)?;
-                return Ok(Some((packet, raw)));
+                return Ok(Some(buf.split_to(len).freeze()));
             }
             Err(CodecError::InsufficientBytes(n)) => {
                 buf.reserve(n.min(max));

@@ -1,15 +1,16 @@
-//! The gate: the public MQTT port. It reads the client-to-broker half of every connection with
-//! rumqttc's codec, admits only devices that log in as themselves, lets them publish only on
-//! their own topics and subscribe only to their own command topic, and forwards the original
-//! bytes to the loopback broker. The broker-to-client half is copied untouched.
+//! The gate: the public MQTT port. It reads every device packet with rumqttc's codec, admits
+//! only devices that log in as themselves, lets them publish only on their own topics and
+//! subscribe only to their own command topic. What an admitted connection does next (publishes
+//! to ingest, PUBACK after the commit, the broker's packets to the device) is in `relay`.
 
 use super::budget::{Budget, Ticket};
 use super::frame::{self, FrameError};
+use super::relay::{self, End, Session};
 use super::sessions::Sessions;
 use super::{GateConfig, Verifier, topic};
 use crate::lockout::Lockout;
 use crate::metrics::Metrics;
-use crate::model::{DeviceId, Kind};
+use crate::model::{DeviceId, Inbound, Kind};
 use bytes::BytesMut;
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use rumqttc::mqttbytes::v4::{ConnAck, Connect, ConnectReturnCode, Packet};
@@ -18,24 +19,28 @@ use std::num::NonZeroU32;
 use std::sync::Arc;
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Semaphore;
+use tokio::sync::{Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 /// Everything a connection task needs.
-struct Gate {
-    cfg: GateConfig,
+pub(super) struct Gate {
+    pub(super) cfg: GateConfig,
     upstream: SocketAddr,
     verifier: Verifier,
     sessions: Sessions,
-    metrics: Arc<Metrics>,
+    pub(super) metrics: Arc<Metrics>,
     lockout: Lockout<IpAddr>,
-    rate: Option<DefaultKeyedRateLimiter<String>>,
+    pub(super) rate: Option<DefaultKeyedRateLimiter<DeviceId>>,
     slots: Arc<Semaphore>,
+    /// Device publishes go here (ingest), never to the broker.
+    pub(super) inbound: mpsc::Sender<Inbound>,
     budget: Budget,
 }
 
 /// Accepts device connections until `shutdown`; then closes every session and returns.
+/// Device publishes go to `inbound`.
+#[allow(clippy::too_many_arguments)]
 pub async fn run(
     listener: TcpListener,
     upstream: SocketAddr,
@@ -43,6 +48,7 @@ pub async fn run(
     verifier: Verifier,
     sessions: Sessions,
     metrics: Arc<Metrics>,
+    inbound: mpsc::Sender<Inbound>,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let rate = NonZeroU32::new(cfg.rate_per_device)
@@ -57,6 +63,7 @@ pub async fn run(
         sessions,
         metrics,
         rate,
+        inbound,
     });
     let tasks = TaskTracker::new();
     loop {
@@ -102,12 +109,6 @@ pub async fn run(
     Ok(())
 }
 
-/// Why a session ended abnormally.
-enum End {
-    Violation(String),
-    Closed,
-}
-
 impl Gate {
     async fn connection(
         &self,
@@ -150,27 +151,38 @@ impl Gate {
             }
         };
         let _ = upstream.set_nodelay(true);
-        if upstream.write_all(&raw).await.is_err() {
+        drop(raw);
+        // The broker gets the CONNECT without the last will: the relay delivers it itself,
+        // since device publishes never reach the broker.
+        let mut will = None;
+        let mut up_connect = connect.clone();
+        std::mem::swap(&mut will, &mut up_connect.last_will);
+        let mut out = BytesMut::new();
+        if Packet::Connect(up_connect)
+            .write(&mut out, self.cfg.max_packet)
+            .is_err()
+            || upstream.write_all(&out).await.is_err()
+        {
             return;
         }
         let session = self.sessions.register(device.as_str(), stop);
         self.metrics.mqtt_sessions.inc();
         tracing::info!(%device, %peer, "device connected");
-        let (mut client_rd, mut client_wr) = client.into_split();
-        let (mut up_rd, mut up_wr) = upstream.into_split();
-        let down = tokio::spawn(async move {
-            let _ = tokio::io::copy(&mut up_rd, &mut client_wr).await;
-            let _ = client_wr.shutdown().await;
-        });
-        let end = tokio::select! {
-            () = session.token.cancelled() => End::Closed,
-            end = self.forward(&device, &mut client_rd, &mut up_wr, &mut buf) => end,
+        let s = Session {
+            device: &device,
+            keep_alive: connect.keep_alive,
+            will,
+            stop: &session.token,
         };
-        down.abort();
-        let _ = up_wr.shutdown().await;
-        match end {
+        match relay::run(self, s, client, upstream, buf).await {
             End::Violation(reason) => self.violation(Some(&device), peer, &reason),
-            End::Closed => tracing::info!(%device, %peer, "device disconnected"),
+            End::Silent => {
+                tracing::info!(%device, %peer, "device silent for 1.5 × its keep-alive; disconnected")
+            }
+            End::NotStored => {
+                tracing::warn!(%device, %peer, "device disconnected: a message could not be stored (not acknowledged)")
+            }
+            End::Closed | End::Disconnect => tracing::info!(%device, %peer, "device disconnected"),
         }
     }
 
@@ -249,62 +261,41 @@ impl Gate {
         Ok(())
     }
 
-    /// Forwards client packets that keep to the rules; returns why the session ended.
-    async fn forward(
-        &self,
-        device: &DeviceId,
-        client: &mut tokio::net::tcp::OwnedReadHalf,
-        upstream: &mut tokio::net::tcp::OwnedWriteHalf,
-        buf: &mut BytesMut,
-    ) -> End {
+    /// Checks one packet of an admitted device against the rules; a publish's topic kind is
+    /// returned. `Err` is the violation that closes the connection.
+    pub(super) fn check(&self, device: &DeviceId, packet: &Packet) -> Result<Option<Kind>, String> {
         let prefix = self.cfg.prefix.as_str();
-        let rate_key = device.to_string();
-        loop {
-            let (packet, raw) = match frame::read(client, buf, self.cfg.max_packet).await {
-                Ok(Some(p)) => p,
-                Ok(None) | Err(FrameError::Io(_)) => return End::Closed,
-                Err(e) => return End::Violation(e.to_string()),
-            };
-            match &packet {
-                Packet::Publish(p) => {
-                    let Some(kind) = topic::may_publish(prefix, device, &p.topic) else {
-                        return End::Violation(format!("publish to foreign topic {:?}", p.topic));
-                    };
-                    if p.retain && kind != Kind::Status {
-                        return End::Violation(format!("retained publish on {:?}", p.topic));
-                    }
-                    if let Some(rate) = &self.rate {
-                        rate.until_key_ready(&rate_key).await;
-                    }
+        match packet {
+            Packet::Publish(p) => {
+                let Some(kind) = topic::may_publish(prefix, device, &p.topic) else {
+                    return Err(format!("publish to foreign topic {:?}", p.topic));
+                };
+                if p.retain && kind != Kind::Status {
+                    return Err(format!("retained publish on {:?}", p.topic));
                 }
-                Packet::Subscribe(s) => {
-                    let own = topic::command_topic(prefix, device);
-                    if let Some(f) = s.filters.iter().find(|f| f.path != own) {
-                        return End::Violation(format!("subscribe to {:?}", f.path));
-                    }
-                }
-                Packet::Unsubscribe(u) => {
-                    let own = topic::command_topic(prefix, device);
-                    if let Some(t) = u.topics.iter().find(|t| **t != own) {
-                        return End::Violation(format!("unsubscribe from {t:?}"));
-                    }
-                }
-                Packet::PubAck(_)
-                | Packet::PubRec(_)
-                | Packet::PubRel(_)
-                | Packet::PubComp(_)
-                | Packet::PingReq => {}
-                Packet::Disconnect => {
-                    let _ = upstream.write_all(&raw).await;
-                    return End::Closed;
-                }
-                other => {
-                    return End::Violation(format!("unexpected packet {:?}", packet_name(other)));
+                Ok(Some(kind))
+            }
+            Packet::Subscribe(s) => {
+                let own = topic::command_topic(prefix, device);
+                match s.filters.iter().find(|f| f.path != own) {
+                    Some(f) => Err(format!("subscribe to {:?}", f.path)),
+                    None => Ok(None),
                 }
             }
-            if upstream.write_all(&raw).await.is_err() {
-                return End::Closed;
+            Packet::Unsubscribe(u) => {
+                let own = topic::command_topic(prefix, device);
+                match u.topics.iter().find(|t| **t != own) {
+                    Some(t) => Err(format!("unsubscribe from {t:?}")),
+                    None => Ok(None),
+                }
             }
+            Packet::PubAck(_)
+            | Packet::PubRec(_)
+            | Packet::PubRel(_)
+            | Packet::PubComp(_)
+            | Packet::PingReq
+            | Packet::Disconnect => Ok(None),
+            other => Err(format!("unexpected packet {:?}", packet_name(other))),
         }
     }
 

@@ -6,6 +6,7 @@
 mod budget;
 mod frame;
 mod gate;
+mod relay;
 mod sessions;
 mod strict;
 pub mod topic;
@@ -28,10 +29,12 @@ pub type Verifier = Arc<dyn Fn(&str, &[u8]) -> bool + Send + Sync>;
 /// Client id of the in-process subscriber. The dot is not allowed in device ids, so no device
 /// can take over this session.
 const LINK_ID: &str = "rzmon.ingest";
-/// Router segments: a topic keeps up to SEGMENT_SIZE × SEGMENT_COUNT bytes for slow readers,
-/// enough for a 100,000-message burst of small telemetry without the link losing any.
-const SEGMENT_SIZE: usize = 8 * 1024 * 1024;
-const SEGMENT_COUNT: usize = 8;
+/// Router segments: a topic keeps up to SEGMENT_SIZE × SEGMENT_COUNT bytes in memory. Device
+/// publishes never reach the broker (the gate hands them to ingest), so the only topics are
+/// the devices' command topics: a few hundred bytes per command, rarely more than a handful
+/// pending, so 64 KiB × 2 per device is plenty and bounds the broker's memory by device count.
+const SEGMENT_SIZE: usize = 64 * 1024;
+const SEGMENT_COUNT: usize = 2;
 /// How long `start` waits for rumqttd's listener.
 const START_TIMEOUT: Duration = Duration::from_secs(3);
 
@@ -45,7 +48,7 @@ pub struct BrokerConfig {
     pub verifier: Verifier,
 }
 
-/// The in-process subscriber's end of the broker, consumed by `ingest::run`.
+/// The in-process end of the broker, used by `ingest::run` to publish commands to devices.
 pub struct Link {
     pub tx: LinkTx,
     pub rx: LinkRx,

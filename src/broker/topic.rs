@@ -30,14 +30,6 @@ pub fn command_topic(prefix: &str, device: &DeviceId) -> String {
     format!("{prefix}/{device}/{COMMAND}")
 }
 
-/// The filters ingest subscribes to: one per kind, `+` for the device level.
-pub fn ingest_filters(prefix: &str) -> Vec<String> {
-    Kind::ALL
-        .iter()
-        .map(|k| format!("{prefix}/+/{}", k.as_str()))
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -72,6 +64,5 @@ mod tests {
         assert_eq!(may_publish("rz", &a, "rz/a/status"), Some(Kind::Status));
         assert_eq!(may_publish("rz", &a, "rz/b/telemetry"), None);
         assert_eq!(command_topic("rz", &a), "rz/a/command");
-        assert_eq!(ingest_filters("rz").len(), 5);
     }
 }

@@ -4,7 +4,7 @@
 //! syncs are tasks of this service: a failed one is logged, and stopping aborts the rest.
 
 use super::Commands;
-use crate::model::DeviceId;
+use crate::model::{Command, DeviceId};
 use crate::store::Store;
 use serde_json::{Value, json};
 use std::collections::HashMap;
@@ -81,7 +81,7 @@ async fn sync_one(commands: &Commands, store: &Store, device: &DeviceId, timeout
     };
     let value = json!({ "version": version, "ids": ids });
     match commands
-        .request(device, "syncAccessIds", Some(value), timeout)
+        .request(device, Command::SyncAccessIds, Some(value), timeout)
         .await
     {
         Ok(reply) => {

@@ -7,7 +7,7 @@
 pub mod access_sync;
 
 use crate::broker::topic;
-use crate::model::DeviceId;
+use crate::model::{Command, DeviceId};
 use crate::presence::Presence;
 use serde_json::{Map, Value, json};
 use std::collections::HashMap;
@@ -116,7 +116,7 @@ impl Commands {
     pub async fn request(
         &self,
         device: &DeviceId,
-        command: &str,
+        command: Command,
         value: Option<Value>,
         timeout: Duration,
     ) -> Reply {
@@ -151,12 +151,12 @@ impl Commands {
             .out
             .send(publish)
             .map_err(|_| CommandError::Unavailable)?;
-        tracing::debug!(%device, command, msg_id = id, "command sent");
+        tracing::debug!(%device, %command, msg_id = id, "command sent");
         match tokio::time::timeout(timeout, rx).await {
             Ok(Ok(reply)) => reply,
             Ok(Err(_)) => Err(CommandError::Unavailable),
             Err(_) => {
-                tracing::info!(%device, command, msg_id = id, "command timed out");
+                tracing::info!(%device, %command, msg_id = id, "command timed out");
                 Err(CommandError::Timeout(device.to_string(), timeout.as_secs()))
             }
         }
@@ -266,7 +266,7 @@ mod tests {
         let c2 = c.clone();
         let d2 = d.clone();
         let a = tokio::spawn(async move {
-            c2.request(&d2, "getConfig", None, Duration::from_secs(5))
+            c2.request(&d2, Command::GetConfig, None, Duration::from_secs(5))
                 .await
         });
         let sent = rx.recv().await.unwrap();
@@ -293,14 +293,14 @@ mod tests {
         let c2 = c.clone();
         let d2 = d.clone();
         let pending = tokio::spawn(async move {
-            c2.request(&d2, "getConfig", None, Duration::from_secs(30))
+            c2.request(&d2, Command::GetConfig, None, Duration::from_secs(30))
                 .await
         });
         rx.recv().await.expect("sent");
         c.close();
         assert_eq!(pending.await.unwrap(), Err(CommandError::Unavailable));
         assert_eq!(
-            c.request(&d, "getConfig", None, Duration::from_secs(30))
+            c.request(&d, Command::GetConfig, None, Duration::from_secs(30))
                 .await,
             Err(CommandError::Unavailable)
         );
@@ -312,12 +312,12 @@ mod tests {
         let (c, mut rx, d) = setup();
         let ghost = DeviceId::parse("ghost").unwrap();
         assert_eq!(
-            c.request(&ghost, "getConfig", None, Duration::from_secs(5))
+            c.request(&ghost, Command::GetConfig, None, Duration::from_secs(5))
                 .await,
             Err(CommandError::Offline("ghost".into()))
         );
         let r = c
-            .request(&d, "getConfig", None, Duration::from_millis(20))
+            .request(&d, Command::GetConfig, None, Duration::from_millis(20))
             .await;
         assert!(matches!(r, Err(CommandError::Timeout(..))));
         assert_eq!(c.pending(), 0, "a timed-out request leaves nothing behind");
@@ -325,8 +325,13 @@ mod tests {
         let c2 = c.clone();
         let d2 = d.clone();
         let t = tokio::spawn(async move {
-            c2.request(&d2, "setConfig", Some(json!({})), Duration::from_secs(5))
-                .await
+            c2.request(
+                &d2,
+                Command::SetConfig,
+                Some(json!({})),
+                Duration::from_secs(5),
+            )
+            .await
         });
         let id = msg_id(&rx.recv().await.unwrap());
         c.complete(
@@ -346,7 +351,7 @@ mod tests {
         let c2 = c.clone();
         let d2 = d.clone();
         let t = tokio::spawn(async move {
-            c2.request(&d2, "getConfig", None, Duration::from_secs(5))
+            c2.request(&d2, Command::GetConfig, None, Duration::from_secs(5))
                 .await
         });
         let _ = rx.recv().await;

@@ -1,7 +1,9 @@
 //! Payload decoding (pure): bytes of one device message → a typed `Body`, or the reason it is
 //! rejected. Nothing half-parsed ever leaves this module.
 
-use crate::model::{AccessEvent, Body, Incident, Kind, Status, Telemetry, valid_access_id};
+use crate::model::{
+    ACCESS_ID_RULE, AccessEvent, AccessId, Body, Incident, Kind, Status, Telemetry,
+};
 use serde_json::{Map, Value};
 
 /// Plausible ranges of the typed telemetry fields.
@@ -112,13 +114,10 @@ fn incident(m: Map<String, Value>) -> Result<Incident, Reject> {
 fn access(m: Map<String, Value>) -> Result<AccessEvent, Reject> {
     let access_id = match m.get("access_id") {
         None | Some(Value::Null) => return Err(Reject::Missing("access_id")),
-        Some(Value::String(s)) if valid_access_id(s) => s.clone(),
-        Some(Value::String(_)) => {
-            return Err(Reject::OutOfRange(
-                "access_id",
-                "1 to 64 characters of A-Z a-z 0-9 : _ -",
-            ));
-        }
+        Some(Value::String(s)) => match AccessId::parse(s) {
+            Some(id) => id,
+            None => return Err(Reject::OutOfRange("access_id", ACCESS_ID_RULE)),
+        },
         Some(_) => return Err(Reject::WrongType("access_id", "a string")),
     };
     let granted = match m.get("granted") {

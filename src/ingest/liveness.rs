@@ -27,13 +27,13 @@ pub async fn run(
                 if let Some(device) = DeviceId::parse(&id)
                     && sinks.commands.presence().gone(&device)
                 {
-                    sinks.presence_changed(&device, Status::Offline)?;
+                    sinks.presence_changed(&device, Status::Offline, None).await?;
                 }
             }
             _ = sweep.tick() => {
                 for device in sinks.commands.presence().expire(now_ms().saturating_sub(window_ms)) {
                     tracing::info!(%device, "no message within the staleness window");
-                    sinks.presence_changed(&device, Status::Offline)?;
+                    sinks.presence_changed(&device, Status::Offline, None).await?;
                 }
             }
         }

@@ -1,78 +1,96 @@
-//! Link → decode → store writer + hub, plus replies → commands and presence changes. The loop
-//! never blocks: rumqttd silently drops data for a slow in-process consumer (FACTS.md), so
-//! each message is decoded and handed to unbounded or non-blocking channels at once. The same
-//! task owns the link's sending half and publishes the commands' outbound messages.
+//! Inbound device messages → decode → store writer + hub, plus replies → commands and presence
+//! changes. The input is one bounded channel of `Inbound` (device, kind, payload, ack) filled
+//! by the gate; each valid message goes to the writer with its ack, which the writer runs
+//! after the commit; a message that needs no storing (a reply, an invalid payload, a repeated
+//! status) is acknowledged here. The same task owns the broker link's sending half and
+//! publishes the commands' outbound messages.
 
 pub mod decode;
 pub mod liveness;
 
-use crate::broker::{Link, topic};
+use crate::broker::Link;
 use crate::commands::{Commands, Outbound};
 use crate::hub::Hub;
 use crate::metrics::Metrics;
-use crate::model::{Body, DeviceId, Kind, Message, Status, now_ms};
+use crate::model::{Ack, Body, DeviceId, Inbound, Kind, Message, Status, now_ms};
+use crate::store::WriterTx;
 use anyhow::Context;
 use rumqttd::Notification;
 use std::sync::Arc;
-use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
+use tokio::sync::mpsc::{Receiver, UnboundedReceiver};
 use tokio_util::sync::CancellationToken;
+
+/// Device messages waiting for ingest. A full queue makes the gate wait before it reads more
+/// from that device's socket (TCP back-pressure); decoding is quick, so this stays short.
+pub const QUEUE: usize = 1_024;
 
 /// Where ingest delivers.
 #[derive(Clone)]
 pub struct Sinks {
-    pub writer: UnboundedSender<Message>,
+    pub writer: WriterTx,
     pub hub: Hub,
     pub metrics: Arc<Metrics>,
     pub commands: Commands,
 }
 
 impl Sinks {
-    /// Stores and pushes a valid message.
-    pub fn deliver(&self, msg: Message) -> anyhow::Result<()> {
+    /// Stores and pushes a valid message; `ack` runs once it is committed. Waits while the
+    /// writer's queue is full.
+    pub async fn deliver(&self, msg: Message, ack: Option<Ack>) -> anyhow::Result<()> {
         self.hub.publish_message(&msg);
         self.writer
-            .send(msg)
-            .ok()
+            .send(msg, ack)
+            .await
             .context("the store writer stopped")
     }
 
     /// Records a presence change of `device` (stored, pushed as a `device` event).
-    pub fn presence_changed(&self, device: &DeviceId, status: Status) -> anyhow::Result<()> {
+    pub async fn presence_changed(
+        &self,
+        device: &DeviceId,
+        status: Status,
+        ack: Option<Ack>,
+    ) -> anyhow::Result<()> {
         tracing::info!(%device, status = status.as_str(), "device presence changed");
         if status == Status::Online {
             self.commands.device_online(device);
         } else {
             self.commands.fail_device(device);
         }
-        self.deliver(Message {
+        let msg = Message {
             device: device.clone(),
             ts_ms: now_ms(),
             body: Body::Status(status),
-        })
+        };
+        self.deliver(msg, ack).await
     }
 }
 
-/// Consumes the broker's local link until `shutdown` (then drains what the broker holds): valid messages go to the writer and the
-/// hub; invalid ones are logged with the device id and reason and counted. Publishes what
-/// arrives on `outbound`.
+/// Takes device messages from `inbound` until `shutdown`, then what is still queued (the gate
+/// has closed every connection by then) until the channel is empty. Valid messages go to the
+/// writer and the hub; invalid ones are logged with the device id and reason and counted.
+/// Publishes what arrives on `outbound` to the devices through the broker link.
 pub async fn run(
+    mut inbound: Receiver<Inbound>,
     link: Link,
-    prefix: String,
     sinks: Sinks,
     mut outbound: UnboundedReceiver<Outbound>,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let Link { mut tx, mut rx } = link;
-    for filter in topic::ingest_filters(&prefix) {
-        tx.subscribe(filter.clone())
-            .with_context(|| format!("cannot subscribe the ingest link to {filter}"))?;
-    }
     loop {
         tokio::select! {
             () = shutdown.cancelled() => break,
+            m = inbound.recv() => {
+                let Some(m) = m else { break };
+                sinks.metrics.ingest_queue.set(inbound.len() as i64);
+                handle(m, &sinks).await?;
+            }
             n = rx.next() => {
-                let n = n.context("the broker's local link closed")?;
-                notification(&mut rx, n, &prefix, &sinks).await?;
+                // The link subscribes to nothing; only `Unschedule` needs an answer.
+                if let Some(Notification::Unschedule) = n.context("the broker's local link closed")? {
+                    rx.wake().await.context("link wake failed")?;
+                }
             }
             Some(o) = outbound.recv() => {
                 if let Err(e) = tx.publish(o.topic, o.payload) {
@@ -81,78 +99,74 @@ pub async fn run(
             }
         }
     }
-    // Devices are disconnected by now; take what the broker already holds (acknowledged
-    // messages) until it has been quiet for DRAIN_IDLE.
-    while let Ok(n) = tokio::time::timeout(DRAIN_IDLE, rx.next()).await {
-        let n = n.context("the broker's local link closed")?;
-        notification(&mut rx, n, &prefix, &sinks).await?;
+    inbound.close();
+    while let Some(m) = inbound.recv().await {
+        handle(m, &sinks).await?;
     }
     Ok(())
 }
 
-/// Quiet time that ends the drain at shutdown.
-const DRAIN_IDLE: std::time::Duration = std::time::Duration::from_millis(100);
-
-async fn notification(
-    rx: &mut rumqttd::local::LinkRx,
-    n: Option<Notification>,
-    prefix: &str,
-    sinks: &Sinks,
-) -> anyhow::Result<()> {
-    match n {
-        Some(Notification::Forward(f)) => {
-            handle(prefix, &f.publish.topic, &f.publish.payload, sinks)
-        }
-        // Exactly one wake per Unschedule, or delivery stalls (FACTS.md).
-        Some(Notification::Unschedule) => rx.wake().await.context("link wake failed"),
-        Some(_) | None => Ok(()),
-    }
-}
-
-fn handle(prefix: &str, topic_bytes: &[u8], payload: &[u8], sinks: &Sinks) -> anyhow::Result<()> {
-    // The gate lets a device publish only on its own topics, so the device level of the topic
-    // is the publisher's identity.
-    let Some((device, kind)) = std::str::from_utf8(topic_bytes)
-        .ok()
-        .and_then(|t| topic::parse(prefix, t))
-    else {
-        sinks.metrics.ingest_rejected.inc();
-        tracing::warn!(topic = %String::from_utf8_lossy(topic_bytes), "message on an unexpected topic");
-        return Ok(());
-    };
+/// Decodes and delivers one message. The gate lets a device publish only on its own topics,
+/// so `m.device` is the publisher's identity.
+async fn handle(m: Inbound, sinks: &Sinks) -> anyhow::Result<()> {
+    let Inbound {
+        device,
+        kind,
+        payload,
+        ack,
+    } = m;
     let ts_ms = now_ms();
     let presence = sinks.commands.presence();
     if kind == Kind::Reply {
         if presence.seen(&device, ts_ms) {
-            sinks.presence_changed(&device, Status::Online)?;
+            sinks
+                .presence_changed(&device, Status::Online, None)
+                .await?;
         }
-        sinks.commands.complete(&device, payload);
+        sinks.commands.complete(&device, &payload);
+        acknowledge(ack);
         return Ok(());
     }
-    match decode::decode(kind, payload) {
-        Ok(Body::Status(Status::Offline)) => {
-            if presence.gone(&device) {
-                sinks.presence_changed(&device, Status::Offline)?;
-            }
+    match decode::decode(kind, &payload) {
+        Ok(Body::Status(status)) => {
             sinks.metrics.ingest_accepted.inc();
+            let changed = match status {
+                Status::Online => presence.seen(&device, ts_ms),
+                Status::Offline => presence.gone(&device),
+            };
+            if changed {
+                sinks.presence_changed(&device, status, ack).await?;
+            } else {
+                // A repeated state: nothing to store.
+                acknowledge(ack);
+            }
         }
         Ok(body) => {
-            if presence.seen(&device, ts_ms) {
-                sinks.presence_changed(&device, Status::Online)?;
-            }
-            if !matches!(body, Body::Status(_)) {
-                sinks.deliver(Message {
-                    device,
-                    ts_ms,
-                    body,
-                })?;
-            }
             sinks.metrics.ingest_accepted.inc();
+            if presence.seen(&device, ts_ms) {
+                sinks
+                    .presence_changed(&device, Status::Online, None)
+                    .await?;
+            }
+            let msg = Message {
+                device,
+                ts_ms,
+                body,
+            };
+            sinks.deliver(msg, ack).await?;
         }
         Err(reason) => {
             sinks.metrics.ingest_rejected.inc();
             tracing::warn!(%device, kind = kind.as_str(), %reason, bytes = payload.len(), "device message rejected");
+            // Handled: re-sending the same bytes cannot make them valid.
+            acknowledge(ack);
         }
     }
     Ok(())
+}
+
+fn acknowledge(ack: Option<Ack>) {
+    if let Some(ack) = ack {
+        ack.done();
+    }
 }

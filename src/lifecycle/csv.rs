@@ -64,7 +64,7 @@ pub fn telemetry_lines(rows: &[TelemetryRow]) -> std::io::Result<Vec<u8>> {
         let f = |k: &str| text(r.data.get(k));
         w.write_record([
             format_ts(r.ts_ms),
-            r.device.clone(),
+            r.device.to_string(),
             f("tmp"),
             f("lf"),
             f("locked"),
@@ -88,7 +88,7 @@ pub fn incident_lines(rows: &[IncidentRow]) -> std::io::Result<Vec<u8>> {
     for r in rows {
         w.write_record([
             format_ts(r.ts_ms),
-            r.device.clone(),
+            r.device.to_string(),
             r.kind.clone(),
             text(r.data.get("message")),
             other(&r.data, &["type", "message"]),
@@ -147,7 +147,7 @@ mod tests {
     fn quoting_and_line_ends() {
         let row = TelemetryRow {
             ts_ms: 1_795_860_000_123,
-            device: "esp32-1".into(),
+            device: crate::model::DeviceId::parse("esp32-1").unwrap(),
             data: json!({"tmp": 23.5, "locked": true, "note": "a,\"b\"\nc"}),
         };
         let text = String::from_utf8(telemetry_lines(&[row]).unwrap()).unwrap();
@@ -161,7 +161,7 @@ mod tests {
         );
         let inc = IncidentRow {
             ts_ms: 0,
-            device: "d".into(),
+            device: crate::model::DeviceId::parse("d").unwrap(),
             kind: "door".into(),
             data: json!({"type": "door", "message": "forced, \"hard\"\r\nagain"}),
         };

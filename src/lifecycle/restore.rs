@@ -5,7 +5,7 @@
 
 use super::ServerLock;
 use crate::model::{format_ts, now_ms};
-use crate::store::{self, check_file};
+use crate::store::{self, check_backup};
 use anyhow::{Context, bail};
 use std::path::{Path, PathBuf};
 
@@ -27,7 +27,7 @@ pub fn restore(data_dir: &Path, db: &Path, file: &Path) -> anyhow::Result<Restor
             data_dir.display()
         );
     };
-    let check = check_file(file).map_err(|e| anyhow::anyhow!("{e}; nothing was changed"))?;
+    let check = check_backup(file).map_err(|e| anyhow::anyhow!("{e}; nothing was changed"))?;
     if check.schema_version > store::latest_schema_version() {
         bail!(
             "{} has schema version {}, newer than this rzmon ({}): restore it with a newer rzmon; nothing was changed",
@@ -43,7 +43,7 @@ pub fn restore(data_dir: &Path, db: &Path, file: &Path) -> anyhow::Result<Restor
     let incoming = db.with_extension("db.restoring");
     let _ = std::fs::remove_file(&incoming);
     copy_private(file, &incoming)?;
-    if let Err(e) = check_file(&incoming) {
+    if let Err(e) = check_backup(&incoming) {
         let _ = std::fs::remove_file(&incoming);
         bail!(
             "the copy of {} is damaged ({e}); nothing was changed",

@@ -1,6 +1,7 @@
 //! The simulated ESP32's state (pure, deterministic with a seed): readings that drift, a door
 //! lock, a config, an access list, and the answers to every command of the protocol.
 
+use crate::model::Command;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::{Map, Value, json};
@@ -133,10 +134,18 @@ impl SimDevice {
             return Action::Reply(json!({ "ok": false, "error": "command has no numeric msgID" }));
         };
         let value = msg.get("value").filter(|v| !v.is_null());
-        let result = match msg.get("command").and_then(Value::as_str) {
-            Some("getConfig") => Ok(json!({ "config": self.config })),
-            Some("setConfig") => self.set_config(value),
-            Some("addAccessId") => match value
+        let name = msg.get("command").and_then(Value::as_str);
+        let Some(command) = name.and_then(Command::parse) else {
+            let error = match name {
+                Some(other) => format!("unknown command {other:?}"),
+                None => "command has no name".to_owned(),
+            };
+            return Action::Reply(reply(msg_id, Err(error)));
+        };
+        let result = match command {
+            Command::GetConfig => Ok(json!({ "config": self.config })),
+            Command::SetConfig => self.set_config(value),
+            Command::AddAccessId => match value
                 .and_then(|v| v.get("access_id"))
                 .and_then(Value::as_str)
             {
@@ -147,7 +156,7 @@ impl SimDevice {
                 None if value.is_none() => return Action::Enrol { msg_id },
                 None => Err("addAccessId needs {\"access_id\": \"...\"} or no value".to_owned()),
             },
-            Some("removeAccessId") => match value
+            Command::RemoveAccessId => match value
                 .and_then(|v| v.get("access_id"))
                 .and_then(Value::as_str)
             {
@@ -155,9 +164,7 @@ impl SimDevice {
                 Some(_) => Err("unknown access id".to_owned()),
                 None => Err("removeAccessId needs {\"access_id\": \"...\"}".to_owned()),
             },
-            Some("syncAccessIds") => self.sync(value),
-            Some(other) => Err(format!("unknown command {other:?}")),
-            None => Err("command has no name".to_owned()),
+            Command::SyncAccessIds => self.sync(value),
         };
         Action::Reply(reply(msg_id, result))
     }

@@ -34,7 +34,7 @@ const USER_COLUMNS: &str = "username, password_hash, created_ms, uid, token_gen"
 
 fn device_row(r: &Row<'_>) -> rusqlite::Result<DeviceRow> {
     Ok(DeviceRow {
-        id: r.get(0)?,
+        id: super::device_at(r, 0)?,
         secret_hash: r.get(1)?,
         enabled: r.get(2)?,
         created_ms: r.get(3)?,

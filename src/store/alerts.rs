@@ -433,7 +433,7 @@ impl Store {
         Ok(self
             .newest_telemetry_per_device()?
             .into_iter()
-            .map(|r| (r.device, r.ts_ms, r.data))
+            .map(|r| (r.device.to_string(), r.ts_ms, r.data))
             .collect())
     }
 }

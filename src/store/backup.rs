@@ -46,7 +46,7 @@ fn bounds(c: &Connection) -> rusqlite::Result<Bounds> {
 
 /// Checks the database file at `path` without changing it: a readable SQLite file of ours
 /// that passes `integrity_check`. The sentence says what is wrong otherwise.
-pub fn check_file(path: &Path) -> std::result::Result<BackupCheck, String> {
+pub fn check_backup(path: &Path) -> std::result::Result<BackupCheck, String> {
     let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     let c = Connection::open_with_flags(path, flags)
         .map_err(|e| format!("{} cannot be opened: {e}", path.display()))?;
@@ -85,7 +85,7 @@ impl Store {
         self.with_conn(|c| Ok(bounds(c)?))
     }
 
-    /// Checks a backup just written: `check_file`, the live schema version, and newest row
+    /// Checks a backup just written: `check_backup`, the live schema version, and newest row
     /// ids between the live ones `before` and `after` the copy.
     pub fn verify_backup(
         path: &Path,
@@ -93,7 +93,7 @@ impl Store {
         before: Bounds,
         after: Bounds,
     ) -> std::result::Result<BackupCheck, String> {
-        let check = check_file(path)?;
+        let check = check_backup(path)?;
         if schema_version.is_some_and(|v| v != check.schema_version) {
             return Err(format!(
                 "the copy has schema version {}, the database {schema_version:?}",

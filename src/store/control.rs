@@ -4,7 +4,7 @@
 
 use super::accounts::exists_or;
 use super::{Result, Store};
-use crate::model::now_ms;
+use crate::model::{AuditAction, ConfigOutcome, DeviceId, now_ms};
 use rusqlite::{OptionalExtension, TransactionBehavior};
 use serde::Serialize;
 use serde_json::Value;
@@ -21,15 +21,13 @@ pub struct AccessIdRow {
 /// One attempted config change.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct ConfigChangeRow {
-    pub device: String,
+    pub device: DeviceId,
     pub ts_ms: i64,
     pub username: String,
     pub old: Option<Value>,
     pub new: Value,
-    /// The device confirmed the change.
-    pub confirmed: bool,
-    /// `confirmed`, `offline`, `timeout` or the device's error sentence.
-    pub outcome: String,
+    /// Confirmed, or why not (the `confirmed` column is derived from it).
+    pub outcome: ConfigOutcome,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -168,13 +166,13 @@ impl Store {
                 "INSERT INTO config_history (device, ts_ms, username, old, new, confirmed, outcome)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
                 (
-                    &change.device,
+                    change.device.as_str(),
                     change.ts_ms,
                     &change.username,
                     change.old.as_ref().map(Value::to_string),
                     change.new.to_string(),
-                    change.confirmed,
-                    &change.outcome,
+                    change.outcome.is_confirmed(),
+                    change.outcome.as_str(),
                 ),
             )?;
             Ok(())
@@ -190,13 +188,12 @@ impl Store {
             )?;
             let rows = stmt.query_map((device, limit), |r| {
                 Ok(ConfigChangeRow {
-                    device: r.get(0)?,
+                    device: super::device_at(r, 0)?,
                     ts_ms: r.get(1)?,
                     username: r.get(2)?,
                     old: r.get::<_, Option<String>>(3)?.map(|t| parse_json(&t)),
                     new: parse_json(&r.get::<_, String>(4)?),
-                    confirmed: r.get(5)?,
-                    outcome: r.get(6)?,
+                    outcome: ConfigOutcome::parse(r.get_ref(6)?.as_str()?),
                 })
             })?;
             Ok(rows.collect::<rusqlite::Result<_>>()?)
@@ -214,11 +211,17 @@ impl Store {
     }
 
     /// Records an administrative action.
-    pub fn audit(&self, username: &str, action: &str, target: &str, detail: &Value) -> Result<()> {
+    pub fn audit(
+        &self,
+        username: &str,
+        action: AuditAction,
+        target: &str,
+        detail: &Value,
+    ) -> Result<()> {
         self.with_conn(|c| {
             c.execute(
                 "INSERT INTO audit (ts_ms, username, action, target, detail) VALUES (?1, ?2, ?3, ?4, ?5)",
-                (now_ms(), username, action, target, detail.to_string()),
+                (now_ms(), username, action.as_str(), target, detail.to_string()),
             )?;
             Ok(())
         })
@@ -279,18 +282,17 @@ mod tests {
             .unwrap();
         assert_eq!(s.device_config("d").unwrap().unwrap().0["a"], 1);
         let change = ConfigChangeRow {
-            device: "d".into(),
+            device: DeviceId::parse("d").expect("device id"),
             ts_ms: 5,
             username: "admin".into(),
             old: Some(serde_json::json!({"a": 1})),
             new: serde_json::json!({"a": 2}),
-            confirmed: true,
-            outcome: "confirmed".into(),
+            outcome: ConfigOutcome::Confirmed,
         };
         s.add_config_change(&change).unwrap();
         assert_eq!(s.config_history(Some("d"), 10).unwrap(), vec![change]);
         assert!(s.config_history(Some("e"), 10).unwrap().is_empty());
-        s.audit("admin", "login", "admin", &serde_json::json!({}))
+        s.audit("admin", AuditAction::Login, "admin", &serde_json::json!({}))
             .unwrap();
         assert_eq!(s.audit_log(10).unwrap()[0].action, "login");
     }

@@ -3,6 +3,7 @@
 //! time range", optionally per device) and the per-device online status.
 
 use super::{IncidentRow, RangeQuery, Result, Store};
+use crate::model::DeviceId;
 use rusqlite::params_from_iter;
 use rusqlite::types::ToSqlOutput;
 use serde::Serialize;
@@ -11,7 +12,7 @@ use serde::Serialize;
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct AccessRow {
     pub ts_ms: i64,
-    pub device: String,
+    pub device: DeviceId,
     pub access_id: String,
     pub granted: bool,
     pub data: serde_json::Value,
@@ -21,7 +22,7 @@ pub struct AccessRow {
 /// since `since_ms`) and the receive time of its newest message of any kind.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct DeviceStatusRow {
-    pub device: String,
+    pub device: DeviceId,
     pub online: bool,
     pub since_ms: i64,
     pub last_seen_ms: i64,
@@ -84,7 +85,7 @@ impl Store {
             let rows = stmt.query_map(params_from_iter(range_params(q, kind)), |r| {
                 Ok(IncidentRow {
                     ts_ms: r.get(0)?,
-                    device: r.get(1)?,
+                    device: super::device_at(r, 1)?,
                     kind: r.get(2)?,
                     data: json(r.get_ref(3)?.as_str()?, 3)?,
                 })
@@ -118,7 +119,7 @@ impl Store {
                         r.get::<_, i64>(0)?,
                         IncidentRow {
                             ts_ms: r.get(1)?,
-                            device: r.get(2)?,
+                            device: super::device_at(r, 2)?,
                             kind: r.get(3)?,
                             data: json(r.get_ref(4)?.as_str()?, 4)?,
                         },
@@ -150,7 +151,7 @@ impl Store {
             let rows = stmt.query_map(params_from_iter(range_params(q, access_id)), |r| {
                 Ok(AccessRow {
                     ts_ms: r.get(0)?,
-                    device: r.get(1)?,
+                    device: super::device_at(r, 1)?,
                     access_id: r.get(2)?,
                     granted: r.get(3)?,
                     data: json(r.get_ref(4)?.as_str()?, 4)?,
@@ -168,7 +169,7 @@ impl Store {
             )?;
             let rows = stmt.query_map([], |r| {
                 Ok(DeviceStatusRow {
-                    device: r.get(0)?,
+                    device: super::device_at(r, 0)?,
                     online: r.get(1)?,
                     since_ms: r.get(2)?,
                     last_seen_ms: r.get(3)?,

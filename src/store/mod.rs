@@ -5,8 +5,12 @@
 mod accounts;
 mod alerts;
 mod backup;
+mod channels;
+mod check;
 mod control;
 mod events;
+mod outbox;
+mod overview;
 mod prune;
 mod rollups;
 mod schema;
@@ -15,18 +19,23 @@ mod telemetry;
 mod writer;
 
 pub use alerts::{AlertQuery, AlertRow, AlertState, NewAlert, PendingRow, RuleRow};
-pub use backup::{BackupCheck, Bounds, check_file};
+pub use backup::{BackupCheck, Bounds, check_backup};
+pub use channels::{ChannelRow, ChannelSpec};
+pub use check::{Damage, check_file, is_corruption};
 pub use control::{AccessIdRow, AuditRow, ConfigChangeRow};
 pub use events::{AccessRow, DeviceStatusRow};
+pub use outbox::{DeliveryChange, DeliveryRow, NewNotice, OpenDelivery};
+pub use overview::DeviceOverview;
 pub use prune::{Kept, Space};
 pub use rollups::SPANS_MS as ROLLUP_SPANS_MS;
 pub use summary::{Bucket, Source, Summary};
 pub use telemetry::Order;
-pub use writer::Writer;
+pub use writer::{QUEUE as WRITER_QUEUE, Stopped, Writer, WriterTx};
 
-use crate::health::Health;
+use crate::health::{self, Health};
 use crate::metrics::Metrics;
 use crate::model::DeviceId;
+use crate::secrets::JWT_SECRET_FILE;
 use rusqlite::{Connection, OpenFlags};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
@@ -43,6 +52,14 @@ pub const DB_FILE: &str = "rzmon.db";
 /// Idle reader connections kept open; more are opened under load and closed after use.
 const MAX_IDLE_READERS: usize = 4;
 
+/// Page cache per reader connection, in KiB. SQLite's default (2 MiB each) never shrinks,
+/// so memory would creep up with the file's size; queries go through indexes and the
+/// operating system caches the file anyway.
+const READER_CACHE_KIB: i64 = 1024;
+/// The writer touches only the right edge of each b-tree (appends) and recent `seq`s: a small
+/// cache holds that working set, so RSS does not grow with every appended page.
+const WRITER_CACHE_KIB: i64 = 512;
+
 /// Errors a caller branches on.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -53,6 +70,9 @@ pub enum StoreError {
     Sqlite(#[from] rusqlite::Error),
     #[error("database task failed: {0}")]
     Task(String),
+    /// The file is damaged or from a newer rzmon; it was not changed.
+    #[error(transparent)]
+    Damaged(#[from] Damage),
 }
 
 pub type Result<T> = std::result::Result<T, StoreError>;
@@ -70,7 +90,7 @@ pub struct RangeQuery {
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct TelemetryRow {
     pub ts_ms: i64,
-    pub device: String,
+    pub device: DeviceId,
     /// The full JSON object the device sent.
     pub data: serde_json::Value,
 }
@@ -78,7 +98,7 @@ pub struct TelemetryRow {
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct IncidentRow {
     pub ts_ms: i64,
-    pub device: String,
+    pub device: DeviceId,
     pub kind: String,
     pub data: serde_json::Value,
 }
@@ -99,7 +119,7 @@ pub struct UserRow {
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct DeviceRow {
-    pub id: String,
+    pub id: DeviceId,
     /// Keyed hash of the device's MQTT password (see `broker::secret`); never printed.
     #[serde(skip)]
     pub secret_hash: String,
@@ -112,6 +132,19 @@ pub fn latest_schema_version() -> i64 {
     schema::latest_version()
 }
 
+/// The device id in column `idx`: stored ids obey the rule, so one that does not is a
+/// conversion error, not a second parse at every caller.
+pub(crate) fn device_at(r: &rusqlite::Row<'_>, idx: usize) -> rusqlite::Result<DeviceId> {
+    let text: String = r.get(idx)?;
+    DeviceId::parse(&text).ok_or_else(|| {
+        rusqlite::Error::FromSqlConversionFailure(
+            idx,
+            rusqlite::types::Type::Text,
+            format!("{text:?} is not a device id").into(),
+        )
+    })
+}
+
 /// Handle to the database file: cheap to clone; every read opens/borrows its own connection.
 /// All methods block: call them from `spawn_blocking` (or the CLI).
 #[derive(Clone)]
@@ -119,12 +152,16 @@ pub struct Store {
     path: Arc<PathBuf>,
     /// Idle reader connections. WAL lets them read while the writer commits.
     readers: Arc<Mutex<Vec<Connection>>>,
+    /// Told when a read finds the file damaged (`health::INTEGRITY`).
+    health: Health,
 }
 
 impl Store {
     /// Opens (creating) the database file, sets WAL/synchronous=FULL/busy timeout, runs
-    /// pending migrations.
+    /// pending migrations. An existing file is first checked read-only (`check_file`): a
+    /// damaged one or one from a newer rzmon is refused (`StoreError::Damaged`) untouched.
     pub fn open(path: &Path) -> Result<Self> {
+        check_file(path)?;
         create_private(path)?;
         let mut conn = open_connection(path)?;
         // Takes effect only on a new file (before the first table); older files are
@@ -135,15 +172,34 @@ impl Store {
         Ok(Self {
             path: Arc::new(path.to_owned()),
             readers: Arc::new(Mutex::new(vec![conn])),
+            health: Health::new(),
         })
     }
 
-    /// Creates the data directory (mode 0700) if needed and opens `DB_FILE` in it.
+    /// Reports damage found by reads to `health` (call before cloning the store).
+    pub fn with_health(mut self, health: Health) -> Self {
+        self.health = health;
+        self
+    }
+
+    /// Creates the data directory (mode 0700) if needed and opens `DB_FILE` in it. A damaged
+    /// database, or a missing/empty one in a directory that was used before (the JWT secret
+    /// file exists), is refused with `StoreError::Damaged`; nothing is changed then.
     pub fn open_in(data_dir: &Path) -> Result<Self> {
         create_private_dir(data_dir)?;
         let path = data_dir.join(DB_FILE);
-        Self::open(&path).map_err(|e| {
-            StoreError::Task(format!("cannot open the database {}: {e}", path.display()))
+        let evidence = data_dir.join(JWT_SECRET_FILE);
+        let empty = std::fs::metadata(&path).map_or(true, |m| m.len() == 0);
+        if empty && evidence.exists() {
+            return Err(Damage::EmptyButUsed {
+                path,
+                evidence: evidence.display().to_string(),
+            }
+            .into());
+        }
+        Self::open(&path).map_err(|e| match e {
+            StoreError::Damaged(_) => e,
+            e => StoreError::Task(format!("cannot open the database {}: {e}", path.display())),
         })
     }
 
@@ -154,7 +210,9 @@ impl Store {
     /// Starts the one batching writer thread. `metrics.store_committed` / `store_duplicates`
     /// are updated per commit; `health`'s database check fails while commits fail.
     pub fn spawn_writer(&self, metrics: Arc<Metrics>, health: Health) -> Result<Writer> {
-        Writer::spawn(open_connection(&self.path)?, metrics, health)
+        let conn = open_connection(&self.path)?;
+        conn.pragma_update(None, "cache_size", -WRITER_CACHE_KIB)?;
+        Writer::spawn(conn, metrics, health)
     }
 
     /// `SELECT 1` on a reader connection: the database answers.
@@ -208,6 +266,11 @@ impl Store {
             None => open_connection(&self.path)?,
         };
         let out = f(&mut conn);
+        if let Err(StoreError::Sqlite(e)) = &out
+            && is_corruption(e)
+        {
+            report_damage(&self.health, &self.path, e);
+        }
         if conn.is_autocommit() {
             let mut idle = self
                 .readers
@@ -287,8 +350,22 @@ fn open_connection(path: &Path) -> Result<Connection> {
     }
     conn.pragma_update(None, "synchronous", "FULL")?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
+    // Negative: KiB rather than pages.
+    conn.pragma_update(None, "cache_size", -READER_CACHE_KIB)?;
     conn.set_prepared_statement_cache_capacity(32);
     Ok(conn)
+}
+
+/// Marks the integrity check failed; it stays failed until a restart checks the file again.
+fn report_damage(health: &Health, path: &Path, e: &rusqlite::Error) {
+    tracing::error!(path = %path.display(), error = %e, "the database reports damage");
+    health.set_failed(
+        health::INTEGRITY,
+        format!(
+            "{} reports damage ({e}); stop rzmon and restore a backup (rzmon restore FILE)",
+            path.display()
+        ),
+    );
 }
 
 fn io_error(path: &Path, e: &std::io::Error) -> StoreError {

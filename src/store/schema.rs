@@ -165,7 +165,50 @@ const MIGRATIONS: &[&str] = &[
         jti    TEXT PRIMARY KEY NOT NULL,
         exp_s  INTEGER NOT NULL
     ) STRICT;",
-    // 5: compact telemetry (≤ 80 bytes a row with its indexes) and per-device rollups.
+    // 5 (notify): notification channels (settings JSON holds the channel's secrets: this file
+    // is 0600 in a 0700 directory), the outbox of submitted notices, and one delivery row per
+    // notice and channel whose `state` is the delivery record (pending, held, suppressed are
+    // open; sent, failed, muted, skipped are final). `message` groups the rows sent together.
+    "CREATE TABLE channels (
+        id             INTEGER PRIMARY KEY,
+        name           TEXT NOT NULL,
+        kind           TEXT NOT NULL,
+        settings       TEXT NOT NULL,
+        policy         TEXT NOT NULL,
+        enabled        INTEGER NOT NULL DEFAULT 1,
+        env_key        TEXT UNIQUE,
+        muted_until_ms INTEGER,
+        last_ms        INTEGER,
+        last_state     TEXT,
+        last_detail    TEXT,
+        created_ms     INTEGER NOT NULL
+    ) STRICT;
+    CREATE TABLE notices (
+        id       INTEGER PRIMARY KEY,
+        alert_id INTEGER NOT NULL,
+        kind     TEXT NOT NULL,
+        severity TEXT NOT NULL,
+        at_ms    INTEGER NOT NULL,
+        body     TEXT NOT NULL
+    ) STRICT;
+    CREATE INDEX notices_alert ON notices (alert_id);
+    CREATE TABLE deliveries (
+        id         INTEGER PRIMARY KEY,
+        notice_id  INTEGER NOT NULL REFERENCES notices (id) ON DELETE CASCADE,
+        channel_id INTEGER NOT NULL REFERENCES channels (id) ON DELETE CASCADE,
+        state      TEXT NOT NULL,
+        attempts   INTEGER NOT NULL DEFAULT 0,
+        created_ms INTEGER NOT NULL,
+        next_ms    INTEGER NOT NULL,
+        updated_ms INTEGER NOT NULL,
+        message    INTEGER,
+        detail     TEXT
+    ) STRICT;
+    CREATE INDEX deliveries_open ON deliveries (channel_id, id)
+        WHERE state IN ('pending', 'held', 'suppressed');
+    CREATE INDEX deliveries_notice ON deliveries (notice_id);
+    CREATE INDEX deliveries_channel_updated ON deliveries (channel_id, updated_ms);",
+    // 6: compact telemetry (≤ 80 bytes a row with its indexes) and per-device rollups.
     // The row id carries the time, `(ts_ms << 10) + n`, so the table itself is the time index;
     // the device is a small integer key; `extra` keeps only what the typed columns cannot
     // reproduce exactly (NULL when nothing), so every field a device sent comes back.

@@ -181,7 +181,7 @@ mod tests {
                 .as_object()
                 .cloned()
                 .unwrap();
-            tx.send(Message {
+            let m = Message {
                 device: DeviceId::parse("d").unwrap(),
                 ts_ms: ts,
                 body: Body::Telemetry(Telemetry {
@@ -191,8 +191,8 @@ mod tests {
                     seq: None,
                     payload,
                 }),
-            })
-            .unwrap();
+            };
+            tx.blocking_send(m, None).unwrap();
         }
         drop(tx);
         writer.close().unwrap();

@@ -188,16 +188,37 @@ const COLUMNS: &str = "SELECT t.id, k.name, t.seq, t.tmp, t.lf, t.locked, t.extr
      JOIN device_keys k ON k.id = t.device_key";
 
 fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<TelemetryRow> {
-    let extra: Option<String> = r.get(6)?;
-    let data =
-        rebuild(extra.as_deref(), r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?).map_err(|e| {
-            rusqlite::Error::FromSqlConversionFailure(6, rusqlite::types::Type::Text, Box::new(e))
-        })?;
+    let (ts_ms, data) = reading_at(r, 2, r.get(0)?)?;
     Ok(TelemetryRow {
-        ts_ms: ts_of(r.get(0)?),
-        device: r.get(1)?,
+        ts_ms,
+        device: super::device_at(r, 1)?,
         data,
     })
+}
+
+/// `(ts_ms, payload)` of the reading with row id `id` whose columns `seq, tmp, lf, locked,
+/// extra` are columns `first..first + 5` of `r`.
+pub(super) fn reading_at(
+    r: &rusqlite::Row<'_>,
+    first: usize,
+    id: i64,
+) -> rusqlite::Result<(i64, Value)> {
+    let extra: Option<String> = r.get(first + 4)?;
+    let data = rebuild(
+        extra.as_deref(),
+        r.get(first)?,
+        r.get(first + 1)?,
+        r.get(first + 2)?,
+        r.get(first + 3)?,
+    )
+    .map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(
+            first + 4,
+            rusqlite::types::Type::Text,
+            Box::new(e),
+        )
+    })?;
+    Ok((ts_of(id), data))
 }
 
 /// Which way a page of rows runs.

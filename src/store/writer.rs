@@ -1,68 +1,130 @@
 //! The one batching writer: a thread that owns its own connection, takes device messages from
-//! a channel and commits them in batches (one fsync per batch), ignoring QoS 1 redeliveries.
+//! a bounded channel and commits them in batches (group commit: whatever is queued when the
+//! previous commit ends, so the fsync sets the batch size), ignoring QoS 1 redeliveries. Each
+//! message's `Ack` runs only after its batch is committed; a batch that cannot be committed is
+//! retried and never acknowledged.
 
 use super::telemetry::TelemetryBatch;
 use super::{Result, StoreError};
 use crate::health::{self, Health};
 use crate::metrics::Metrics;
-use crate::model::{AccessEvent, Body, Message, Status};
+use crate::model::{AccessEvent, Ack, Body, Message, Status};
 use rusqlite::{Connection, Transaction, TransactionBehavior};
 use serde_json::{Map, Value};
 use std::collections::HashMap;
+use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
-use tokio::sync::mpsc::{self, UnboundedReceiver, UnboundedSender, error::TryRecvError};
+use tokio::sync::mpsc::{self, Receiver, Sender};
 
-/// A batch is committed once it holds this many messages...
-const MAX_BATCH: usize = 500;
-/// ...or this long after its first message arrived: the latency a message may wait for
-/// company so that the fsync is shared.
-const MAX_WAIT: Duration = Duration::from_millis(5);
-/// Sleep between looks at the channel while a batch is filling.
-const POLL: Duration = Duration::from_micros(200);
+/// Messages waiting for the writer. A full queue makes senders wait, which stops the gate
+/// reading from the devices' sockets (TCP back-pressure). 4,096 small messages are about 2 MiB,
+/// and more than one commit needs at 100,000 msg/s.
+pub const QUEUE: usize = 4_096;
+/// Most messages in one transaction; larger batches gain little and keep the write lock longer.
+const MAX_BATCH: usize = 1_024;
 /// A message whose (device, seq, payload) was stored this recently is a QoS 1 redelivery.
 /// Older matches are a rebooted device that restarted its `seq` (and happens to repeat a
 /// reading), so they are stored.
 pub(super) const DEDUP_WINDOW_MS: i64 = 10 * 60 * 1000;
 /// Back-off between attempts when a commit fails (disk full, file locked).
 const RETRY_FIRST: Duration = Duration::from_millis(10);
-const RETRY_MAX: Duration = Duration::from_secs(2);
-/// Once the channel is closed (shutdown), a failing batch gets this many attempts before the
-/// rest is reported lost, so shutdown cannot hang on a broken disk.
-const SHUTDOWN_ATTEMPTS: u32 = 10;
+const RETRY_MAX: Duration = Duration::from_secs(1);
+/// Once `close` was called, a failing batch is retried this long, then given up (it was never
+/// acknowledged, so the devices still have it): shutdown cannot hang on a full disk.
+const STOP_GRACE: Duration = Duration::from_secs(3);
 
-/// The running batch writer: send messages with `sender()`, then `close()` to commit the last
-/// batch and join the thread.
+/// What travels on the writer's channel.
+enum Item {
+    Store(Message, Option<Ack>),
+    /// Sent by `close`: commit what came before, then stop.
+    Stop,
+}
+
+/// The writer's input; cheap to clone.
+#[derive(Clone)]
+pub struct WriterTx(Sender<Item>);
+
+/// The writer has stopped; the message was not stored (and not acknowledged).
+#[derive(Debug, thiserror::Error)]
+#[error("the store writer has stopped")]
+pub struct Stopped;
+
+impl WriterTx {
+    /// Queues `msg`; waits while the queue is full. `ack` runs after the commit.
+    pub async fn send(&self, msg: Message, ack: Option<Ack>) -> std::result::Result<(), Stopped> {
+        self.0
+            .send(Item::Store(msg, ack))
+            .await
+            .map_err(|_| Stopped)
+    }
+
+    /// `send` for threads outside the async runtime.
+    pub fn blocking_send(
+        &self,
+        msg: Message,
+        ack: Option<Ack>,
+    ) -> std::result::Result<(), Stopped> {
+        self.0
+            .blocking_send(Item::Store(msg, ack))
+            .map_err(|_| Stopped)
+    }
+}
+
+/// The running batch writer: send messages with `sender()`, then `close()` to commit what was
+/// queued and join the thread.
 pub struct Writer {
-    tx: UnboundedSender<Message>,
+    tx: WriterTx,
+    stopping: Arc<AtomicBool>,
     thread: JoinHandle<Result<()>>,
 }
 
 impl Writer {
     pub(super) fn spawn(conn: Connection, metrics: Arc<Metrics>, health: Health) -> Result<Self> {
-        let (tx, rx) = mpsc::unbounded_channel();
+        let (tx, rx) = mpsc::channel(QUEUE);
+        let stopping = Arc::new(AtomicBool::new(false));
+        let ctx = Ctx {
+            metrics,
+            health,
+            stopping: stopping.clone(),
+        };
         let thread = thread::Builder::new()
             .name("store-writer".into())
-            .spawn(move || run(conn, rx, &metrics, &health))
+            .spawn(move || run(conn, rx, &ctx))
             .map_err(|e| StoreError::Task(format!("cannot start the store writer: {e}")))?;
-        Ok(Self { tx, thread })
+        Ok(Self {
+            tx: WriterTx(tx),
+            stopping,
+            thread,
+        })
     }
 
-    pub fn sender(&self) -> UnboundedSender<Message> {
+    pub fn sender(&self) -> WriterTx {
         self.tx.clone()
     }
 
-    /// Stops accepting, commits everything received, joins the writer thread. Blocks.
-    ///
-    /// The channel closes when every sender is gone: drop the clones handed out by `sender()`
-    /// (stop ingest) first, or this waits for them.
+    /// Commits everything queued before this call, checkpoints the WAL into the main file and
+    /// joins the writer thread. Blocks. If
+    /// commits keep failing, gives up after `STOP_GRACE` (those messages were not
+    /// acknowledged) and returns an error.
     pub fn close(self) -> Result<()> {
+        self.stopping.store(true, Ordering::Release);
+        // Fails only if the thread has already ended; its result says why.
+        let _ = self.tx.0.blocking_send(Item::Stop);
         drop(self.tx);
         self.thread
             .join()
             .map_err(|_| StoreError::Task("the store writer thread panicked".into()))?
     }
+}
+
+/// What the writer thread reports to.
+struct Ctx {
+    metrics: Arc<Metrics>,
+    health: Health,
+    stopping: Arc<AtomicBool>,
 }
 
 /// What one committed batch did.
@@ -74,84 +136,103 @@ struct Outcome {
     duplicates: u64,
 }
 
-fn run(
-    mut conn: Connection,
-    mut rx: UnboundedReceiver<Message>,
-    metrics: &Metrics,
-    health: &Health,
-) -> Result<()> {
+/// Waits on the channel (no polling), takes whatever is queued, commits it, acknowledges it.
+fn run(mut conn: Connection, mut rx: Receiver<Item>, ctx: &Ctx) -> Result<()> {
+    let mut items = Vec::with_capacity(MAX_BATCH);
     let mut batch = Vec::with_capacity(MAX_BATCH);
+    let mut acks = Vec::with_capacity(MAX_BATCH);
     loop {
-        let open = collect(&mut rx, &mut batch);
-        if !batch.is_empty() && !commit_with_retry(&mut conn, &batch, &rx, metrics, health) {
-            let mut lost = batch.len();
-            while rx.blocking_recv().is_some() {
-                lost += 1;
-            }
-            tracing::error!(lost, "store writer stopped: messages NOT stored");
-            return Err(StoreError::Task(format!(
-                "{lost} messages could not be stored"
-            )));
+        if rx.blocking_recv_many(&mut items, MAX_BATCH) == 0 {
+            tracing::debug!("store writer: every sender is gone");
+            return Ok(());
         }
-        batch.clear();
-        if !open {
+        ctx.metrics.store_queue.set(rx.len() as i64);
+        let mut stop = false;
+        for item in items.drain(..) {
+            match item {
+                Item::Store(m, ack) => {
+                    batch.push(m);
+                    acks.extend(ack);
+                }
+                // Whatever follows `Stop` came after `close` and is dropped unacknowledged.
+                Item::Stop => stop = true,
+            }
+            if stop {
+                break;
+            }
+        }
+        if !batch.is_empty() {
+            if !commit_with_retry(&mut conn, &batch, ctx) {
+                let pending = batch.len() + rx.len();
+                tracing::error!(
+                    pending,
+                    "store writer stopped with messages it could not commit; they were not acknowledged"
+                );
+                return Err(StoreError::Task(format!(
+                    "{pending} messages could not be stored (not acknowledged)"
+                )));
+            }
+            batch.clear();
+            acks.drain(..).for_each(Ack::done);
+        }
+        if stop {
+            checkpoint(&conn);
             tracing::debug!("store writer drained and stopped");
             return Ok(());
         }
     }
 }
 
-/// Waits for the next message, then gathers more until the batch is full or `MAX_WAIT` has
-/// passed. `false` once the channel is closed (the batch then holds the last messages).
-fn collect(rx: &mut UnboundedReceiver<Message>, batch: &mut Vec<Message>) -> bool {
-    if rx.blocking_recv_many(batch, MAX_BATCH) == 0 {
-        return false;
-    }
-    let deadline = Instant::now() + MAX_WAIT;
-    while batch.len() < MAX_BATCH {
-        match rx.try_recv() {
-            Ok(m) => batch.push(m),
-            Err(TryRecvError::Empty) if Instant::now() < deadline => thread::sleep(POLL),
-            Err(TryRecvError::Empty) => return true,
-            Err(TryRecvError::Disconnected) => return false,
+/// Copies the WAL into the main file and empties it, so after a clean stop `rzmon.db` alone
+/// holds everything (a user may copy just that file as a backup).
+fn checkpoint(conn: &Connection) {
+    let r = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
+        Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?))
+    });
+    match r {
+        Ok((0, _)) => tracing::debug!("WAL checkpointed into the main database file"),
+        Ok((_, frames)) => {
+            tracing::warn!(frames, "WAL checkpoint incomplete: a reader was still busy")
         }
+        Err(e) => tracing::warn!(error = %e, "WAL checkpoint failed"),
     }
-    true
 }
 
 /// Commits `batch`, retrying with back-off while it fails; counts the outcome only after the
-/// commit. Gives up (`false`) only after the channel has closed and `SHUTDOWN_ATTEMPTS` failed.
-fn commit_with_retry(
-    conn: &mut Connection,
-    batch: &[Message],
-    rx: &UnboundedReceiver<Message>,
-    metrics: &Metrics,
-    health: &Health,
-) -> bool {
+/// commit. Gives up (`false`) only once `close` was called and `STOP_GRACE` has passed.
+fn commit_with_retry(conn: &mut Connection, batch: &[Message], ctx: &Ctx) -> bool {
     let mut delay = RETRY_FIRST;
-    let mut failures_since_close = 0;
     let mut attempt = 0u64;
+    let mut stop_seen: Option<Instant> = None;
     loop {
         attempt += 1;
         match write_batch(conn, batch) {
             Ok(out) => {
-                metrics.store_committed.add(out.stored);
-                metrics.store_duplicates.add(out.duplicates);
+                ctx.metrics.store_committed.add(out.stored);
+                ctx.metrics.store_duplicates.add(out.duplicates);
                 if attempt > 1 {
                     tracing::warn!(attempt, "store commit succeeded after retrying");
-                    health.set_ok(health::DATABASE);
+                    ctx.health.set_ok(health::DATABASE);
                 }
                 return true;
             }
             Err(e) => {
-                tracing::error!(error = %e, messages = batch.len(), attempt, "store commit failed, will retry");
-                health.set_failed(
+                if attempt == 1 {
+                    tracing::error!(error = %e, messages = batch.len(), "store commit failed, will retry");
+                }
+                ctx.metrics.store_commit_failures.inc();
+                if super::is_corruption(&e) {
+                    super::report_damage(&ctx.health, Path::new(conn.path().unwrap_or("")), &e);
+                }
+                ctx.health.set_failed(
                     health::DATABASE,
-                    format!("device messages cannot be stored: {e}"),
+                    format!(
+                        "device messages cannot be stored ({e}); they are not acknowledged, so the devices keep them"
+                    ),
                 );
-                if rx.is_closed() {
-                    failures_since_close += 1;
-                    if failures_since_close >= SHUTDOWN_ATTEMPTS {
+                if ctx.stopping.load(Ordering::Acquire) {
+                    let since = *stop_seen.get_or_insert_with(Instant::now);
+                    if since.elapsed() >= STOP_GRACE {
                         return false;
                     }
                 }
@@ -275,7 +356,7 @@ fn insert_event(
                 "INSERT INTO access_events (device, ts_ms, seq, access_id, granted, payload)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             )?
-            .execute((device, m.ts_ms, seq, &a.access_id, a.granted, &json))?,
+            .execute((device, m.ts_ms, seq, a.access_id.as_str(), a.granted, &json))?,
     };
     Ok(Written::Stored)
 }

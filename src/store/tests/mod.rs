@@ -76,7 +76,7 @@ pub(super) fn write_all(store: &Store, messages: Vec<Message>) -> Arc<Metrics> {
         .expect("writer");
     let tx = writer.sender();
     for m in messages {
-        tx.send(m).expect("writer accepts");
+        tx.blocking_send(m, None).expect("writer accepts");
     }
     drop(tx);
     writer.close().expect("close flushes");

@@ -70,7 +70,7 @@ fn incidents_filter_by_type() {
     );
     let kinds = |rows: Vec<IncidentRow>| {
         rows.into_iter()
-            .map(|r| (r.device, r.kind))
+            .map(|r| (r.device.to_string(), r.kind))
             .collect::<Vec<_>>()
     };
     assert_eq!(
@@ -143,4 +143,48 @@ fn range_queries_use_indexes() {
         assert!(plan.contains("USING INDEX"), "{sql}: {plan}");
         assert!(!plan.contains("TEMP B-TREE"), "{sql}: {plan}");
     }
+}
+
+/// The devices overview: every registered device once, its newest telemetry row (ties by
+/// insertion order), nothing for a device without rows, and the list version — also when
+/// there are no devices at all.
+#[test]
+fn device_overview_in_one_query() {
+    let (_dir, store) = temp_store();
+    assert_eq!(store.device_overview().expect("empty").0, Vec::new());
+    for id in ["b", "a"] {
+        store.create_device(&dev(id), "hash").expect("device");
+    }
+    write_all(
+        &store,
+        vec![
+            telemetry("a", 100, None, 1.0),
+            telemetry("a", 300, None, 3.0),
+            telemetry("a", 300, None, 4.0),
+            telemetry("a", 200, None, 2.0),
+            telemetry("ghost", 900, None, 9.0),
+        ],
+    );
+    let version = store.add_access_id("04A1", "", "admin").expect("id");
+    store.set_device_access_version("a", version).expect("sync");
+    let (devices, v) = store.device_overview().expect("overview");
+    assert_eq!(v, version);
+    let ids: Vec<&str> = devices.iter().map(|d| d.id.as_str()).collect();
+    assert_eq!(ids, ["a", "b"]);
+    let (ts, data) = devices[0].last_telemetry.clone().expect("a has readings");
+    assert_eq!((ts, data["tmp"].as_f64()), (300, Some(4.0)));
+    assert_eq!(devices[0].access_version, Some(version));
+    assert_eq!(devices[1].last_telemetry, None);
+    assert_eq!(devices[1].access_version, None);
+
+    let plan: Vec<String> = store
+        .with_conn(|c| {
+            let mut stmt = c.prepare(&format!("EXPLAIN QUERY PLAN {}", overview::OVERVIEW_SQL))?;
+            let rows = stmt.query_map([], |r| r.get(3))?;
+            Ok(rows.collect::<rusqlite::Result<_>>()?)
+        })
+        .expect("plan");
+    let plan = plan.join(" | ");
+    assert!(plan.contains("telemetry_device"), "{plan}");
+    assert!(!plan.contains("SCAN telemetry"), "{plan}");
 }

@@ -2,7 +2,7 @@
 //! locked database, throughput.
 
 use super::*;
-use crate::model::AccessEvent;
+use crate::model::{AccessEvent, AccessId};
 use rusqlite::Connection;
 use std::time::Duration;
 
@@ -27,7 +27,7 @@ fn telemetry_round_trips() {
     write_all(&store, vec![telemetry("esp32-1", 5_000, Some(7), 23.5)]);
     let rows = store.telemetry(&all(None)).expect("query");
     assert_eq!(rows.len(), 1);
-    assert_eq!(rows[0].device, "esp32-1");
+    assert_eq!(rows[0].device.as_str(), "esp32-1");
     assert_eq!(rows[0].ts_ms, 5_000);
     assert_eq!(
         rows[0].data,
@@ -85,7 +85,7 @@ fn incident_and_access_duplicates_are_ignored() {
         device: dev("a"),
         ts_ms,
         body: Body::Access(AccessEvent {
-            access_id: "04A1B2C3".into(),
+            access_id: AccessId::parse("04A1B2C3").expect("access id"),
             granted: true,
             payload: object(json!({"access_id": "04A1B2C3", "granted": true, "seq": 9})),
         }),
@@ -165,7 +165,7 @@ fn device_status_tracks_state_and_last_seen() {
     write_all(&store, vec![status("a", 400, Status::Offline)]);
     let rows = store.device_statuses().expect("statuses");
     let expect = |device: &str, online, since_ms, last_seen_ms| DeviceStatusRow {
-        device: device.into(),
+        device: dev(device),
         online,
         since_ms,
         last_seen_ms,
@@ -191,7 +191,7 @@ fn failed_commits_are_retried_not_dropped() {
         .expect("writer");
     writer
         .sender()
-        .send(telemetry("a", 1, None, 20.0))
+        .blocking_send(telemetry("a", 1, None, 20.0), None)
         .expect("send");
     std::thread::sleep(BUSY_TIMEOUT + Duration::from_millis(500));
     assert_eq!(metrics.store_committed.get(), 0, "first attempt timed out");

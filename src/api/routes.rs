@@ -1,0 +1,305 @@
+//! The route table. Every endpoint is declared through a [`Table`] with its method and path
+//! (`"devices/{id}"`), and the table keeps that list: the paths that never fall back to the
+//! dashboard, the methods CORS and `Allow` name, and the route-walk test all come from it, so
+//! none of them can miss a route. `public` endpoints take no token; `protected` ones check the
+//! bearer token once the path and method matched (an unknown path stays a 404 and a wrong
+//! method a 405) and before the body is read.
+
+use super::auth_filter::{self, Principal};
+use super::error::ApiError;
+use super::{Shared, body, with_state};
+use serde::de::DeserializeOwned;
+use std::cell::RefCell;
+use std::convert::Infallible;
+use warp::filters::BoxedFilter;
+use warp::http::Method;
+use warp::reply::Response;
+use warp::{Filter, Rejection, Reply};
+
+/// First path segments kept for the API although no route uses them yet (a versioned
+/// `/api/...` later), so they answer JSON 404s rather than the dashboard.
+const RESERVED_PREFIXES: &[&str] = &["api"];
+
+/// Who may call an endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    Public,
+    Protected,
+}
+
+/// One endpoint: method, path (`{name}` marks a parameter segment) and access.
+#[derive(Debug, Clone)]
+pub struct Route {
+    pub method: Method,
+    pub path: &'static str,
+    pub access: Access,
+}
+
+impl Route {
+    /// Whether `path` (without leading slash, no query) is this route's path.
+    fn matches(&self, path: &str) -> bool {
+        let mut want = self.path.split('/');
+        let mut got = path.trim_matches('/').split('/');
+        loop {
+            match (want.next(), got.next()) {
+                (None, None) => return true,
+                (Some(w), Some(g)) if w.starts_with('{') && !g.is_empty() => {}
+                (Some(w), Some(g)) if w == g => {}
+                _ => return false,
+            }
+        }
+    }
+}
+
+/// The API's endpoints once built: who owns which path, for scoping, CORS and `Allow`.
+#[derive(Debug, Clone, Default)]
+pub struct Routes(Vec<Route>);
+
+impl Routes {
+    #[cfg(test)]
+    pub fn all(&self) -> &[Route] {
+        &self.0
+    }
+
+    /// Whether `path` belongs to the API (its first segment is one a route starts with), so
+    /// it is answered in JSON and never with the dashboard's index.html.
+    pub fn is_api_path(&self, path: &str) -> bool {
+        let first = path.trim_start_matches('/').split('/').next().unwrap_or("");
+        RESERVED_PREFIXES.contains(&first)
+            || self
+                .0
+                .iter()
+                .any(|r| r.path.split('/').next() == Some(first))
+    }
+
+    /// The methods `path` accepts, plus `OPTIONS`, as an `Allow` value; every method any
+    /// route uses when `path` is not a route.
+    pub fn allow(&self, path: &str) -> String {
+        let mut methods: Vec<&str> = self
+            .0
+            .iter()
+            .filter(|r| r.matches(path))
+            .map(|r| r.method.as_str())
+            .collect();
+        if methods.is_empty() {
+            methods = self.0.iter().map(|r| r.method.as_str()).collect();
+        }
+        methods.push("OPTIONS");
+        methods.sort_unstable();
+        methods.dedup();
+        methods.join(", ")
+    }
+}
+
+/// The API endpoints of one resource file, answered as responses.
+pub type Endpoints = BoxedFilter<(Response,)>;
+
+/// One line per route: `GET /devices/{id} (protected)`.
+impl std::fmt::Display for Routes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for r in &self.0 {
+            let access = match r.access {
+                Access::Public => "public",
+                Access::Protected => "protected",
+            };
+            writeln!(f, "{:<6} /{} ({access})", r.method.as_str(), r.path)?;
+        }
+        Ok(())
+    }
+}
+
+/// Builds the endpoints and records each one.
+pub struct Table {
+    state: Shared,
+    routes: RefCell<Vec<Route>>,
+}
+
+impl Table {
+    pub fn new(state: Shared) -> Self {
+        Self {
+            state,
+            routes: RefCell::default(),
+        }
+    }
+
+    /// The recorded endpoints.
+    pub fn into_routes(self) -> Routes {
+        Routes(self.routes.into_inner())
+    }
+
+    /// An endpoint anyone may call.
+    pub fn public(&self, method: Method, path: &'static str) -> BoxedFilter<()> {
+        self.record(method.clone(), path, Access::Public);
+        segments(path)
+            .and(method_filter(&method))
+            .map(|_: Vec<String>| ())
+            .untuple_one()
+            .boxed()
+    }
+
+    /// An endpoint for logged-in users: extracts the caller.
+    pub fn protected(&self, method: Method, path: &'static str) -> BoxedFilter<(Principal,)> {
+        self.protected_with(method, path)
+            .map(|_: Vec<String>, p: Principal| p)
+            .boxed()
+    }
+
+    /// A protected endpoint with one `{param}` segment: extracts the parameter and the caller.
+    pub fn protected_param(
+        &self,
+        method: Method,
+        path: &'static str,
+    ) -> BoxedFilter<(String, Principal)> {
+        self.protected_with(method, path)
+            .and_then(|mut params: Vec<String>, p: Principal| async move {
+                params
+                    .pop()
+                    .map(|param| (param, p))
+                    .ok_or_else(warp::reject::not_found)
+            })
+            .untuple_one()
+            .boxed()
+    }
+
+    pub fn get(&self, path: &'static str) -> BoxedFilter<(Principal,)> {
+        self.protected(Method::GET, path)
+    }
+
+    pub fn post(&self, path: &'static str) -> BoxedFilter<(Principal,)> {
+        self.protected(Method::POST, path)
+    }
+
+    /// The shared state, for handlers.
+    pub fn state(&self) -> impl Filter<Extract = (Shared,), Error = Infallible> + Clone + use<> {
+        with_state(self.state.clone())
+    }
+
+    /// The JSON body as `T` within the configured size limit; `expected` is the sentence a
+    /// client gets when the body has the wrong shape.
+    pub fn json<T: DeserializeOwned + Send + 'static>(
+        &self,
+        expected: &'static str,
+    ) -> impl Filter<Extract = (T,), Error = Rejection> + Clone + use<T> {
+        body::json(self.state.ctx.config.body_limit, expected)
+    }
+
+    fn protected_with(
+        &self,
+        method: Method,
+        path: &'static str,
+    ) -> BoxedFilter<(Vec<String>, Principal)> {
+        self.record(method.clone(), path, Access::Protected);
+        segments(path)
+            .and(method_filter(&method))
+            .and(auth_filter::authenticated(self.state.clone()))
+            .boxed()
+    }
+
+    fn record(&self, method: Method, path: &'static str, access: Access) {
+        self.routes.borrow_mut().push(Route {
+            method,
+            path,
+            access,
+        });
+    }
+}
+
+/// The one adapter from handlers to responses: a handler's `Result<impl Reply, ApiError>` is
+/// itself a reply (the error renders as its status and JSON sentence).
+pub fn finish<R: Reply + 'static>(
+    f: impl Filter<Extract = (R,), Error = Rejection> + Clone + Send + Sync + 'static,
+) -> Endpoints {
+    f.map(Reply::into_response).boxed()
+}
+
+/// The query string as `T`, a struct naming the parameters a route reads (unknown ones are
+/// ignored). A query that does not fit is a 400 whose sentence names the parameter.
+pub fn query<T: DeserializeOwned + Send + 'static>()
+-> impl Filter<Extract = (T,), Error = Rejection> + Clone {
+    warp::query::raw()
+        .or(warp::any().map(String::new))
+        .unify()
+        .and_then(|raw: String| async move {
+            serde_urlencoded::from_str::<T>(&raw).map_err(|e| {
+                warp::reject::custom(ApiError::bad_request(format!(
+                    "The query string is malformed: {e}."
+                )))
+            })
+        })
+}
+
+/// Matches `path` exactly; extracts the `{param}` segments in order.
+fn segments(path: &'static str) -> BoxedFilter<(Vec<String>,)> {
+    let mut f = warp::any().map(Vec::new).boxed();
+    for seg in path.split('/') {
+        f = if seg.starts_with('{') {
+            f.and(warp::path::param::<String>())
+                .map(|mut v: Vec<String>, p: String| {
+                    v.push(p);
+                    v
+                })
+                .boxed()
+        } else {
+            f.and(warp::path(seg)).boxed()
+        };
+    }
+    f.and(warp::path::end()).boxed()
+}
+
+/// warp's method filters (they reject with 405, which the API turns into JSON).
+fn method_filter(m: &Method) -> BoxedFilter<()> {
+    match m.as_str() {
+        "GET" => warp::get().boxed(),
+        "POST" => warp::post().boxed(),
+        "PUT" => warp::put().boxed(),
+        "DELETE" => warp::delete().boxed(),
+        "PATCH" => warp::patch().boxed(),
+        other => panic!("the route table has no filter for method {other}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn routes() -> Routes {
+        let r = |method, path| Route {
+            method,
+            path,
+            access: Access::Protected,
+        };
+        Routes(vec![
+            r(Method::GET, "devices"),
+            r(Method::POST, "devices"),
+            r(Method::DELETE, "devices/{id}"),
+            r(Method::GET, "user/profile"),
+        ])
+    }
+
+    /// Paths match segment by segment; a parameter matches one non-empty segment.
+    #[test]
+    fn route_paths_match_by_segment() {
+        let routes = routes();
+        let del = &routes.all()[2];
+        assert!(del.matches("devices/esp32-1"));
+        assert!(del.matches("/devices/esp32-1"));
+        assert!(!del.matches("devices"));
+        assert!(!del.matches("devices/a/b"));
+        assert!(!del.matches("devices/"));
+    }
+
+    /// The API scope is the set of first segments; `Allow` names the path's own methods.
+    #[test]
+    fn scope_and_allow_come_from_the_routes() {
+        let routes = routes();
+        for p in ["/devices", "/user/x", "/api/v2", "devices/1/2"] {
+            assert!(routes.is_api_path(p), "{p}");
+        }
+        for p in ["/", "/index.html", "/deviceslist", "/users"] {
+            assert!(!routes.is_api_path(p), "{p}");
+        }
+        assert_eq!(routes.allow("/devices"), "GET, OPTIONS, POST");
+        assert_eq!(routes.allow("/devices/x"), "DELETE, OPTIONS");
+        assert_eq!(routes.allow("/user/nope"), "DELETE, GET, OPTIONS, POST");
+    }
+}
