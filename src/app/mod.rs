@@ -34,8 +34,6 @@ use tokio_util::sync::CancellationToken;
 
 /// How often `/health`'s broker check is refreshed.
 const BROKER_CHECK_INTERVAL: Duration = Duration::from_secs(2);
-/// Notices the rule engine may queue for delivery before it waits.
-const NOTICE_QUEUE: usize = 256;
 /// Longest wait for the store writer to commit its last batch once every sender is gone.
 const WRITER_CLOSE: Duration = Duration::from_secs(10);
 
@@ -300,19 +298,15 @@ pub async fn start(
         });
     }
 
-    let (notice_tx, notice_rx) = mpsc::channel(NOTICE_QUEUE);
     s.spawn("alerts", Stage::Events, |stop| {
         let deps = alerts::Deps {
             store: p.store.clone(),
             hub: p.hub.clone(),
             alerts: p.alerts.clone(),
             health: p.health.clone(),
-            notices: notice_tx,
+            notifier: p.notifier.clone(),
         };
         alerts::run(deps, stop)
-    });
-    s.spawn("notices", Stage::Delivery, |stop| {
-        forward_notices(notice_rx, p.notifier.clone(), stop)
     });
 
     tracing::info!(%http_addr, %mqtt_addr, "rzmon is running");
@@ -467,28 +461,6 @@ async fn watch_broker(
                 health::BROKER,
                 "the internal MQTT broker does not accept connections",
             );
-        }
-    }
-}
-
-/// Files the rule engine's notices into the notification outbox. On stop (after the engine
-/// stopped) it files what is still queued, so the last notices are not lost.
-async fn forward_notices(
-    mut rx: mpsc::Receiver<crate::notify::Notice>,
-    notifier: Notifier,
-    stop: CancellationToken,
-) -> anyhow::Result<()> {
-    loop {
-        let n = tokio::select! {
-            () = stop.cancelled() => None,
-            n = rx.recv() => n,
-        };
-        let Some(n) = n.or_else(|| rx.try_recv().ok()) else {
-            return Ok(());
-        };
-        let alert = n.alert_id;
-        if let Err(e) = notifier.submit_async(n).await {
-            tracing::error!(alert, error = %e, "a notice could not be filed for delivery");
         }
     }
 }

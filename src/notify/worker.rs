@@ -281,6 +281,7 @@ async fn deliver(
                 channel_id: ch.id,
                 channel_name: &ch.name,
                 public_url: n.inner.settings.public_url.as_deref(),
+                time_zone: &n.inner.settings.time_zone,
             };
             n.inner.sender.send(&t, &batch).await
         }
