@@ -9,7 +9,7 @@
 use rzmon::health::Health;
 use rzmon::metrics::Metrics;
 use rzmon::model::{Body, DeviceId, Message, Telemetry};
-use rzmon::store::{RangeQuery, Source, Store};
+use rzmon::store::{RangeQuery, Store, SummarySource};
 use serde_json::json;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -97,7 +97,13 @@ fn main() {
         let t = Instant::now();
         let width = (30 * DAY_MS) / 200 + 1;
         let s = store
-            .telemetry_summary(Some("esp32-1"), now - 30 * DAY_MS, now, width, Source::Auto)
+            .telemetry_summary(
+                Some("esp32-1"),
+                now - 30 * DAY_MS,
+                now,
+                width,
+                SummarySource::Auto,
+            )
             .expect("summary");
         ms.push(t.elapsed().as_secs_f64() * 1000.0);
         assert!(!s.buckets.is_empty());

@@ -9,7 +9,7 @@ use super::params::{RangeParams, present};
 use super::routes::{Endpoints, Table, finish, query};
 use super::{Shared, blocking};
 use crate::model::{DeviceId, format_ts};
-use crate::store::Source;
+use crate::store::SummarySource;
 use serde::{Deserialize, Serialize};
 use warp::Filter;
 use warp::http::StatusCode;
@@ -98,7 +98,7 @@ async fn data_summary(
     let device = range.device.map(|d| d.to_string());
     let dev = device.clone();
     let summary = blocking(&state.ctx.store, move |s| {
-        s.telemetry_summary(dev.as_deref(), start, end, width, Source::Auto)
+        s.telemetry_summary(dev.as_deref(), start, end, width, SummarySource::Auto)
     })
     .await?;
     let stats = |t: Option<(f64, f64, f64)>| {

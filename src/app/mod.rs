@@ -21,7 +21,7 @@ use crate::metrics::Metrics;
 use crate::notify::{self, Notifier};
 use crate::presence::Presence;
 use crate::store::{Store, Writer};
-use crate::{auth, ingest, lifecycle, secrets};
+use crate::{auth, bridge, ha, ingest, lifecycle, secrets};
 use anyhow::Context;
 use std::io::IsTerminal as _;
 use std::net::SocketAddr;
@@ -219,6 +219,7 @@ pub async fn start(
             ws_queue: settings.ws_queue as usize,
             command_timeout: Duration::from_secs(settings.command_timeout),
             enrol_timeout: Duration::from_secs(settings.enrol_timeout),
+            metrics_token: settings.metrics_token.clone(),
             device: api::DeviceSettings {
                 mqtt_port: mqtt_addr.port(),
                 topic_prefix: settings.topic_prefix.clone(),
@@ -286,6 +287,26 @@ pub async fn start(
     s.spawn("backups", Stage::Front, |stop| {
         lifecycle::backups::run(p.backups.clone(), settings.lifecycle.backup_every, stop)
     });
+    if let Some(deps) = ha_deps(&settings, p) {
+        s.spawn("home assistant", Stage::Events, |stop| ha::run(deps, stop));
+    }
+    if let Ok(Some(broker)) = settings.integrations.bridge_url() {
+        let i = &settings.integrations;
+        let deps = bridge::BridgeDeps {
+            settings: bridge::BridgeSettings {
+                broker,
+                prefix: i.bridge_prefix.clone(),
+                rate: i.bridge_rate,
+                client_id: format!("rzmon-bridge-{}", i.bridge_prefix.replace('/', "-")),
+            },
+            store: p.store.clone(),
+            metrics: p.metrics.clone(),
+            health: p.health.clone(),
+        };
+        s.spawn("upstream bridge", Stage::Events, |stop| {
+            bridge::run(deps, stop)
+        });
+    }
     s.spawn("notify", Stage::Delivery, |stop| {
         notify::run(p.notifier.clone(), stop)
     });
@@ -317,6 +338,26 @@ pub async fn start(
         services: s,
         writer,
         _lock: lock,
+    })
+}
+
+/// What the Home Assistant bridge needs, when `RZMON_HA_BROKER` is set.
+fn ha_deps(settings: &ServeSettings, p: &Parts) -> Option<ha::HaDeps> {
+    let i = &settings.integrations;
+    Some(ha::HaDeps {
+        settings: ha::HaSettings {
+            broker: i.ha_broker().ok().flatten()?,
+            topics: ha::discovery::Topics {
+                discovery: i.ha_discovery_prefix.clone(),
+                base: i.ha_base_topic.clone(),
+            },
+            access_ids: i.ha_access_ids,
+            client_id: format!("rzmon-ha-{}", i.ha_base_topic),
+        },
+        store: p.store.clone(),
+        hub: p.hub.clone(),
+        commands: p.commands.clone(),
+        metrics: p.metrics.clone(),
     })
 }
 

@@ -5,10 +5,13 @@
 mod accounts;
 mod alerts;
 mod backup;
+mod bridge;
+mod broker_auth;
 mod channels;
 mod check;
 mod control;
 mod events;
+mod latest;
 mod outbox;
 mod overview;
 mod prune;
@@ -20,15 +23,17 @@ mod writer;
 
 pub use alerts::{AlertQuery, AlertRow, AlertState, NewAlert, PendingRow, RuleRow};
 pub use backup::{BackupCheck, Bounds, check_backup};
+pub use bridge::{BridgeRow, Cursor, Source};
 pub use channels::{ChannelRow, ChannelSpec};
 pub use check::{Damage, check_file, is_corruption};
 pub use control::{AccessIdRow, AuditRow, ConfigChangeRow};
 pub use events::{AccessRow, DeviceStatusRow};
+pub use latest::{ActiveAlerts, LatestRow};
 pub use outbox::{DeliveryChange, DeliveryRow, NewNotice, OpenDelivery};
 pub use overview::DeviceOverview;
 pub use prune::{Kept, Space};
 pub use rollups::SPANS_MS as ROLLUP_SPANS_MS;
-pub use summary::{Bucket, Source, Summary};
+pub use summary::{Bucket, Summary, SummarySource};
 pub use telemetry::Order;
 pub use writer::{QUEUE as WRITER_QUEUE, Stopped, Writer, WriterTx};
 

@@ -208,7 +208,15 @@ const MIGRATIONS: &[&str] = &[
         WHERE state IN ('pending', 'held', 'suppressed');
     CREATE INDEX deliveries_notice ON deliveries (notice_id);
     CREATE INDEX deliveries_channel_updated ON deliveries (channel_id, updated_ms);",
-    // 6: compact telemetry (≤ 80 bytes a row with its indexes) and per-device rollups.
+    // 6: integrations: the upstream bridge's persisted cursor (last forwarded id per table), and
+    // the device password in Mosquitto's PBKDF2-SHA512 form for `rzmon broker-config`
+    // (set when a password is created or re-keyed; NULL for devices added before).
+    "CREATE TABLE bridge_cursor (
+        source  TEXT PRIMARY KEY NOT NULL,
+        last_id INTEGER NOT NULL
+    ) STRICT;
+    ALTER TABLE devices ADD COLUMN broker_hash TEXT;",
+    // 7: compact telemetry (≤ 80 bytes a row with its indexes) and per-device rollups.
     // The row id carries the time, `(ts_ms << 10) + n`, so the table itself is the time index;
     // the device is a small integer key; `extra` keeps only what the typed columns cannot
     // reproduce exactly (NULL when nothing), so every field a device sent comes back.

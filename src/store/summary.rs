@@ -31,7 +31,7 @@ pub struct Summary {
 
 /// Where a summary's numbers come from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Source {
+pub enum SummarySource {
     /// Rollups when the bucket is at least one rollup span, else raw rows.
     Auto,
     /// Raw rows always (for comparisons).
@@ -114,7 +114,7 @@ fn from_raw(
 
 impl Store {
     /// Buckets of `width_ms` from `start_ms` to `end_ms` (inclusive), oldest first; empty
-    /// buckets are left out. With `Source::Auto` and a width of at least 5 minutes the range
+    /// buckets are left out. With `SummarySource::Auto` and a width of at least 5 minutes the range
     /// and width are aligned to the rollup span and the rollups answer.
     pub fn telemetry_summary(
         &self,
@@ -122,7 +122,7 @@ impl Store {
         start_ms: i64,
         end_ms: i64,
         width_ms: i64,
-        source: Source,
+        source: SummarySource,
     ) -> Result<Summary> {
         let width = width_ms.max(1);
         let span = span_for(width);
@@ -146,7 +146,7 @@ impl Store {
                 None => None,
             };
             let buckets = match (span, source) {
-                (Some(s), Source::Auto) => {
+                (Some(s), SummarySource::Auto) => {
                     from_rollups(rollups::read(c, s, key, start, end)?, start, width)
                 }
                 _ => from_raw(c, key, start, end, width)?,
@@ -197,7 +197,7 @@ mod tests {
         drop(tx);
         writer.close().unwrap();
         let b = store
-            .telemetry_summary(Some("d"), 1_000, 3_000, 1_000, Source::Auto)
+            .telemetry_summary(Some("d"), 1_000, 3_000, 1_000, SummarySource::Auto)
             .unwrap()
             .buckets;
         assert_eq!(b.len(), 2);
@@ -209,7 +209,7 @@ mod tests {
         assert_eq!(b[0].lf, None);
         assert!(
             store
-                .telemetry_summary(Some("x"), 0, 10_000, 1_000, Source::Auto)
+                .telemetry_summary(Some("x"), 0, 10_000, 1_000, SummarySource::Auto)
                 .unwrap()
                 .buckets
                 .is_empty()

@@ -2,7 +2,7 @@
 //! rollups equal summaries from raw rows, new and old files get incremental auto-vacuum.
 
 use super::*;
-use crate::store::summary::{Source, Summary};
+use crate::store::summary::{Summary, SummarySource};
 
 const MIN: i64 = 60_000;
 const T0: i64 = 1_795_860_000_000; // 2026-11-28T10:00:00Z
@@ -65,10 +65,10 @@ fn summary_from_rollups_equals_summary_from_raw() {
         for device in [None, Some("a"), Some("b")] {
             let (start, end) = (T0 - 17 * MIN - 5, T0 + 7 * 60 * MIN);
             let auto = store
-                .telemetry_summary(device, start, end, width, Source::Auto)
+                .telemetry_summary(device, start, end, width, SummarySource::Auto)
                 .expect("rollup summary");
             let raw = store
-                .telemetry_summary(device, start, end, width, Source::Raw)
+                .telemetry_summary(device, start, end, width, SummarySource::Raw)
                 .expect("raw summary");
             assert!(!auto.buckets.is_empty());
             assert_eq!(auto.width_ms % (5 * MIN), 0, "aligned to the span");
@@ -132,7 +132,7 @@ fn migration_to_compact_rows_keeps_every_payload() {
         "only the rows with fields beyond the columns keep JSON"
     );
     let s = store
-        .telemetry_summary(Some("a"), T0, T0 + 60 * MIN, 60 * MIN, Source::Auto)
+        .telemetry_summary(Some("a"), T0, T0 + 60 * MIN, 60 * MIN, SummarySource::Auto)
         .unwrap();
     assert_eq!(s.buckets.len(), 1);
     assert_eq!(s.buckets[0].count, 3);
