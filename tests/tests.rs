@@ -30,5 +30,6 @@ mod mqtt_budget;
 mod mqtt_strict;
 mod proxies;
 mod readme;
+mod roles;
 mod sessions;
 mod ws;

@@ -14,8 +14,9 @@ use warp::{Filter, Reply};
 pub fn routes(t: &Table) -> Endpoints {
     let list = t.get("backups").and(t.state()).then(list);
     let create = t.post("backups").and(t.state()).then(create);
+    // A backup is the whole database (password hashes, channel secrets): admins only.
     let download = t
-        .protected_param(Method::GET, "backups/{name}")
+        .admin_param(Method::GET, "backups/{name}")
         .and(t.state())
         .then(download);
     finish(list.or(create).unify().or(download).unify())

@@ -216,7 +216,22 @@ const MIGRATIONS: &[&str] = &[
         last_id INTEGER NOT NULL
     ) STRICT;
     ALTER TABLE devices ADD COLUMN broker_hash TEXT;",
-    // 7: compact telemetry (≤ 80 bytes a row with its indexes) and per-device rollups.
+    // 7 (roles and API tokens): a role per user (existing users stay admins), and long-lived
+    // API tokens, stored as the SHA-256 of the token (a random 256-bit value, so a fast hash
+    // is enough), tied to the user id (never reused) and carrying at most that user's role.
+    "ALTER TABLE users ADD COLUMN role TEXT NOT NULL DEFAULT 'admin'
+        CHECK (role IN ('admin', 'viewer'));
+    CREATE TABLE api_tokens (
+        id           INTEGER PRIMARY KEY AUTOINCREMENT,
+        uid          INTEGER NOT NULL,
+        name         TEXT NOT NULL,
+        hash         TEXT NOT NULL UNIQUE,
+        role         TEXT NOT NULL CHECK (role IN ('admin', 'viewer')),
+        created_ms   INTEGER NOT NULL,
+        last_used_ms INTEGER
+    ) STRICT;
+    CREATE INDEX api_tokens_uid ON api_tokens (uid);",
+    // 8: compact telemetry (≤ 80 bytes a row with its indexes) and per-device rollups.
     // The row id carries the time, `(ts_ms << 10) + n`, so the table itself is the time index;
     // the device is a small integer key; `extra` keeps only what the typed columns cannot
     // reproduce exactly (NULL when nothing), so every field a device sent comes back.
