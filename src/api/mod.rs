@@ -30,6 +30,7 @@ mod routes;
 mod session;
 mod settings;
 mod target;
+mod timeline;
 mod ws;
 
 use crate::alerts::Alerts;
@@ -198,6 +199,7 @@ const RESOURCES: &[fn(&Table) -> Endpoints] = &[
     session::routes,
     backups::routes,
     export::routes,
+    timeline::routes,
 ];
 
 /// Every route of the server.

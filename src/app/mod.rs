@@ -3,17 +3,15 @@
 //! `Running::shutdown` stops the parts in order with real time limits; `serve` is bind + start
 //! + wait for a signal or a failure + shutdown. Every task is a service of [`Services`].
 
+mod devices;
 mod services;
 
 pub use services::{Services, Stage};
 
 use crate::alerts::{self, Alerts};
 use crate::api::{self, ApiConfig};
-use crate::auth::policy;
-use crate::broker::{self, Broker, BrokerConfig, GateConfig, Sessions};
 use crate::commands::{Commands, access_sync};
 use crate::config::{Common, ServeSettings};
-use crate::device_auth::DeviceAuth;
 use crate::health::{self, Health};
 use crate::hub::{self, Hub};
 use crate::ingest::Sinks;
@@ -32,23 +30,27 @@ use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-/// How often `/health`'s broker check is refreshed.
-const BROKER_CHECK_INTERVAL: Duration = Duration::from_secs(2);
 /// Longest wait for the store writer to commit its last batch once every sender is gone.
 const WRITER_CLOSE: Duration = Duration::from_secs(10);
 
-/// The two public ports, bound before `start` (port 0 = any free port).
+/// The public ports, bound before `start` (port 0 = any free port).
 pub struct Listeners {
     pub http: TcpListener,
-    pub mqtt: TcpListener,
+    /// The devices' MQTT port; `None` with an external broker (`RZMON_BROKER`).
+    pub mqtt: Option<TcpListener>,
 }
 
 impl Listeners {
-    /// Binds `RZMON_HTTP_ADDR` and `RZMON_MQTT_ADDR`; a port in use names its setting.
+    /// Binds `RZMON_HTTP_ADDR` and, without an external broker, `RZMON_MQTT_ADDR`; a port in
+    /// use names its setting.
     pub async fn bind(settings: &ServeSettings) -> anyhow::Result<Self> {
+        let mqtt = match settings.integrations.broker {
+            Some(_) => None,
+            None => Some(bind(settings.mqtt_addr, "RZMON_MQTT_ADDR").await?),
+        };
         Ok(Self {
             http: bind(settings.http_addr, "RZMON_HTTP_ADDR").await?,
-            mqtt: bind(settings.mqtt_addr, "RZMON_MQTT_ADDR").await?,
+            mqtt,
         })
     }
 }
@@ -83,7 +85,8 @@ pub struct Parts {
 /// A started app: its bound addresses, its parts, and the handle that stops it.
 pub struct Running {
     pub http_addr: SocketAddr,
-    pub mqtt_addr: SocketAddr,
+    /// The embedded broker's device port; `None` with an external broker.
+    pub mqtt_addr: Option<SocketAddr>,
     pub parts: Parts,
     services: Services,
     writer: Writer,
@@ -101,7 +104,11 @@ pub async fn serve(
     let store = tokio::task::spawn_blocking(move || Store::open_in(&dir)).await??;
     let listeners = Listeners::bind(&settings).await?;
     let running = start(listeners, settings, store).await?;
-    print_banner(running.http_addr, running.mqtt_addr);
+    print_banner(
+        running.http_addr,
+        running.mqtt_addr,
+        &running.parts.settings,
+    );
     tokio::select! {
         () = shutdown.cancelled() => tracing::info!("shutting down"),
         () = running.failed() => tracing::error!("a part of rzmon failed; shutting down"),
@@ -134,7 +141,18 @@ pub async fn start(
     };
     // Reported at once, so a later startup failure cannot swallow the one-time password.
     print_first_start(&first_start(&store, &settings).await?);
-    let (http_addr, mqtt_addr) = (listeners.http.local_addr()?, listeners.mqtt.local_addr()?);
+    let external = settings.integrations.broker().map_err(anyhow::Error::msg)?;
+    let http_addr = listeners.http.local_addr()?;
+    let mqtt_addr = listeners
+        .mqtt
+        .as_ref()
+        .map(|l| l.local_addr())
+        .transpose()?;
+    let mqtt_port = match (&mqtt_addr, &external) {
+        (Some(a), _) => a.port(),
+        (None, Some(url)) => url.port,
+        (None, None) => anyhow::bail!("no MQTT listener and no RZMON_BROKER"),
+    };
     let settings = Arc::new(settings);
     let metrics = Arc::new(Metrics::default());
     let health = Health::new();
@@ -148,16 +166,6 @@ pub async fn start(
     };
     let hub = Hub::new(hub::DEFAULT_CAPACITY.max(settings.ws_queue as usize));
     let writer = store.spawn_writer(metrics.clone(), health.clone())?;
-    let device_auth = DeviceAuth::new(store.clone());
-    let verifier = device_auth.verifier();
-    let max_packet = settings.mqtt_max_packet as usize;
-    let mut broker = Broker::start(BrokerConfig {
-        max_packet,
-        max_connections: settings.mqtt_max_connections as usize,
-        verifier: verifier.clone(),
-    })
-    .context("the embedded MQTT broker did not start")?;
-    let link = broker.link.take().context("broker link already taken")?;
     let s = store.clone();
     tokio::task::spawn_blocking(move || s.reset_presence()).await??;
     let presence = Arc::new(Presence::default());
@@ -190,17 +198,6 @@ pub async fn start(
         metrics,
         commands,
     };
-    let (sessions, ended_rx) = Sessions::with_end_reports();
-    let ingest_exited = CancellationToken::new();
-    let gate_cfg = GateConfig {
-        prefix: settings.topic_prefix.clone(),
-        max_packet,
-        connect_timeout: Duration::from_secs(5),
-        rate_per_device: settings.mqtt_rate,
-        max_connections: settings.mqtt_max_connections as usize,
-        login_failures: policy::IP_MAX_FAILURES,
-        login_lock: policy::IP_LOCK,
-    };
     let api_ctx = |shutdown| api::Context {
         notifier: parts.notifier.clone(),
         store: parts.store.clone(),
@@ -221,7 +218,7 @@ pub async fn start(
             enrol_timeout: Duration::from_secs(settings.enrol_timeout),
             metrics_token: settings.metrics_token.clone(),
             device: api::DeviceSettings {
-                mqtt_port: mqtt_addr.port(),
+                mqtt_port,
                 topic_prefix: settings.topic_prefix.clone(),
                 mqtt_max_packet: settings.mqtt_max_packet,
             },
@@ -235,30 +232,23 @@ pub async fn start(
     s.spawn("http", Stage::Front, |stop| {
         api::serve(listeners.http, api_ctx(stop))
     });
-    // Device publishes: gate → ingest (bounded; a full queue stops the gate reading sockets).
+    // Device publishes: gate or external client → ingest (bounded; a full queue stops the
+    // gate reading sockets, or the client reading from the external broker).
     let (inbound_tx, inbound_rx) = mpsc::channel(ingest::QUEUE);
-    s.spawn("mqtt gate", Stage::Devices, |stop| {
-        broker::run_gate(
-            listeners.mqtt,
-            broker.internal_addr,
-            gate_cfg,
-            verifier,
-            sessions.clone(),
-            p.metrics.clone(),
-            inbound_tx,
-            stop,
-        )
-    });
-    s.spawn("device auth", Stage::Devices, |stop| {
-        device_auth.watch(sessions, stop)
-    });
-    let exited = ingest_exited.clone();
+    let side = match (listeners.mqtt, external) {
+        (_, Some(url)) => devices::external(&mut s, p, url, inbound_tx, outbound_rx),
+        (Some(mqtt), None) => devices::embedded(&mut s, p, mqtt, inbound_tx, outbound_rx)?,
+        (None, None) => unreachable!("checked above"),
+    };
+    let exited = side.ingest_exited;
+    let (link, outbound) = (side.link, side.outbound);
     let ingest_sinks = sinks.clone();
     s.spawn("ingest", Stage::Ingest, |stop| async move {
-        let r = ingest::run(inbound_rx, link, ingest_sinks, outbound_rx, stop).await;
+        let r = ingest::run(inbound_rx, link, ingest_sinks, outbound, stop).await;
         exited.cancel();
         r
     });
+    let ended_rx = side.ended;
     s.spawn("liveness", Stage::Ingest, |stop| {
         let stale = Duration::from_secs(settings.stale_after);
         ingest::liveness::run(sinks, ended_rx, stale, stop)
@@ -272,9 +262,6 @@ pub async fn start(
             timeout,
             stop,
         )
-    });
-    s.spawn("broker check", Stage::Devices, |stop| {
-        watch_broker(broker, ingest_exited, p.health.clone(), stop)
     });
     s.spawn("retention", Stage::Front, |stop| {
         let (store, lifecycle, metrics) = (
@@ -330,7 +317,7 @@ pub async fn start(
         alerts::run(deps, stop)
     });
 
-    tracing::info!(%http_addr, %mqtt_addr, "rzmon is running");
+    tracing::info!(%http_addr, mqtt_addr = ?mqtt_addr, "rzmon is running");
     Ok(Running {
         http_addr,
         mqtt_addr,
@@ -453,10 +440,19 @@ async fn first_start(store: &Store, settings: &ServeSettings) -> anyhow::Result<
     Ok(outcome)
 }
 
-fn print_banner(http: SocketAddr, mqtt: SocketAddr) {
+fn print_banner(http: SocketAddr, mqtt: Option<SocketAddr>, settings: &ServeSettings) {
     println!("rzmon {} is running", env!("CARGO_PKG_VERSION"));
     println!("  Dashboard: http://{http}/");
-    println!("  MQTT:      {mqtt}   (register a device: rzmon device add <id>)");
+    match (mqtt, settings.integrations.broker()) {
+        (Some(mqtt), _) => {
+            println!("  MQTT:      {mqtt}   (register a device: rzmon device add <id>)")
+        }
+        (None, Ok(Some(url))) => println!(
+            "  MQTT:      external broker {}   (register a device: rzmon device add <id> --broker-config mosquitto)",
+            url.address()
+        ),
+        (None, _) => {}
+    }
 }
 
 fn print_first_start(first: &FirstStart) {
@@ -477,31 +473,5 @@ fn print_first_start(first: &FirstStart) {
             println!("  Created user admin with the password from RZMON_ADMIN_PASSWORD.")
         }
         FirstStart::Existing => {}
-    }
-}
-
-/// Keeps the broker check ok only while the internal listener answers and ingest runs.
-async fn watch_broker(
-    broker: Broker,
-    ingest_exited: CancellationToken,
-    health: Health,
-    stop: CancellationToken,
-) -> anyhow::Result<()> {
-    let mut tick = tokio::time::interval(BROKER_CHECK_INTERVAL);
-    loop {
-        tokio::select! {
-            () = stop.cancelled() => return Ok(()),
-            _ = tick.tick() => {}
-        }
-        if ingest_exited.is_cancelled() {
-            health.set_failed(health::BROKER, "the ingest link to the broker stopped");
-        } else if broker.is_up().await {
-            health.set_ok(health::BROKER);
-        } else {
-            health.set_failed(
-                health::BROKER,
-                "the internal MQTT broker does not accept connections",
-            );
-        }
     }
 }
