@@ -3,10 +3,7 @@
 //! paths, restore takes good files and refuses damaged ones, CSV exports quote and stream.
 
 use crate::util::*;
-use rzmon::model::{Body, DeviceId, Message, Telemetry};
-use rzmon::store::Store;
 use serde_json::{Value, json};
-use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -14,46 +11,18 @@ const DAY_MS: i64 = 86_400_000;
 const HOUR_MS: i64 = 3_600_000;
 
 /// Writes `n` readings of `device` every `step_ms` from `start_ms` through the library's own
-/// writer into the server's database file (the server stamps receive time; history from
-/// the past can only come in this way, as after an upgrade).
+/// writer into the server's database file.
 fn write_history(app: &TestApp, device: &str, start_ms: i64, n: i64, step_ms: i64) {
-    let path = app.db_path();
-    // The writer's blocking calls must not run on the test's runtime thread.
-    std::thread::scope(|s| {
-        s.spawn(|| {
-            let store = Store::open(&path).expect("open the server's database");
-            let metrics = Arc::new(rzmon::metrics::Metrics::default());
-            let writer = store
-                .spawn_writer(metrics, rzmon::health::Health::new())
-                .expect("writer");
-            feed(&writer.sender(), device, start_ms, n, step_ms);
-            writer.close().expect("history committed");
-        });
-    });
-}
-
-fn feed(tx: &rzmon::store::WriterTx, device: &str, start_ms: i64, n: i64, step_ms: i64) {
-    for i in 0..n {
-        let tmp = 18.0 + (i % 113) as f64 * 0.07;
-        let lf = 35.0 + (i % 17) as f64;
-        let locked = i % 4 != 0;
-        let payload = json!({"tmp": tmp, "lf": lf, "locked": locked, "seq": i});
-        tx.blocking_send(
-            Message {
-                device: DeviceId::parse(device).unwrap(),
-                ts_ms: start_ms + i * step_ms,
-                body: Body::Telemetry(Telemetry {
-                    tmp: Some(tmp),
-                    lf: Some(lf),
-                    locked: Some(locked),
-                    seq: Some(i),
-                    payload: payload.as_object().cloned().unwrap(),
-                }),
-            },
-            None,
-        )
-        .expect("send");
-    }
+    let readings = (0..n)
+        .map(|i| {
+            let tmp = 18.0 + (i % 113) as f64 * 0.07;
+            let lf = 35.0 + (i % 17) as f64;
+            let locked = i % 4 != 0;
+            let payload = json!({"tmp": tmp, "lf": lf, "locked": locked, "seq": i});
+            (start_ms + i * step_ms, payload)
+        })
+        .collect();
+    write_readings(&app.db_path(), device, readings);
 }
 
 /// Hourly (count, min, avg, max of tmp) from the raw rows, by the test's own SQL.
