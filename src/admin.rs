@@ -403,13 +403,11 @@ fn parse_role(name: &str) -> anyhow::Result<Role> {
 }
 
 fn check_username(name: &str) -> anyhow::Result<()> {
-    let ok = !name.is_empty()
-        && name.len() <= 64
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"._-@".contains(&b));
-    if !ok {
-        bail!("{name:?} is not a valid user name: use 1-64 characters of A-Z a-z 0-9 . _ - @");
+    if !policy::username_ok(name) {
+        bail!(
+            "{name:?} is not a valid user name: use {}",
+            policy::USERNAME_RULE
+        );
     }
     Ok(())
 }

@@ -47,7 +47,7 @@ impl Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the appliance: MQTT broker, ingest, REST API, WebSocket and dashboard (default).
-    Serve(ServeSettings),
+    Serve(Box<ServeSettings>),
     /// Manage dashboard users.
     #[command(subcommand)]
     User(UserCommand),

@@ -101,6 +101,12 @@ pub struct ServeSettings {
           value_parser = int::<u64>("RZMON_TOKEN_TTL", 60, 2_592_000))]
     pub token_ttl: u64,
 
+    /// Lifetime in seconds of a login with "keep me signed in on this device" (a wall
+    /// display); revocable like every session (logout, sign out everywhere, password change).
+    #[arg(long, env = "RZMON_REMEMBER_TTL", default_value_t = 2_592_000,
+          value_parser = int::<u64>("RZMON_REMEMBER_TTL", 3600, 31_536_000))]
+    pub remember_ttl: u64,
+
     /// Largest MQTT packet a device may send, in bytes (whole packet, header included).
     #[arg(long, env = "RZMON_MQTT_MAX_PACKET", default_value_t = 16_384,
           value_parser = int::<u32>("RZMON_MQTT_MAX_PACKET", 256, 1_048_576))]
@@ -342,6 +348,10 @@ impl ServeSettings {
 
     pub fn token_ttl(&self) -> Duration {
         Duration::from_secs(self.token_ttl)
+    }
+
+    pub fn remember_ttl(&self) -> Duration {
+        Duration::from_secs(self.remember_ttl)
     }
 
     /// Settings from explicit `RZMON_*` pairs plus the defaults — never from the process

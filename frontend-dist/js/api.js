@@ -1,13 +1,32 @@
-// fetch wrapper: bearer token from sessionStorage, 401 ends the session, {"error"} becomes the message.
+// fetch wrapper: bearer token, 401 ends the session, {"error"} becomes the message.
+// The token lives in sessionStorage (this tab only), or in localStorage when "Keep me signed in on
+// this device" was chosen at login (a wall display; shared by the tabs of this browser). Never in a URL.
 import { t } from './i18n.js';
 
 const KEY = 'rzmon.token';
+const ROLE = 'rzmon.role';
 let unauthorized = () => {};
 let settingsOnce = null;
 
-export const getToken = () => sessionStorage.getItem(KEY);
-export const setToken = (tok) => sessionStorage.setItem(KEY, tok);
-export const clearToken = () => { sessionStorage.removeItem(KEY); settingsOnce = null; };
+const kept = () => localStorage.getItem(KEY) !== null;
+const where = () => (kept() ? localStorage : sessionStorage);
+export const getToken = () => sessionStorage.getItem(KEY) || localStorage.getItem(KEY);
+/** `remember` picks the storage (at login); without it the token stays where the session is. */
+export function setToken(tok, { remember } = {}) {
+  if (remember !== undefined) {
+    for (const s of [localStorage, sessionStorage]) { s.removeItem(KEY); s.removeItem(ROLE); }
+  }
+  const s = remember === undefined ? where() : (remember ? localStorage : sessionStorage);
+  s.setItem(KEY, tok);
+}
+export const clearToken = () => {
+  for (const s of [localStorage, sessionStorage]) { s.removeItem(KEY); s.removeItem(ROLE); }
+  settingsOnce = null;
+};
+/** The signed-in user's role as the server said at login or in /user/profile ('admin' | 'viewer'). */
+export const getRole = () => where().getItem(ROLE) || 'viewer';
+export const setRole = (role) => where().setItem(ROLE, role);
+export const isAdmin = () => getRole() === 'admin';
 export function onUnauthorized(fn) { unauthorized = fn; }
 
 export class ApiError extends Error {

@@ -19,7 +19,7 @@ async function copy(text, btn) {
   } catch { /* copying is a convenience */ }
 }
 
-function copyLine(text, id) {
+export function copyLine(text, id) {
   const btn = h('button', { type: 'button', class: 'copy', 'aria-label': `${t('dev.copy')}: ${text}` }, t('dev.copy'));
   btn.addEventListener('click', () => copy(text, btn));
   return h('div', { class: 'copyline' }, h('code', { id }, text), btn);
@@ -114,7 +114,7 @@ export default function devicesView(main, { live }) {
   const cfgDev = h('select', { id: 'config-device' });
   const loadBtn = h('button', { type: 'button', id: 'config-load' }, t('dev.load'));
   const fields = h('div', { class: 'stack', id: 'config-fields' });
-  const saveBtn = h('button', { type: 'submit', class: 'primary', id: 'config-save', disabled: true }, t('dev.save'));
+  const saveBtn = h('button', { type: 'submit', class: 'primary', id: 'config-save', disabled: true, 'data-admin': true }, t('dev.save'));
   const cfgStatus = h('p', { class: 'msg', id: 'config-status', role: 'status', 'aria-live': 'polite' });
   const cfgForm = h('form', { id: 'config-form', class: 'stack', novalidate: true, hidden: true }, fields, saveBtn);
   const histBody = h('tbody');

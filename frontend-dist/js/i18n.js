@@ -1,4 +1,5 @@
 // German and English strings; language from localStorage, else navigator.language.
+import USERS from './i18n-users.js';
 import STORY from './i18n-story.js';
 const STRINGS = {
   en: {
@@ -231,6 +232,7 @@ const STRINGS = {
   },
 };
 
+for (const l of Object.keys(USERS)) Object.assign(STRINGS[l], USERS[l]);
 for (const l of Object.keys(STORY)) Object.assign(STRINGS[l], STORY[l]);
 
 const KEY = 'rzmon.lang';

@@ -31,6 +31,8 @@ mod session;
 mod settings;
 mod target;
 mod timeline;
+mod tokens;
+mod users;
 mod ws;
 
 use crate::alerts::Alerts;
@@ -72,6 +74,8 @@ pub struct ApiConfig {
     pub trusted_proxies: Vec<crate::cidr::Cidr>,
     /// Lifetime of an issued JWT.
     pub token_ttl: Duration,
+    /// Lifetime of a login with `"remember": true` ("keep me signed in on this device").
+    pub remember_ttl: Duration,
     /// Largest accepted request body in bytes.
     pub body_limit: u64,
     /// Events a WebSocket client may fall behind before it is dropped.
@@ -200,6 +204,8 @@ const RESOURCES: &[fn(&Table) -> Endpoints] = &[
     backups::routes,
     export::routes,
     timeline::routes,
+    users::routes,
+    tokens::routes,
 ];
 
 /// Every route of the server.

@@ -217,6 +217,15 @@ impl Table {
         self.with_access(method, path, Access::SignedIn)
     }
 
+    /// `signed_in` with one `{param}` segment.
+    pub fn signed_in_param(
+        &self,
+        method: Method,
+        path: &'static str,
+    ) -> BoxedFilter<(String, Principal)> {
+        self.with_access_param(method, path, Access::SignedIn)
+    }
+
     fn with_access(
         &self,
         method: Method,

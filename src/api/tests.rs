@@ -63,6 +63,7 @@ fn fixture(origins: &[&str]) -> Fixture {
             allowed_origins: origins.iter().map(|o| (*o).to_owned()).collect(),
             trusted_proxies: Vec::new(),
             token_ttl: Duration::from_secs(60),
+            remember_ttl: Duration::from_secs(3600),
             body_limit: BODY_LIMIT,
             ws_queue: 16,
             command_timeout: Duration::from_secs(1),

@@ -212,6 +212,7 @@ pub async fn start(
             allowed_origins: settings.allowed_origins.clone(),
             trusted_proxies: settings.trusted_proxies.clone(),
             token_ttl: settings.token_ttl(),
+            remember_ttl: settings.remember_ttl(),
             body_limit: settings.body_limit,
             ws_queue: settings.ws_queue as usize,
             command_timeout: Duration::from_secs(settings.command_timeout),
