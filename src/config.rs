@@ -160,6 +160,9 @@ pub struct ServeSettings {
     pub stale_after: u64,
 
     #[command(flatten)]
+    pub lifecycle: LifecycleSettings,
+
+    #[command(flatten)]
     pub notify: NotifyArgs,
 
     /// Home Assistant bridge, upstream bridge, external broker.
@@ -476,6 +479,76 @@ fn origin(s: &str) -> Result<String, String> {
             "RZMON_ALLOWED_ORIGINS entries must look like https://host[:port] (no path, no *), got {s:?}"
         ))
     }
+}
+
+/// How long data is kept, how big the file may grow, when backups are made.
+#[derive(Debug, Clone, Args)]
+pub struct LifecycleSettings {
+    /// Days raw telemetry is kept (0 = forever); rollups keep the history beyond.
+    #[arg(
+        long,
+        env = "RZMON_RETENTION_DAYS",
+        default_value_t = 30,
+        global = true
+    )]
+    pub retention_days: u32,
+
+    /// Days the 5-minute and hourly rollups are kept (0 = forever).
+    #[arg(
+        long,
+        env = "RZMON_ROLLUP_RETENTION_DAYS",
+        default_value_t = 0,
+        global = true
+    )]
+    pub rollup_retention_days: u32,
+
+    /// Days incidents (alerts included) are kept (0 = forever).
+    #[arg(
+        long,
+        env = "RZMON_INCIDENT_RETENTION_DAYS",
+        default_value_t = 365,
+        global = true
+    )]
+    pub incident_retention_days: u32,
+
+    /// Days the access log is kept (0 = forever).
+    #[arg(
+        long,
+        env = "RZMON_ACCESS_RETENTION_DAYS",
+        default_value_t = 365,
+        global = true
+    )]
+    pub access_retention_days: u32,
+
+    /// Days the audit log and the config history are kept (0 = forever).
+    #[arg(
+        long,
+        env = "RZMON_AUDIT_RETENTION_DAYS",
+        default_value_t = 365,
+        global = true
+    )]
+    pub audit_retention_days: u32,
+
+    /// Largest database size in MiB; beyond it the oldest raw readings are pruned first.
+    #[arg(long, env = "RZMON_MAX_DB_MB", global = true,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_db_mb: Option<u64>,
+
+    /// Seconds between pruning passes.
+    #[arg(long, env = "RZMON_PRUNE_EVERY", default_value_t = 600, global = true,
+          value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub prune_every: u64,
+
+    /// When backups are made: `daily@HH:MM` (local time), `hourly`, a number of seconds, or
+    /// `off`.
+    #[arg(long, env = "RZMON_BACKUP_EVERY", default_value = "daily@03:30", global = true,
+          value_parser = crate::lifecycle::BackupEvery::parse)]
+    pub backup_every: crate::lifecycle::BackupEvery,
+
+    /// Scheduled backups kept in `<data>/backups/`; older ones are deleted.
+    #[arg(long, env = "RZMON_BACKUP_KEEP", default_value_t = 7, global = true,
+          value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub backup_keep: u32,
 }
 
 #[cfg(test)]

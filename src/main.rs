@@ -68,6 +68,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Backup { file } => {
             admin::backup(&admin::open_existing(&cli.common.data_dir)?, &file)
         }
+        Command::Restore { file, json } => admin::restore(&cli.common.data_dir, &file, json),
+        Command::Export(args) => admin::export(&admin::open_existing(&cli.common.data_dir)?, &args),
     }
 }
 

@@ -25,6 +25,7 @@ mod first_hour;
 mod flow;
 mod ha;
 mod health;
+mod lifecycle;
 mod login_flood;
 mod metrics;
 mod mosquitto;

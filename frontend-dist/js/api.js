@@ -70,6 +70,42 @@ export async function api(path, { method = 'GET', query, body, signal } = {}) {
   return data;
 }
 
+/**
+ * Downloads a file answer (CSV, backup) with the Bearer token in the header — never in the URL:
+ * fetch + blob + a temporary object URL. Errors are thrown like api()'s.
+ */
+export async function download(path, { query, filename } = {}) {
+  const url = new URL(path, location.origin);
+  for (const [k, v] of Object.entries(query || {})) {
+    if (v !== undefined && v !== null && v !== '') url.searchParams.set(k, v);
+  }
+  const headers = {};
+  const token = getToken();
+  if (token) headers.Authorization = `Bearer ${token}`;
+  let res;
+  try {
+    res = await fetch(url, { headers, cache: 'no-store' });
+  } catch {
+    throw new ApiError(t('err.network'), 0);
+  }
+  if (!res.ok) {
+    let msg = t('err.status', { status: res.status });
+    try { const d = await res.json(); if (typeof d.error === 'string') msg = d.error; } catch { /* not JSON */ }
+    if (res.status === 401) { clearToken(); unauthorized(t('err.session')); }
+    throw new ApiError(msg, res.status);
+  }
+  const blob = await res.blob();
+  const href = URL.createObjectURL(blob);
+  const a = document.createElement('a');
+  a.href = href;
+  a.download = filename || path.split('/').pop();
+  document.body.append(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(href), 60000);
+  return blob.size;
+}
+
 /** The server's settings and rules (GET /settings), fetched once per session: the dashboard
  * hard-codes none of them (MQTT port and prefix, enrolment time, password minimum, id rules). */
 export function settings() {

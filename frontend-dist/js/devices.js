@@ -4,6 +4,7 @@ import { api, ApiError, latest, isStale, settings } from './api.js';
 import { t, fmtDate, fmtRelative } from './i18n.js';
 import { h, clear, setMsg, responsiveTable } from './dom.js';
 import { deviceAddForm } from './forms.js';
+import { backupsSection } from './backups.js';
 
 async function copy(text, btn) {
   try {
@@ -129,7 +130,7 @@ export default function devicesView(main, { live }) {
 
   responsiveTable(table);
   responsiveTable(histTable);
-  main.append(h('h1', {}, t('dev.title')), status, h('section', {}, h('div', { class: 'table-wrap card' }, table), keyResult), cfgBox, addBox);
+  main.append(h('h1', {}, t('dev.title')), status, h('section', {}, h('div', { class: 'table-wrap card' }, table), keyResult), cfgBox, addBox, backupsSection());
 
   let current = null; // { device, config }: what the form shows and Save posts to
   const listSlot = latest();

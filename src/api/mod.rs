@@ -10,6 +10,7 @@ mod alert_rules;
 mod alerts;
 mod assets;
 mod auth_filter;
+mod backups;
 mod body;
 mod channels;
 mod client_ip;
@@ -18,11 +19,12 @@ mod cors;
 mod data;
 mod devices;
 mod error;
+mod export;
 mod health;
 mod incidents;
 mod login;
 mod metrics;
-mod params;
+pub mod params;
 mod profile;
 mod routes;
 mod session;
@@ -105,6 +107,8 @@ pub struct Context {
     /// The process's health checks, shown by `/health`.
     pub health: Health,
     pub config: ApiConfig,
+    /// The backups of the data directory (list, take one now, download).
+    pub backups: Arc<crate::lifecycle::Backups>,
     /// Cancelled on SIGINT/SIGTERM: stop accepting, close WebSockets.
     pub shutdown: CancellationToken,
 }
@@ -197,6 +201,8 @@ const RESOURCES: &[fn(&Table) -> Endpoints] = &[
     alert_rules::routes,
     channels::routes,
     session::routes,
+    backups::routes,
+    export::routes,
     timeline::routes,
     users::routes,
     tokens::routes,

@@ -41,8 +41,17 @@ fn fixture(origins: &[&str]) -> Fixture {
         Arc::default(),
     )
     .expect("notifier");
+    let backups = Arc::new(crate::lifecycle::Backups::new(
+        store.clone(),
+        dir.path(),
+        2,
+        Arc::default(),
+        Health::new(),
+        Arc::default(),
+    ));
     let ctx = Context {
         notifier,
+        backups,
         store,
         hub: Hub::new(16),
         commands,
