@@ -438,6 +438,23 @@ async fn dashboard_story_in_both_languages_and_viewports() {
         .await
         .map_err(|e| e.to_string())
         .expect("back to light");
+    // Two devices in one chart: each gets its own average line and band, named in the legend.
+    step(&b, "chart-two-devices-en-1280", async {
+        b.click("#history-dev-gone").await?;
+        b.wait_text("#chart-tmp .u-legend", SOON, |t| {
+            t.contains("hist avg") && t.contains("gone avg")
+        })
+        .await?;
+        let readings: usize = attr(&b, "#chart-tmp", "data-readings")
+            .await?
+            .parse()
+            .unwrap_or(0);
+        if !(1402..=1502).contains(&readings) {
+            return Err(format!("{readings} readings for hist and gone together"));
+        }
+        Ok(())
+    })
+    .await;
     step(&b, "access-allow-en-1280", async {
         setup(&b, "en", VIEWPORTS[0]).await?;
         b.c()
