@@ -116,6 +116,12 @@ pub struct ServeSettings {
           value_parser = int::<u32>("RZMON_MQTT_MAX_CONNECTIONS", 1, 100_000))]
     pub mqtt_max_connections: u32,
 
+    /// Concurrent MQTT connections from one IP address (raise it when many devices share one
+    /// address, e.g. behind NAT).
+    #[arg(long, env = "RZMON_MQTT_PER_ADDRESS", default_value_t = 16,
+          value_parser = int::<u32>("RZMON_MQTT_PER_ADDRESS", 1, 100_000))]
+    pub mqtt_per_address: u32,
+
     /// Live events a WebSocket client may fall behind before it is disconnected.
     #[arg(long, env = "RZMON_WS_QUEUE", default_value_t = 256,
           value_parser = int::<u32>("RZMON_WS_QUEUE", 1, 1_000_000))]
