@@ -66,10 +66,10 @@ fn main() {
         let span = last.duration_since(first).as_secs_f64();
         println!();
         println!(
-            "rzmon bridge catch-up benchmark ({}, {rows} rows stored during the outage, RZMON_BRIDGE_RATE={rate})"
+            "rzmon bridge catch-up benchmark ({}, {rows} rows stored during the outage, RZMON_BRIDGE_RATE={rate})",
+            if cfg!(debug_assertions) { "debug" } else { "release" }
         );
-        println!("| measure | value |",
-            if cfg!(debug_assertions) { "debug" } else { "release" });
+        println!("| measure | value |");
         println!("|---|---|");
         println!("| rows received by the collector | {ids} |");
         println!(
