@@ -170,7 +170,10 @@ async fn run(mode: &str, devices: usize, per_device: usize, rules: bool, infligh
     let t0 = Instant::now();
     let mut publishers = Vec::new();
     for (id, pw) in creds {
-        publishers.push(tokio::spawn(publish(port, id, pw, per_device)));
+        // One connection at a time: the gate admits at most 4 pending logins per address.
+        let (connected, up) = tokio::sync::oneshot::channel();
+        publishers.push(tokio::spawn(publish(port, id, pw, per_device, connected)));
+        up.await.expect("device connected");
     }
     let mut acked = 0;
     for p in publishers {
@@ -226,13 +229,27 @@ async fn run(mode: &str, devices: usize, per_device: usize, rules: bool, infligh
 }
 
 /// One device: `n` QoS 1 messages, up to 100 in flight; the number of PUBACKs.
-async fn publish(port: u16, id: String, pw: String, n: usize) -> usize {
+async fn publish(
+    port: u16,
+    id: String,
+    pw: String,
+    n: usize,
+    connected: tokio::sync::oneshot::Sender<()>,
+) -> usize {
     let mut opts = MqttOptions::new(&id, "127.0.0.1", port);
     opts.set_credentials(&id, &pw)
         .set_keep_alive(Duration::from_secs(30))
         .set_inflight(100)
         .set_request_channel_capacity(1000);
     let (client, mut eventloop) = AsyncClient::new(opts, 1000);
+    loop {
+        match eventloop.poll().await {
+            Ok(Event::Incoming(Packet::ConnAck(_))) => break,
+            Ok(_) => {}
+            Err(e) => panic!("{id}: cannot connect: {e}"),
+        }
+    }
+    let _ = connected.send(());
     let topic = format!("rz/{id}/telemetry");
     let sender = tokio::spawn(async move {
         for seq in 0..n {
