@@ -37,6 +37,8 @@ pub fn start(dir: &Path, env: &[(&str, &str)]) -> Server {
         .env("RZMON_MQTT_ADDR", "127.0.0.1:0")
         .env("RZMON_ADMIN_PASSWORD", ADMIN_PASSWORD)
         .env("RZMON_MQTT_RATE", "0")
+        // Every bench device connects from 127.0.0.1.
+        .env("RZMON_MQTT_PER_ADDRESS", "100000")
         .env("RZMON_LOG", "warn")
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit());

@@ -1,8 +1,8 @@
 // Incidents: filterable table, newest first, paged by time cursor; live incidents prepended.
-import { api, latest, isStale } from './api.js';
+import { api, download, latest, isStale } from './api.js';
 import { t, fmtDate } from './i18n.js';
 import { h, clear, setMsg, responsiveTable, deviceOptions } from './dom.js';
-import { dateInput } from './dates.js';
+import { dateInput, timelineHref } from './dates.js';
 
 const KNOWN = ['unauthorized_access', 'door_forced', 'forced_entry', 'tamper', 'intrusion', 'door_open_too_long', 'temperature_high'];
 
@@ -29,7 +29,8 @@ function details(data) {
 export function incidentRow(r, isNew = false) {
   return h('tr', { class: isNew ? 'new' : '', dataset: { device: r.device, type: r.type, timestamp: r.timestamp } },
     h('td', { class: 'num' }, h('time', { datetime: r.timestamp }, fmtDate(r.timestamp))),
-    typeCell(r.type), h('td', {}, h('a', { href: `#/history?device=${encodeURIComponent(r.device)}` }, r.device)), h('td', {}, details(r.data || {})));
+    typeCell(r.type), h('td', {}, h('a', { href: `#/history?device=${encodeURIComponent(r.device)}` }, r.device)),
+    h('td', {}, details(r.data || {}), ' ', h('a', { href: timelineHref(r.timestamp, r.device), class: 'meta' }, t('acc.timeline'))));
 }
 
 export default function incidentsView(main, { live }) {
@@ -45,7 +46,8 @@ export default function incidentsView(main, { live }) {
     h('div', {}, h('label', { for: 'inc-from' }, t('inc.from')), from),
     h('div', {}, h('label', { for: 'inc-to' }, t('inc.to')), to),
     h('div', {}, h('label', { for: 'inc-limit' }, t('inc.limit')), limit),
-    h('button', { type: 'submit', class: 'primary', id: 'inc-apply' }, t('inc.apply')));
+    h('button', { type: 'submit', class: 'primary', id: 'inc-apply' }, t('inc.apply')),
+    h('button', { type: 'button', id: 'inc-csv', onclick: () => csv() }, t('csv.download')));
   const status = h('p', { class: 'msg', role: 'status', id: 'inc-status' });
   const tbody = h('tbody');
   const table = h('table', { id: 'incidents-table' },
@@ -67,6 +69,12 @@ export default function incidentsView(main, { live }) {
 
   function filters() {
     return { type: type.value.trim(), device: device.value, start_date: from.epoch(), end_date: to.epoch() };
+  }
+
+  async function csv() {
+    try {
+      await download('/incidents.csv', { query: filters(), filename: 'incidents.csv' });
+    } catch (e) { setMsg(status, e.message, 'error'); }
   }
 
   const slot = latest(); // a slower, older answer must not overwrite a newer one

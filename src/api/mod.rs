@@ -10,6 +10,7 @@ mod alert_rules;
 mod alerts;
 mod assets;
 mod auth_filter;
+mod backups;
 mod body;
 mod channels;
 mod client_ip;
@@ -18,17 +19,20 @@ mod cors;
 mod data;
 mod devices;
 mod error;
+mod export;
 mod health;
 mod incidents;
 mod login;
 mod metrics;
-mod params;
+pub mod params;
 mod profile;
 mod routes;
 mod session;
 mod settings;
 mod target;
 mod timeline;
+mod tokens;
+mod users;
 mod ws;
 
 use crate::alerts::Alerts;
@@ -70,6 +74,8 @@ pub struct ApiConfig {
     pub trusted_proxies: Vec<crate::cidr::Cidr>,
     /// Lifetime of an issued JWT.
     pub token_ttl: Duration,
+    /// Lifetime of a login with `"remember": true` ("keep me signed in on this device").
+    pub remember_ttl: Duration,
     /// Largest accepted request body in bytes.
     pub body_limit: u64,
     /// Events a WebSocket client may fall behind before it is dropped.
@@ -101,6 +107,8 @@ pub struct Context {
     /// The process's health checks, shown by `/health`.
     pub health: Health,
     pub config: ApiConfig,
+    /// The backups of the data directory (list, take one now, download).
+    pub backups: Arc<crate::lifecycle::Backups>,
     /// Cancelled on SIGINT/SIGTERM: stop accepting, close WebSockets.
     pub shutdown: CancellationToken,
 }
@@ -193,7 +201,11 @@ const RESOURCES: &[fn(&Table) -> Endpoints] = &[
     alert_rules::routes,
     channels::routes,
     session::routes,
+    backups::routes,
+    export::routes,
     timeline::routes,
+    users::routes,
+    tokens::routes,
 ];
 
 /// Every route of the server.

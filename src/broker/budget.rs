@@ -1,5 +1,6 @@
 //! Connection budgets of the MQTT port, so connections that cost an attacker nothing cannot
-//! crowd out devices: at most `PER_ADDRESS` open connections per IP address, of which at most
+//! crowd out devices: at most `PER_ADDRESS` (`RZMON_MQTT_PER_ADDRESS`) open connections per IP
+//! address, of which at most
 //! `PENDING_PER_ADDRESS` may still be waiting for their CONNECT to be accepted, and at most
 //! `PENDING_TOTAL` such unauthenticated connections overall. A connection over budget is closed
 //! at once (before it takes one of the gate's slots), counted, and logged once per address per
@@ -30,9 +31,16 @@ struct Inner {
 }
 
 /// Shared by the gate's accept loop and its connection tasks.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct Budget {
     inner: Arc<Mutex<Inner>>,
+    per_address: usize,
+}
+
+impl Default for Budget {
+    fn default() -> Self {
+        Self::new(PER_ADDRESS)
+    }
 }
 
 /// A connection's place in the budget; freed when dropped.
@@ -43,6 +51,14 @@ pub struct Ticket {
 }
 
 impl Budget {
+    /// At most `per_address` open connections per address (at least 1).
+    pub fn new(per_address: usize) -> Self {
+        Self {
+            inner: Arc::default(),
+            per_address: per_address.max(1),
+        }
+    }
+
     /// A ticket for a new connection from `ip`, or `Err(log)` when it is over budget (`log`:
     /// this refusal should be logged, the first for this address in a while).
     pub fn admit(&self, ip: IpAddr) -> Result<Ticket, bool> {
@@ -50,7 +66,7 @@ impl Budget {
         let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         let total_pending = inner.pending;
         let c = inner.by_ip.entry(ip).or_default();
-        if c.open + c.pending >= PER_ADDRESS
+        if c.open + c.pending >= self.per_address
             || c.pending >= PENDING_PER_ADDRESS
             || total_pending >= PENDING_TOTAL
         {
@@ -138,6 +154,16 @@ mod tests {
             "{PER_ADDRESS} open connections per address"
         );
         held.clear();
+        let wide = Budget::new(40);
+        let held: Vec<Ticket> = (0..40)
+            .map(|_| {
+                let mut t = wide.admit(a).unwrap();
+                t.authenticated();
+                t
+            })
+            .collect();
+        assert!(wide.admit(a).is_err(), "a configured limit is kept too");
+        drop(held);
         assert!(b.admit(a).is_ok(), "freed on drop");
     }
 }

@@ -56,7 +56,7 @@ pub async fn run(
     let gate = Arc::new(Gate {
         lockout: Lockout::new(cfg.login_failures, cfg.login_lock),
         slots: Arc::new(Semaphore::new(cfg.max_connections)),
-        budget: Budget::default(),
+        budget: Budget::new(cfg.per_address),
         cfg,
         upstream,
         verifier,
