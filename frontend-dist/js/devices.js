@@ -53,7 +53,7 @@ export default function devicesView(main, { live }) {
   const espDevice = h('select', { id: 'esp-device' });
   const cliLine = h('div', { id: 'device-add-cli' });
   const addBox = h('section', { class: 'card', id: 'device-add' },
-    h('h2', {}, t('dev.add')),
+    h('h2', { 'data-admin': true }, t('dev.add')),
     h('div', { 'data-admin': true }, h('p', {}, t('dev.addtext')),
       deviceAddForm(copyLine, (c) => { loadDevices().then(() => { espDevice.value = c.device; showSettings(); }); }),
       cliLine),
