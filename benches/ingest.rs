@@ -1,9 +1,13 @@
 //! Ingest benchmark through the real path: 10 devices publish QoS 1 telemetry with rumqttc over
 //! TCP to the release binary's gate → rumqttd → ingest → batching writer (`synchronous=FULL`).
-//! Reports persisted messages per second, the share stored, and the server's RSS.
+//! Reports persisted messages per second, the share stored, and the server's RSS (idle, right
+//! after the burst, and 60 s later).
 //!
 //! Run: `cargo bench --bench ingest` (optionally `-- <devices> <messages per device> [no-rules]`;
 //! `no-rules` disables every alert rule through the API first, to measure the rule engine's cost).
+//! `cargo bench --bench ingest -- sessions 28000`: that many connect-publish-disconnect
+//! sessions (a battery device's wake-up) after a 2,000-session warm-up, and the RSS before and
+//! after.
 
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 use std::io::{BufRead, BufReader};
@@ -14,6 +18,9 @@ use tokio::sync::{Barrier, Semaphore};
 
 const BIN: &str = env!("CARGO_BIN_EXE_rzmon");
 
+#[path = "../tests/util/sleepy.rs"]
+mod sleepy;
+
 fn main() {
     let args: Vec<usize> = std::env::args()
         .skip(1)
@@ -23,6 +30,10 @@ fn main() {
     let per_device = args.get(1).copied().unwrap_or(10_000);
     let rules = !std::env::args().any(|a| a == "no-rules");
     let rt = tokio::runtime::Runtime::new().expect("runtime");
+    if std::env::args().any(|a| a == "sessions") {
+        rt.block_on(run_sessions(args.first().copied().unwrap_or(28_000) as u64));
+        return;
+    }
     rt.block_on(run(devices, per_device, rules));
 }
 
@@ -234,6 +245,9 @@ async fn run(devices: usize, per_device: usize, rules: bool) {
     }
     let t_stored = t0.elapsed();
     let busy_rss = rss_kib(pid);
+    // What stays once the burst is over (the target: back near idle within a minute).
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    let later_rss = rss_kib(pid);
     println!();
     let mode = if rules {
         "all default alert rules active"
@@ -267,5 +281,45 @@ async fn run(devices: usize, per_device: usize, rules: bool) {
         "| RSS after the burst | {:.1} MiB |",
         busy_rss as f64 / 1024.0
     );
+    println!(
+        "| RSS 60 s after the burst | {:.1} MiB |",
+        later_rss as f64 / 1024.0
+    );
     assert_eq!(count, total, "not every message was stored");
+}
+
+/// RSS before and after `n` connect-publish-disconnect sessions (4 at a time, 8 devices).
+async fn run_sessions(n: u64) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = start(dir.path());
+    let (client, token) = login(&server.http).await;
+    let mut devices = Vec::new();
+    for i in 0..8 {
+        let id = format!("sleepy-{i}");
+        let pw = add_device(&client, &token, &server.http, &id).await;
+        devices.push((id, pw));
+    }
+    let pid = server.child.id();
+    let mqtt = std::net::SocketAddr::from(([127, 0, 0, 1], server.mqtt_port));
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let idle = rss_kib(pid);
+    let warm_up = 2_000;
+    sleepy::sessions(mqtt, &devices, 0, warm_up).await;
+    let before = rss_kib(pid);
+    let t = Instant::now();
+    sleepy::sessions(mqtt, &devices, warm_up, n).await;
+    let took = t.elapsed().as_secs_f64();
+    let db = dir.path().join("rzmon.db");
+    while stored(&db) < warm_up + n {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let after = rss_kib(pid);
+    println!(
+        "sessions: idle {:.1} MiB, after {warm_up} warm-up sessions {:.1} MiB, after {n} more {:.1} MiB ({:+.2} MiB; {:.0} sessions/s)",
+        idle as f64 / 1024.0,
+        before as f64 / 1024.0,
+        after as f64 / 1024.0,
+        (after as f64 - before as f64) / 1024.0,
+        n as f64 / took
+    );
 }

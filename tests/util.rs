@@ -11,6 +11,7 @@ mod device;
 mod external;
 mod history;
 mod process;
+pub mod sleepy;
 
 pub use device::*;
 pub use external::*;
