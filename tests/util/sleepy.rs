@@ -1,5 +1,5 @@
 //! Battery-device wake-ups over raw MQTT (CONNECT, one QoS 1 telemetry, its PUBACK,
-//! DISCONNECT), shared by the memory test and `cargo bench --bench ingest -- sessions N`.
+//! DISCONNECT), for the memory test.
 
 use bytes::BytesMut;
 use rumqttc::mqttbytes::QoS;
