@@ -42,6 +42,7 @@ impl Cli {
 }
 
 #[derive(Debug, Subcommand)]
+#[allow(clippy::large_enum_variant)] // parsed once at startup
 pub enum Command {
     /// Run the appliance: MQTT broker, ingest, REST API, WebSocket and dashboard (default).
     Serve(ServeSettings),

@@ -38,8 +38,12 @@ pub type Ws =
 /// A running server, in-process or as a child process.
 pub struct TestApp {
     pub dir: Arc<tempfile::TempDir>,
+    /// Plain HTTP and MQTT (the TLS ports when the plain ones are off).
     pub http: SocketAddr,
     pub mqtt: SocketAddr,
+    /// HTTPS and MQTT over TLS, when TLS is on.
+    pub https: Option<SocketAddr>,
+    pub mqtts: Option<SocketAddr>,
     /// Console lines of a process app (an in-process app prints to the test's output).
     pub stdout: Arc<Mutex<Vec<String>>>,
     env: Vec<(String, String)>,
@@ -146,6 +150,8 @@ impl TestApp {
         let pairs = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).chain([
             ("RZMON_HTTP_ADDR", "127.0.0.1:0"),
             ("RZMON_MQTT_ADDR", "127.0.0.1:0"),
+            ("RZMON_HTTPS_ADDR", "127.0.0.1:0"),
+            ("RZMON_MQTTS_ADDR", "127.0.0.1:0"),
         ]);
         let settings = ServeSettings::from_pairs(pairs).expect("settings");
         let path = dir.path().to_owned();
@@ -159,8 +165,16 @@ impl TestApp {
             .expect("app starts");
         Self {
             dir,
-            http: running.http_addr,
-            mqtt: running.mqtt_addr,
+            http: running
+                .http_addr
+                .or(running.https_addr)
+                .expect("an HTTP port"),
+            mqtt: running
+                .mqtt_addr
+                .or(running.mqtts_addr)
+                .expect("an MQTT port"),
+            https: running.https_addr,
+            mqtts: running.mqtts_addr,
             stdout: Arc::default(),
             env,
             client: http_client(),

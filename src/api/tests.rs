@@ -56,10 +56,14 @@ fn fixture(origins: &[&str]) -> Fixture {
             command_timeout: Duration::from_secs(1),
             enrol_timeout: Duration::from_secs(1),
             device: DeviceSettings {
-                mqtt_port: 1883,
+                mqtt_port: Some(1883),
+                mqtts_port: None,
+                https_port: None,
+                ca_url: None,
                 topic_prefix: "rz".into(),
                 mqtt_max_packet: 4096,
             },
+            ca_pem: None,
         },
         shutdown: CancellationToken::new(),
     };

@@ -8,8 +8,10 @@ mod services;
 pub use services::{Services, Stage};
 
 use crate::alerts::{self, Alerts};
+use crate::api::server::{HttpListeners, Plain};
 use crate::api::{self, ApiConfig};
 use crate::auth::policy;
+use crate::broker::MqttListeners;
 use crate::broker::{self, Broker, BrokerConfig, GateConfig, Sessions};
 use crate::commands::{Commands, access_sync};
 use crate::config::{Common, ServeSettings};
@@ -21,7 +23,8 @@ use crate::metrics::Metrics;
 use crate::notify::{self, Notifier};
 use crate::presence::Presence;
 use crate::store::{Store, Writer};
-use crate::{auth, ingest, secrets};
+use crate::tls::{PlainMode, Tls};
+use crate::{auth, ingest, secrets, tls};
 use anyhow::Context;
 use std::io::IsTerminal as _;
 use std::net::SocketAddr;
@@ -39,20 +42,36 @@ const NOTICE_QUEUE: usize = 256;
 /// Longest wait for the store writer to commit its last batch once every sender is gone.
 const WRITER_CLOSE: Duration = Duration::from_secs(10);
 
-/// The two public ports, bound before `start` (port 0 = any free port).
+/// The public ports, bound before `start` (port 0 = any free port): the plain ones unless
+/// `RZMON_PLAIN=off`, the TLS ones when TLS is on.
 pub struct Listeners {
-    pub http: TcpListener,
-    pub mqtt: TcpListener,
+    pub http: Option<TcpListener>,
+    pub mqtt: Option<TcpListener>,
+    pub https: Option<TcpListener>,
+    pub mqtts: Option<TcpListener>,
 }
 
 impl Listeners {
-    /// Binds `RZMON_HTTP_ADDR` and `RZMON_MQTT_ADDR`; a port in use names its setting.
+    /// Binds `RZMON_HTTP_ADDR`, `RZMON_MQTT_ADDR`, `RZMON_HTTPS_ADDR` and `RZMON_MQTTS_ADDR` as
+    /// the TLS settings ask; a port in use names its setting.
     pub async fn bind(settings: &ServeSettings) -> anyhow::Result<Self> {
+        let plain = settings.tls.plain() != PlainMode::Off;
+        let tls = settings.tls.enabled();
         Ok(Self {
-            http: bind(settings.http_addr, "RZMON_HTTP_ADDR").await?,
-            mqtt: bind(settings.mqtt_addr, "RZMON_MQTT_ADDR").await?,
+            http: bind_if(plain, settings.http_addr, "RZMON_HTTP_ADDR").await?,
+            mqtt: bind_if(plain, settings.mqtt_addr, "RZMON_MQTT_ADDR").await?,
+            https: bind_if(tls, settings.tls.https_addr, "RZMON_HTTPS_ADDR").await?,
+            mqtts: bind_if(tls, settings.tls.mqtts_addr, "RZMON_MQTTS_ADDR").await?,
         })
     }
+}
+
+async fn bind_if(yes: bool, addr: SocketAddr, var: &str) -> anyhow::Result<Option<TcpListener>> {
+    Ok(if yes {
+        Some(bind(addr, var).await?)
+    } else {
+        None
+    })
 }
 
 async fn bind(addr: SocketAddr, var: &str) -> anyhow::Result<TcpListener> {
@@ -80,10 +99,13 @@ pub struct Parts {
     pub alerts: Alerts,
 }
 
-/// A started app: its bound addresses, its parts, and the handle that stops it.
+/// A started app: its bound addresses (`None`: not served), its parts, and the handle that
+/// stops it.
 pub struct Running {
-    pub http_addr: SocketAddr,
-    pub mqtt_addr: SocketAddr,
+    pub http_addr: Option<SocketAddr>,
+    pub mqtt_addr: Option<SocketAddr>,
+    pub https_addr: Option<SocketAddr>,
+    pub mqtts_addr: Option<SocketAddr>,
     pub parts: Parts,
     services: Services,
     writer: Writer,
@@ -99,7 +121,7 @@ pub async fn serve(
     let store = tokio::task::spawn_blocking(move || Store::open_in(&dir)).await??;
     let listeners = Listeners::bind(&settings).await?;
     let running = start(listeners, settings, store).await?;
-    print_banner(running.http_addr, running.mqtt_addr);
+    print_banner(&running);
     tokio::select! {
         () = shutdown.cancelled() => tracing::info!("shutting down"),
         () = running.failed() => tracing::error!("a part of rzmon failed; shutting down"),
@@ -123,7 +145,20 @@ pub async fn start(
     };
     // Reported at once, so a later startup failure cannot swallow the one-time password.
     print_first_start(&first_start(&store, &settings).await?);
-    let (http_addr, mqtt_addr) = (listeners.http.local_addr()?, listeners.mqtt.local_addr()?);
+    let addr = |l: &Option<TcpListener>| l.as_ref().map(TcpListener::local_addr).transpose();
+    let (http_addr, mqtt_addr) = (addr(&listeners.http)?, addr(&listeners.mqtt)?);
+    let (https_addr, mqtts_addr) = (addr(&listeners.https)?, addr(&listeners.mqtts)?);
+    let tls = {
+        let (args, dir) = (settings.tls.clone(), data_dir(&store));
+        tokio::task::spawn_blocking(move || Tls::setup(&args, &dir))
+            .await?
+            .context("TLS setup")?
+    };
+    anyhow::ensure!(
+        tls.is_none() || (listeners.https.is_some() && listeners.mqtts.is_some()),
+        "TLS is on but the HTTPS/MQTTS listeners were not bound"
+    );
+    let ca = tls.as_ref().and_then(Tls::ca).cloned();
     let settings = Arc::new(settings);
     let metrics = Arc::new(Metrics::default());
     let health = Health::new();
@@ -197,10 +232,14 @@ pub async fn start(
             command_timeout: Duration::from_secs(settings.command_timeout),
             enrol_timeout: Duration::from_secs(settings.enrol_timeout),
             device: api::DeviceSettings {
-                mqtt_port: mqtt_addr.port(),
+                mqtt_port: mqtt_addr.map(|a| a.port()),
+                mqtts_port: mqtts_addr.map(|a| a.port()),
+                https_port: https_addr.map(|a| a.port()),
+                ca_url: ca.as_ref().map(|_| api::CA_URL.to_owned()),
                 topic_prefix: settings.topic_prefix.clone(),
                 mqtt_max_packet: settings.mqtt_max_packet,
             },
+            ca_pem: ca.as_ref().map(|c| Arc::new(c.pem.clone())),
         },
         shutdown,
     };
@@ -208,14 +247,29 @@ pub async fn start(
     // Every service, in one place: a name, a stage (when it stops) and its future.
     let mut s = Services::new();
     let p = &parts;
-    s.spawn("http", Stage::Front, |stop| {
-        api::serve(listeners.http, api_ctx(stop))
-    });
+    let plain = match (settings.tls.plain(), https_addr) {
+        (PlainMode::Redirect, Some(a)) => Plain::Redirect(a.port()),
+        _ => Plain::Serve,
+    };
+    let http = HttpListeners {
+        plain: listeners.http.map(|l| (l, plain)),
+        tls: listeners.https.zip(tls.clone()),
+    };
+    s.spawn("http", Stage::Front, |stop| api::serve(http, api_ctx(stop)));
+    let mqtt = MqttListeners {
+        plain: listeners.mqtt,
+        tls: listeners.mqtts.zip(tls.clone()),
+    };
+    if let Some(tls) = tls {
+        s.spawn("tls reload", Stage::Front, |stop| {
+            tls::reload::run(tls, stop)
+        });
+    }
     // Device publishes: gate → ingest (bounded; a full queue stops the gate reading sockets).
     let (inbound_tx, inbound_rx) = mpsc::channel(ingest::QUEUE);
     s.spawn("mqtt gate", Stage::Devices, |stop| {
         broker::run_gate(
-            listeners.mqtt,
+            mqtt,
             broker.internal_addr,
             gate_cfg,
             verifier,
@@ -279,10 +333,18 @@ pub async fn start(
         forward_notices(notice_rx, p.notifier.clone(), stop)
     });
 
-    tracing::info!(%http_addr, %mqtt_addr, "rzmon is running");
+    tracing::info!(
+        ?http_addr,
+        ?mqtt_addr,
+        ?https_addr,
+        ?mqtts_addr,
+        "rzmon is running"
+    );
     Ok(Running {
         http_addr,
         mqtt_addr,
+        https_addr,
+        mqtts_addr,
         parts,
         services: s,
         writer,
@@ -381,10 +443,36 @@ async fn first_start(store: &Store, settings: &ServeSettings) -> anyhow::Result<
     Ok(outcome)
 }
 
-fn print_banner(http: SocketAddr, mqtt: SocketAddr) {
+fn print_banner(r: &Running) {
     println!("rzmon {} is running", env!("CARGO_PKG_VERSION"));
-    println!("  Dashboard: http://{http}/");
-    println!("  MQTT:      {mqtt}   (register a device: rzmon device add <id>)");
+    if let Some(a) = r.https_addr {
+        println!("  Dashboard: https://{a}/");
+    }
+    match (r.http_addr, r.https_addr) {
+        (Some(a), Some(_)) if r.parts.settings.tls.plain() == PlainMode::Redirect => {
+            println!("  HTTP:      {a}   (redirects to HTTPS)")
+        }
+        (Some(a), _) => println!("  Dashboard: http://{a}/"),
+        (None, _) => {}
+    }
+    if let Some(a) = r.mqtts_addr {
+        println!("  MQTT/TLS:  {a}   (register a device: rzmon device add <id>)");
+    }
+    if let Some(a) = r.mqtt_addr {
+        println!("  MQTT:      {a}   (register a device: rzmon device add <id>)");
+    }
+    let dir = data_dir(&r.parts.store);
+    if r.https_addr.is_some()
+        && let Ok(Some(ca)) = tls::CaInfo::read(&dir)
+    {
+        println!("  TLS CA:    {}", ca.path.display());
+        println!("  CA SHA-256 fingerprint: {}", ca.fingerprint);
+    }
+}
+
+/// The data directory: where the database lives.
+fn data_dir(store: &Store) -> std::path::PathBuf {
+    store.path().parent().unwrap_or(Path::new(".")).to_owned()
 }
 
 fn print_first_start(first: &FirstStart) {
