@@ -66,11 +66,20 @@ pub enum Command {
         #[arg(long, env = "RZMON_TOKEN_TTL", default_value_t = 43_200)]
         token_ttl: u64,
     },
+    /// TLS: `rzmon tls show` prints the generated CA's path and SHA-256 fingerprint.
+    #[command(subcommand)]
+    Tls(TlsCommand),
     /// Write a consistent copy of the database to FILE while the server may be running.
     Backup {
         /// Destination file; must not exist.
         file: PathBuf,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TlsCommand {
+    /// Print the generated CA certificate's path and SHA-256 fingerprint.
+    Show,
 }
 
 #[derive(Debug, Subcommand)]
@@ -170,4 +179,10 @@ pub struct SimulateArgs {
     /// Seed of the random readings (same seed, same story).
     #[arg(long)]
     pub seed: Option<u64>,
+    /// MQTT over TLS (point --broker at the MQTTS port, e.g. 127.0.0.1:8883).
+    #[arg(long)]
+    pub tls: bool,
+    /// CA certificate (PEM) to trust with --tls; default: the one generated in --data-dir.
+    #[arg(long, requires = "tls")]
+    pub ca: Option<PathBuf>,
 }

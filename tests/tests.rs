@@ -26,4 +26,5 @@ mod mqtt_strict;
 mod proxies;
 mod readme;
 mod sessions;
+mod tls;
 mod ws;

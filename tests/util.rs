@@ -331,6 +331,33 @@ impl TestApp {
             incident_probability: 0.0,
             count: 0,
             seed: 7,
+            tls: None,
+        };
+        let stop = CancellationToken::new();
+        let creds = vec![Credentials {
+            device: id.into(),
+            password,
+        }];
+        tokio::spawn(simulate::run(opts, creds, stop.clone()));
+        stop
+    }
+
+    /// Like `simulator`, over MQTT/TLS to the MQTTS port, trusting the generated CA.
+    pub fn simulator_tls(&self, id: &str, interval: f64) -> CancellationToken {
+        let password = self.add_device(id);
+        let mqtts = self.mqtts.expect("TLS is on");
+        let ca = std::fs::read(self.dir.path().join("tls/ca.pem")).expect("generated CA");
+        let opts = SimOptions {
+            host: mqtts.ip().to_string(),
+            port: mqtts.port(),
+            prefix: "rz".into(),
+            interval,
+            enrol_delay: 0.3,
+            access_probability: 0.0,
+            incident_probability: 0.0,
+            count: 0,
+            seed: 7,
+            tls: Some(rzmon::tls::client_config(&ca).expect("client config")),
         };
         let stop = CancellationToken::new();
         let creds = vec![Credentials {

@@ -49,6 +49,15 @@ impl Paths {
     }
 }
 
+impl Paths {
+    /// The current server certificate's names, comma-separated.
+    pub fn names(&self) -> Option<String> {
+        fs::read_to_string(&self.meta)
+            .ok()
+            .and_then(|m| m.lines().next().map(str::to_owned))
+    }
+}
+
 /// The names of `RZMON_TLS_NAMES`, or the defaults: the host name, `localhost`, the loopback
 /// addresses and every address of this machine's interfaces (ESP32s often dial an IP).
 pub fn names(configured: &[String]) -> Vec<String> {

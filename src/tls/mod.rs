@@ -277,6 +277,26 @@ impl Tls {
     }
 }
 
+/// A client configuration (ring provider) that trusts exactly the CA certificates in `ca_pem`:
+/// what `rzmon simulate --tls --ca FILE` uses.
+pub fn client_config(ca_pem: &[u8]) -> anyhow::Result<Arc<rustls::ClientConfig>> {
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_slice_iter(ca_pem) {
+        roots
+            .add(cert.context("the CA file is not valid PEM")?)
+            .context("the CA file holds an unusable certificate")?;
+    }
+    anyhow::ensure!(!roots.is_empty(), "the CA file holds no certificate");
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .context("the TLS provider offers no protocol version")?
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    Ok(Arc::new(config))
+}
+
 fn load(source: &Source) -> anyhow::Result<CertifiedKey> {
     let (cert, key) = match source {
         Source::Generated { paths, .. } => (&paths.cert, &paths.key),
