@@ -2,7 +2,8 @@
 //! directly, so they also work while the server runs (WAL); the server notices device changes.
 
 use crate::auth::{self, policy};
-use crate::cli::{DeviceCommand, SimulateArgs, UserCommand};
+use crate::broker_config;
+use crate::cli::{BrokerConfigCommand, DeviceCommand, SimulateArgs, UserCommand};
 use crate::config::Common;
 use crate::model::{AuditAction, DEVICE_ID_RULE, DeviceId, format_ts};
 use crate::secrets;
@@ -100,7 +101,11 @@ pub fn user(store: &Store, cmd: UserCommand) -> anyhow::Result<()> {
 
 pub fn device(store: &Store, cmd: DeviceCommand) -> anyhow::Result<()> {
     match cmd {
-        DeviceCommand::Add { id, json } => {
+        DeviceCommand::Add {
+            id,
+            json,
+            broker_config,
+        } => {
             let device = DeviceId::parse(&id).with_context(|| {
                 format!("{id:?} is not a valid device id: use {DEVICE_ID_RULE}")
             })?;
@@ -109,14 +114,32 @@ pub fn device(store: &Store, cmd: DeviceCommand) -> anyhow::Result<()> {
                 Err(StoreError::Exists(_)) => bail!("device {id:?} already exists"),
                 r => r?,
             }
+            let broker_hash = secrets::mosquitto_hash(&password)?;
+            store.set_broker_hash(&id, &broker_hash)?;
             store.audit("cli", AuditAction::DeviceAdd, &id, &json!({}))?;
-            print_device(&id, &password, json);
+            match broker_config {
+                None => print_device(&id, &password, json),
+                Some(_) => {
+                    let line = broker_config::mosquitto_passwd_line(&id, &broker_hash);
+                    if json {
+                        println!(
+                            "{}",
+                            json!({"device": id, "username": id, "password": password, "mosquitto_passwd": line})
+                        );
+                    } else {
+                        print_device(&id, &password, false);
+                        println!("Mosquitto password file line (the ACL needs no change):");
+                        println!("{line}");
+                    }
+                }
+            }
         }
         DeviceCommand::Passwd { id, json } => {
             let password = secrets::random_password(secrets::DEVICE_PASSWORD_LEN)?;
             if !store.set_device_secret(&id, &secrets::hash_device_secret(&password)?)? {
                 bail!("there is no device {id:?}");
             }
+            store.set_broker_hash(&id, &secrets::mosquitto_hash(&password)?)?;
             store.audit("cli", AuditAction::DevicePasswd, &id, &json!({}))?;
             print_device(&id, &password, json);
         }
@@ -188,6 +211,7 @@ pub fn simulation(
                         &json!({ "simulated": true }),
                     )?;
                 }
+                store.set_broker_hash(&id, &secrets::mosquitto_hash(&password)?)?;
                 Ok(Credentials {
                     device: id,
                     password,
@@ -367,6 +391,91 @@ fn print_password(user: &str, password: &str, generated: bool, json: bool, what:
         (false, true) => println!("User {user} {what}. Password (shown once): {password}"),
         (false, false) => println!("User {user} {what}."),
     }
+}
+
+/// `rzmon broker-config mosquitto`: the password file and ACL for every enabled device plus
+/// the service account, written into `--out` or printed.
+pub fn broker_config(store: &Store, cmd: BrokerConfigCommand) -> anyhow::Result<()> {
+    let BrokerConfigCommand::Mosquitto {
+        out,
+        service_user,
+        service_password_stdin,
+        json,
+        topic_prefix,
+    } = cmd;
+    let prefix = topic_prefix.as_str();
+    if DeviceId::parse(&service_user).is_none() {
+        bail!("--service-user must be {DEVICE_ID_RULE}");
+    }
+    let accounts = store.broker_accounts()?;
+    if accounts.iter().any(|(id, _)| *id == service_user) {
+        bail!("--service-user {service_user:?} is also a device id; choose another name");
+    }
+    let (with_hash, missing): (Vec<_>, Vec<_>) =
+        accounts.into_iter().partition(|(_, h)| h.is_some());
+    for (id, _) in &missing {
+        eprintln!(
+            "warning: device {id} has no stored broker hash (added before); re-key it with `rzmon device passwd {id}`"
+        );
+    }
+    let devices: Vec<(String, String)> = with_hash
+        .into_iter()
+        .filter_map(|(id, h)| Some((id, h?)))
+        .collect();
+    let (service_password, generated) = choose_password(service_password_stdin)?;
+    let service_hash = secrets::mosquitto_hash(&service_password)?;
+    let passwd = broker_config::mosquitto_passwd(&devices, (&service_user, &service_hash));
+    let acl = broker_config::mosquitto_acl(prefix, &service_user);
+    if json {
+        let mut v = json!({"password_file": passwd, "acl_file": acl, "service_user": service_user});
+        if generated {
+            v["service_password"] = service_password.clone().into();
+        }
+        println!("{v}");
+        return Ok(());
+    }
+    match out {
+        Some(dir) => {
+            let (p, a) = (dir.join("rzmon.passwd"), dir.join("rzmon.acl"));
+            write_0600(&p, passwd.as_bytes())?;
+            std::fs::write(&a, &acl).with_context(|| format!("cannot write {}", a.display()))?;
+            println!(
+                "Wrote {} ({} devices + {service_user}) and {}.",
+                p.display(),
+                devices.len(),
+                a.display()
+            );
+            println!(
+                "mosquitto.conf:\n{}",
+                broker_config::mosquitto_conf(&p.display().to_string(), &a.display().to_string())
+            );
+        }
+        None => print!("# ---- password file\n{passwd}# ---- ACL file\n{acl}"),
+    }
+    if generated {
+        println!("Service account {service_user} password (shown once): {service_password}");
+        println!("  RZMON_BROKER=mqtt://{service_user}:<password>@<host>:1883");
+    }
+    Ok(())
+}
+
+/// Writes `data` to `path` (replacing it) readable by the owner only: it holds password hashes.
+fn write_0600(path: &Path, data: &[u8]) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+    let mut f = opts
+        .open(path)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    }
+    f.write_all(data)
+        .with_context(|| format!("cannot write {}", path.display()))
 }
 
 fn print_device(id: &str, password: &str, json: bool) {

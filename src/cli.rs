@@ -69,6 +69,10 @@ pub enum Command {
     /// TLS: `rzmon tls show` prints the generated CA's path and SHA-256 fingerprint.
     #[command(subcommand)]
     Tls(TlsCommand),
+    /// Files for an external broker (RZMON_BROKER) that takes over device logins and topic
+    /// permissions.
+    #[command(subcommand)]
+    BrokerConfig(BrokerConfigCommand),
     /// Write a consistent copy of the database to FILE while the server may be running.
     Backup {
         /// Destination file; must not exist.
@@ -111,6 +115,38 @@ pub enum UserCommand {
     Remove { username: String },
 }
 
+/// External brokers `rzmon broker-config` writes files for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum BrokerKind {
+    Mosquitto,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BrokerConfigCommand {
+    /// Mosquitto password file (PBKDF2-SHA512 hashes) and ACL for every registered device plus
+    /// this rzmon instance's service account.
+    Mosquitto {
+        /// Directory to write `rzmon.passwd` (0600) and `rzmon.acl` into; without it both
+        /// files are printed.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Username of this rzmon instance's service account (one per instance).
+        #[arg(long, default_value = "rzmon-service")]
+        service_user: String,
+        /// Read the service account's password from standard input; otherwise a random one is
+        /// generated and printed once.
+        #[arg(long)]
+        service_password_stdin: bool,
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+        /// First topic level of every device topic (the server's RZMON_TOPIC_PREFIX).
+        #[arg(long, env = "RZMON_TOPIC_PREFIX", default_value = "rz",
+              value_parser = crate::config::prefix)]
+        topic_prefix: String,
+    },
+}
+
 #[derive(Debug, Subcommand)]
 pub enum DeviceCommand {
     /// Register a device; prints its MQTT username and password once.
@@ -119,6 +155,9 @@ pub enum DeviceCommand {
         id: String,
         #[arg(long)]
         json: bool,
+        /// Also print the device's line for this external broker's password file.
+        #[arg(long, value_enum)]
+        broker_config: Option<BrokerKind>,
     },
     /// Give a device a new MQTT password (its live connection is closed).
     Passwd {

@@ -2,6 +2,7 @@
 //! A bad value stops startup with a message naming the flag and the variable.
 
 use crate::auth::policy;
+use crate::mqtt_url::BrokerUrl;
 use clap::Args;
 use std::fmt;
 use std::net::SocketAddr;
@@ -33,15 +34,15 @@ impl fmt::Debug for Secret {
 #[derive(Debug, Clone, Args)]
 pub struct Common {
     /// Directory for the database and the generated JWT secret (created 0700).
-    #[arg(long, env = "RZMON_DATA_DIR", default_value = "./data", global = true)]
+    #[arg(long, env = "RZMON_DATA_DIR", default_value = "./data")]
     pub data_dir: PathBuf,
 
     /// Log filter in tracing syntax, e.g. `info` or `rzmon=debug`.
-    #[arg(long, env = "RZMON_LOG", default_value = "info", global = true)]
+    #[arg(long, env = "RZMON_LOG", default_value = "info")]
     pub log: String,
 
     /// Log format: `text` (colour only on a terminal) or `json` (one object per line).
-    #[arg(long, env = "RZMON_LOG_FORMAT", default_value = "text", global = true)]
+    #[arg(long, env = "RZMON_LOG_FORMAT", default_value = "text")]
     pub log_format: LogFormat,
 }
 
@@ -135,6 +136,12 @@ pub struct ServeSettings {
           value_parser = int::<u64>("RZMON_ENROL_TIMEOUT", 1, 600))]
     pub enrol_timeout: u64,
 
+    /// Bearer token for `GET /metrics` (Prometheus scrapers; ≥ 16 characters). Unset: only
+    /// dashboard login tokens are accepted there.
+    #[arg(long, env = "RZMON_METRICS_TOKEN", hide_env_values = true,
+          value_parser = secret)]
+    pub metrics_token: Option<Secret>,
+
     /// A device that sent nothing for this many seconds is shown offline.
     #[arg(long, env = "RZMON_STALE_AFTER", default_value_t = 180,
           value_parser = int::<u64>("RZMON_STALE_AFTER", 5, 86_400))]
@@ -145,6 +152,68 @@ pub struct ServeSettings {
 
     #[command(flatten)]
     pub tls: crate::tls::TlsArgs,
+    /// Home Assistant bridge, upstream bridge, external broker.
+    #[command(flatten)]
+    pub integrations: Box<IntegrationSettings>,
+}
+
+/// Settings of the integrations with other MQTT brokers (Home Assistant, ...).
+#[derive(Debug, Clone, Args)]
+pub struct IntegrationSettings {
+    /// Home Assistant's MQTT broker, e.g. `mqtt://user:pass@homeassistant.local:1883` or
+    /// `mqtts://...`; unset = no Home Assistant bridge.
+    #[arg(long, env = "RZMON_HA_BROKER", hide_env_values = true,
+          value_parser = secret)]
+    pub ha_broker: Option<Secret>,
+
+    /// Home Assistant's discovery prefix.
+    #[arg(long, env = "RZMON_HA_DISCOVERY_PREFIX", default_value = "homeassistant",
+          value_parser = topic_level("RZMON_HA_DISCOVERY_PREFIX"))]
+    pub ha_discovery_prefix: String,
+
+    /// First topic level of the states rzmon publishes for Home Assistant.
+    #[arg(long, env = "RZMON_HA_BASE_TOPIC", default_value = "rzmon",
+          value_parser = topic_level("RZMON_HA_BASE_TOPIC"))]
+    pub ha_base_topic: String,
+
+    /// Include RFID card ids in the access events sent to Home Assistant.
+    #[arg(long, env = "RZMON_HA_ACCESS_IDS", default_value_t = false,
+          action = clap::ArgAction::Set)]
+    pub ha_access_ids: bool,
+
+    /// Upstream broker every stored row is forwarded to, e.g. `mqtts://user:pass@central:8883`;
+    /// unset = no upstream bridge.
+    #[arg(long, env = "RZMON_BRIDGE_URL", hide_env_values = true,
+          value_parser = secret)]
+    pub bridge_url: Option<Secret>,
+
+    /// Topic prefix upstream (one or more levels, e.g. `site-a/rzmon`).
+    #[arg(long, env = "RZMON_BRIDGE_PREFIX", default_value = "rzmon",
+          value_parser = topic_path)]
+    pub bridge_prefix: String,
+
+    /// Most messages per second the bridge sends (also its catch-up rate after an outage).
+    #[arg(long, env = "RZMON_BRIDGE_RATE", default_value_t = 1000,
+          value_parser = int::<u32>("RZMON_BRIDGE_RATE", 1, 100_000))]
+    pub bridge_rate: u32,
+}
+
+impl IntegrationSettings {
+    /// `RZMON_HA_BROKER`, parsed (the error never shows the value).
+    pub fn ha_broker(&self) -> Result<Option<BrokerUrl>, String> {
+        self.ha_broker
+            .as_ref()
+            .map(|u| BrokerUrl::parse(u.expose(), "RZMON_HA_BROKER"))
+            .transpose()
+    }
+
+    /// `RZMON_BRIDGE_URL`, parsed.
+    pub fn bridge_url(&self) -> Result<Option<BrokerUrl>, String> {
+        self.bridge_url
+            .as_ref()
+            .map(|u| BrokerUrl::parse(u.expose(), "RZMON_BRIDGE_URL"))
+            .transpose()
+    }
 }
 
 /// Settings of notification delivery and the heartbeat.
@@ -226,6 +295,14 @@ impl ServeSettings {
                 policy::MIN_PASSWORD_LEN,
             ));
         }
+        if let Some(t) = &self.metrics_token
+            && t.expose().len() < 16
+        {
+            return Err(short("RZMON_METRICS_TOKEN", "--metrics-token", 16));
+        }
+        // Broker URLs carry passwords: checked here, so clap never prints the value.
+        self.integrations.ha_broker()?;
+        self.integrations.bridge_url()?;
         if let Some(s) = &self.jwt_secret
             && s.expose().len() < policy::MIN_SECRET_LEN
         {
@@ -302,6 +379,32 @@ where
             "{var} must be a whole number from {min} to {max}, got {s:?}"
         )),
     }
+}
+
+/// One MQTT topic level of A-Z a-z 0-9 - _ (1-64 characters).
+fn topic_level(var: &'static str) -> impl Fn(&str) -> Result<String, String> + Clone {
+    move |s: &str| {
+        let ok = !s.is_empty()
+            && s.len() <= 64
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        if ok {
+            Ok(s.to_owned())
+        } else {
+            Err(format!(
+                "{var} must be 1-64 characters of A-Z a-z 0-9 - _, got {s:?}"
+            ))
+        }
+    }
+}
+
+/// Topic levels joined by `/`, each like `topic_level`.
+fn topic_path(s: &str) -> Result<String, String> {
+    let level = topic_level("RZMON_BRIDGE_PREFIX");
+    for part in s.split('/') {
+        level(part)?;
+    }
+    Ok(s.to_owned())
 }
 
 pub(crate) fn prefix(s: &str) -> Result<String, String> {

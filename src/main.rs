@@ -54,6 +54,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 rzmon::simulate::run(opts, devices, shutdown).await
             })
         }
+        Command::BrokerConfig(cmd) => {
+            admin::broker_config(&admin::open_existing(&cli.common.data_dir)?, cmd)
+        }
         Command::Token {
             username,
             jwt_secret,

@@ -124,6 +124,29 @@ pub fn hash_device_secret(password: &str) -> anyhow::Result<String> {
     ))
 }
 
+/// Iterations Mosquitto 2's `mosquitto_passwd` uses for `$7$` (PBKDF2-SHA512) hashes.
+const MOSQUITTO_ITERATIONS: u32 = 101;
+
+/// A device password in Mosquitto's password-file form, `$7$101$<salt b64>$<hash b64>`
+/// (PBKDF2-SHA512, 12-byte salt, 64-byte hash), for `rzmon broker-config mosquitto`. Kept
+/// because device passwords are shown only once.
+pub fn mosquitto_hash(password: &str) -> anyhow::Result<String> {
+    let salt = random_bytes(12)?;
+    Ok(mosquitto_hash_with(password, &salt, MOSQUITTO_ITERATIONS))
+}
+
+fn mosquitto_hash_with(password: &str, salt: &[u8], iterations: u32) -> String {
+    use base64::Engine;
+    use base64::engine::general_purpose::STANDARD;
+    let mut out = [0u8; 64];
+    pbkdf2::pbkdf2_hmac::<sha2::Sha512>(password.as_bytes(), salt, iterations, &mut out);
+    format!(
+        "$7${iterations}${}${}",
+        STANDARD.encode(salt),
+        STANDARD.encode(out)
+    )
+}
+
 /// Constant-time check of a device password against `hash_device_secret`'s output.
 pub fn verify_device_secret(password: &[u8], stored: &str) -> bool {
     let mut parts = stored.split('$');
@@ -181,5 +204,17 @@ mod tests {
                 .mode();
             assert_eq!(mode & 0o777, 0o600);
         }
+    }
+
+    /// Same bytes as `mosquitto_passwd` (2.0.11) wrote for alice / secret123.
+    #[test]
+    fn mosquitto_hash_matches_mosquitto_passwd() {
+        use base64::Engine;
+        let line = "$7$101$r1p9j3hsxV8kjTP6$Cv8dA7N3NzE+xUMLiPrWZPkJGuqsp13+mXCS5M2qm/slJqRqQN3DYG2jR/es+7fFH3vePHLSAP5CCEN3w56qXg==";
+        let salt = base64::engine::general_purpose::STANDARD
+            .decode("r1p9j3hsxV8kjTP6")
+            .unwrap();
+        assert_eq!(mosquitto_hash_with("secret123", &salt, 101), line);
+        assert!(mosquitto_hash("x").unwrap().starts_with("$7$101$"));
     }
 }

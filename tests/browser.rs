@@ -2,6 +2,7 @@
 //! WebDriver, against the real binary with a simulated device. A step that fails saves a
 //! screenshot under `target/browser-screenshots/`. A missing browser fails the test.
 
+use crate::receiver::Receiver;
 use crate::util::*;
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::json;
@@ -410,6 +411,41 @@ async fn dashboard_end_to_end() {
             return Err("the rule editor did not save the new threshold".into());
         }
         b.wait_text(&format!("[data-rule=\"{id}\"]"), SOON, |t| t.contains("60"))
+            .await
+            .map(drop)
+    })
+    .await;
+    step(&b, "channels", async {
+        // A webhook channel added in the Alerts page's editor; Send test reaches a real
+        // receiver on loopback and the page reports the delivery.
+        let rx = Receiver::start().await;
+        b.wait("#channel-add", SOON).await?;
+        b.click("#channel-add").await?;
+        b.wait("#channel-kind", SOON).await?;
+        b.c()
+            .execute(
+                "const k = document.getElementById('channel-kind'); k.value = 'webhook'; \
+                 k.dispatchEvent(new Event('change'));",
+                vec![],
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+        b.fill("#channel-name", "E2E hook").await?;
+        b.fill("#channel-s-url", &rx.url("/hook")).await?;
+        b.click("#channel-save").await?;
+        b.wait_text("#channels-list", SOON, |t| t.contains("E2E hook"))
+            .await?;
+        b.click("#channels-list [data-action=\"test\"]").await?;
+        b.wait_text("#channel-test-result", SOON, |t| {
+            t.contains("E2E hook") && t.contains("Delivered")
+        })
+        .await?;
+        let got = rx.wait_for(1, SOON).await;
+        let body = got.first().map(|r| r.json()).unwrap_or_default();
+        if body["version"] != "4" {
+            return Err(format!("the receiver got no webhook test message: {body}"));
+        }
+        b.wait_text("#channels-list", SOON, |t| t.contains("sent"))
             .await
             .map(drop)
     })

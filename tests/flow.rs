@@ -24,6 +24,16 @@ const RULES: &[(&str, &[&str])] = &[
     ("src/api/", &["app", "admin"]),
     ("src/admin.rs", &["app"]),
     ("src/commands/", &["api", "app"]),
+    // Integrations read the store and the hub; they never reach into ingest or the broker.
+    ("src/ha/", &["api", "app", "admin", "broker", "ingest"]),
+    (
+        "src/bridge/",
+        &["api", "app", "admin", "broker", "ingest", "ha"],
+    ),
+    (
+        "src/mqtt_url.rs",
+        &["api", "app", "store", "broker", "ingest", "ha"],
+    ),
     ("src/", &["app"]),
 ];
 

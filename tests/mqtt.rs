@@ -1,5 +1,6 @@
 //! The gate: who may connect, publish and subscribe; payload rules; bulk QoS 1 delivery.
 
+use crate::metrics::metric_sum;
 use crate::util::*;
 use serde_json::json;
 
@@ -24,8 +25,8 @@ async fn bad_logins_are_refused_with_connack() {
     let ok = Device::connect(app.mqtt, "esp32-1", Some(("esp32-1", &pw))).await;
     assert_eq!(ok.wait_connack().await, Ok(()));
     let token = app.login().await;
-    let (_, m) = app.get("/metrics", Some(&token)).await;
-    assert_eq!(m["mqtt_logins_refused"], 3);
+    let refused = metric_sum(&app, &token, "rzmon_mqtt_logins_refused_total").await;
+    assert_eq!(refused, 3.0);
     assert!(app.stderr().contains("MQTT login refused"));
     assert!(!app.stderr().contains(&pw), "passwords never reach the log");
 }
@@ -73,8 +74,8 @@ async fn devices_cannot_impersonate_or_eavesdrop() {
     assert!(app.wait_rows(&token, "dev-a", 1).await, "own topics work");
     let (_, body) = app.get("/data?device=dev-b", Some(&token)).await;
     assert_eq!(body["data"], json!([]), "nothing was stored as dev-b");
-    let (_, m) = app.get("/metrics", Some(&token)).await;
-    assert!(m["mqtt_violations"].as_u64().unwrap() >= 5, "{m}");
+    let violations = metric_sum(&app, &token, "rzmon_mqtt_gate_violations_total").await;
+    assert!(violations >= 5.0, "{violations}");
 }
 
 /// Malformed and out-of-range payloads are rejected and counted while the connection and the
@@ -101,8 +102,8 @@ async fn bad_payloads_are_rejected_and_oversize_closes() {
         app.wait_rows(&token, "esp32-1", 1).await,
         "a good message after bad ones is stored"
     );
-    let (_, m) = app.get("/metrics", Some(&token)).await;
-    assert_eq!(m["ingest_rejected"], 8, "{m}");
+    let rejected = metric_sum(&app, &token, "rzmon_messages_rejected_total").await;
+    assert_eq!(rejected, 8.0);
     let (_, body) = app.get("/data", Some(&token)).await;
     assert_eq!(body["data"].as_array().unwrap().len(), 1);
     assert_eq!(
@@ -161,7 +162,7 @@ async fn redelivered_seq_is_ignored() {
     let token = app.login().await;
     assert!(
         wait_until(SOON, || async {
-            app.get("/metrics", Some(&token)).await.1["store_duplicates"] == 1
+            metric_sum(&app, &token, "rzmon_store_duplicates_total").await == 1.0
         })
         .await
     );

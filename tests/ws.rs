@@ -1,5 +1,6 @@
 //! The live WebSocket: authentication, events, slow clients.
 
+use crate::metrics::metric_sum;
 use crate::util::*;
 use futures_util::StreamExt;
 use serde_json::json;
@@ -108,7 +109,7 @@ async fn slow_client_is_dropped_and_others_keep_receiving() {
     );
     assert!(
         wait_until(SOON, || async {
-            app.get("/metrics", Some(&token)).await.1["ws_dropped_slow"] == 1
+            metric_sum(&app, &token, "rzmon_ws_dropped_total").await == 1.0
         })
         .await
     );

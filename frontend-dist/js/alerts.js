@@ -5,6 +5,7 @@ import { api } from './api.js';
 import { t, fmtDate, fmtNumber } from './i18n.js';
 import { h, clear, setMsg, responsiveTable, deviceOptions, inputToEpoch } from './dom.js';
 import { ruleEditor, describeRule } from './alert-rules.js';
+import { mountChannels } from './channels.js';
 
 const level = (sev) => (sev === 'critical' ? 'alarm' : 'warn');
 
@@ -75,6 +76,7 @@ export default function alertsView(main, { live }) {
     h('section', {}, h('h2', {}, t('al.history')), filters, histStatus, h('div', { class: 'table-wrap card' }, table)),
     h('section', {}, h('h2', {}, t('al.rules')), rulesBox),
     h('section', { id: 'alert-channels' }));
+  mountChannels(main.querySelector('#alert-channels'));
 
   let gen = 0;
   async function loadActive() {

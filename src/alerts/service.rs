@@ -8,13 +8,12 @@ use super::{Alerts, rule, rule_from_row, view};
 use crate::health::{Check, Health, Snapshot};
 use crate::hub::Hub;
 use crate::model::{Body, DeviceId, LiveEvent, Message, Telemetry, format_ts, now_ms};
-use crate::notify::{Notice, NoticeKind};
+use crate::notify::{Notice, NoticeKind, Notifier};
 use crate::store::{NewAlert, PendingRow, Store};
 use anyhow::Context;
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 use tokio::sync::broadcast::error::RecvError;
-use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 /// How often timers, silence and reminders are checked.
@@ -30,8 +29,9 @@ pub struct Deps {
     pub alerts: Alerts,
     /// rzmon's own checks: a failed one raises a system alert, its recovery resolves it.
     pub health: Health,
-    /// Bounded: a slow delivery slows the engine (never ingest: the hub ring decouples them).
-    pub notices: mpsc::Sender<Notice>,
+    /// Delivery: a notice is in the persisted outbox when `submit` returns (a local commit;
+    /// a slow disk slows the engine, never ingest: the hub ring decouples them).
+    pub notifier: Notifier,
 }
 
 /// Runs until `stop`.
@@ -430,20 +430,10 @@ async fn notify(
         at_ms,
         labels,
     };
-    if deps.notices.send(notice).await.is_err() {
-        tracing::error!(
-            alert = id,
-            "notice delivery is not running; notice not handed over"
-        );
+    // The outbox and the alert's notice record are written in one transaction.
+    if let Err(e) = deps.notifier.submit_async(notice).await {
+        tracing::error!(alert = id, error = %e, "a notice could not be filed for delivery");
         return;
-    }
-    let name = match kind {
-        NoticeKind::Firing => "firing",
-        NoticeKind::Reminder => "reminder",
-        NoticeKind::Resolved => "resolved",
-    };
-    if let Err(e) = blocking(&deps.store, move |s| s.record_alert_notice(id, name, at_ms)).await {
-        tracing::error!(alert = id, error = %e, "cannot record a handed-over notice");
     }
     if kind != NoticeKind::Resolved {
         engine.noticed(key, kind == NoticeKind::Reminder, at_ms);

@@ -11,6 +11,8 @@ use warp::http::{HeaderMap, header};
 use warp::{Filter, Rejection};
 
 const MISSING: &str = "Log in first: send the header Authorization: Bearer <access_token>.";
+const MISSING_SERVICE: &str =
+    "Send the header Authorization: Bearer <RZMON_METRICS_TOKEN> (or a login token).";
 const MALFORMED: &str = "The Authorization header must look like: Bearer <access_token>.";
 const INVALID: &str = "The access token is invalid; log in again.";
 const EXPIRED: &str = "The access token has expired; log in again.";
@@ -42,6 +44,29 @@ pub fn authenticated(
                 .await
                 .map_err(warp::reject::custom)
         })
+}
+
+/// Accepts the fixed `service` token (compared as SHA-256 digests, so the time taken says
+/// nothing about the token) or a login token, else rejects with 401.
+pub fn service_or_session(
+    state: Shared,
+    service: Option<crate::config::Secret>,
+) -> impl Filter<Extract = (), Error = Rejection> + Clone {
+    use sha2::{Digest, Sha256};
+    let service = service.map(|s| Sha256::digest(s.expose().as_bytes()));
+    warp::header::headers_cloned()
+        .and(with_state(state))
+        .and_then(move |headers: HeaderMap, state: Shared| async move {
+            let token = bearer_token(&headers)?.ok_or(ApiError::Unauthorized(MISSING_SERVICE))?;
+            if service.is_some_and(|digest| Sha256::digest(token.as_bytes()) == digest) {
+                return Ok(());
+            }
+            authenticate(&state, token)
+                .await
+                .map(drop)
+                .map_err(warp::reject::custom)
+        })
+        .untuple_one()
 }
 
 /// The token of an `Authorization: Bearer` header; `Ok(None)` when there is no header.

@@ -91,12 +91,14 @@ async fn add_device(user: Principal, req: AddDevice, state: Shared) -> Result<Re
     let password = crate::secrets::random_password(crate::secrets::DEVICE_PASSWORD_LEN)
         .map_err(ApiError::internal)?;
     let hash = crate::secrets::hash_device_secret(&password).map_err(ApiError::internal)?;
+    let broker_hash = crate::secrets::mosquitto_hash(&password).map_err(ApiError::internal)?;
     let (d, u) = (id.clone(), user.username.clone());
     let created = blocking(&state.ctx.store, move |s| {
         match s.create_device(&d, &hash) {
             Err(crate::store::StoreError::Exists(_)) => Ok(false),
             Err(e) => Err(e),
             Ok(()) => {
+                s.set_broker_hash(d.as_str(), &broker_hash)?;
                 s.audit(&u, AuditAction::DeviceAdd, d.as_str(), &json!({}))?;
                 Ok(true)
             }

@@ -80,6 +80,8 @@ pub struct ApiConfig {
     pub command_timeout: Duration,
     /// How long an enrolment waits for a card to be presented.
     pub enrol_timeout: Duration,
+    /// Bearer token a Prometheus scraper sends for `/metrics` (besides login tokens).
+    pub metrics_token: Option<crate::config::Secret>,
     /// How devices reach the broker (served by `GET /settings`).
     pub device: DeviceSettings,
     /// The generated CA certificate (PEM) served at `/tls/ca.pem`.
@@ -199,9 +201,14 @@ const RESOURCES: &[fn(&Table) -> Endpoints] = &[
 /// Every route of the server.
 fn routes(state: Shared) -> BoxedFilter<(Response,)> {
     let origins = state.ctx.config.allowed_origins.clone();
+    let metrics = state.ctx.metrics.clone();
     let (api, table) = api_routes(state);
     tracing::debug!("API routes:\n{table}");
+    let record = metrics::record(metrics, table.clone());
     assemble(api, table, origins)
+        .with(record)
+        .map(warp::Reply::into_response)
+        .boxed()
 }
 
 /// The API endpoints and their table; each rejects only with "not mine" (404), 405, or an

@@ -94,6 +94,14 @@ impl Routes {
 /// The API endpoints of one resource file, answered as responses.
 pub type Endpoints = BoxedFilter<(Response,)>;
 
+impl Routes {
+    /// The path template of the route `path` belongs to (`devices/{id}`), for labels that
+    /// must stay few: a raw path never becomes one.
+    pub fn template(&self, path: &str) -> Option<&'static str> {
+        self.0.iter().find(|r| r.matches(path)).map(|r| r.path)
+    }
+}
+
 /// One line per route: `GET /devices/{id} (protected)`.
 impl std::fmt::Display for Routes {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -167,6 +175,27 @@ impl Table {
 
     pub fn post(&self, path: &'static str) -> BoxedFilter<(Principal,)> {
         self.protected(Method::POST, path)
+    }
+
+    /// A protected GET endpoint for a machine (a Prometheus scraper): besides a login token it
+    /// accepts the fixed `service` token, if one is configured.
+    pub fn get_for_service(
+        &self,
+        path: &'static str,
+        service: Option<crate::config::Secret>,
+    ) -> BoxedFilter<()> {
+        self.record(Method::GET, path, Access::Protected);
+        segments(path)
+            .and(method_filter(&Method::GET))
+            .and(auth_filter::service_or_session(self.state.clone(), service))
+            .map(|_: Vec<String>| ())
+            .untuple_one()
+            .boxed()
+    }
+
+    /// The API settings, for building routes.
+    pub fn config(&self) -> &super::ApiConfig {
+        &self.state.ctx.config
     }
 
     /// The shared state, for handlers.
@@ -301,5 +330,15 @@ mod tests {
         assert_eq!(routes.allow("/devices"), "GET, OPTIONS, POST");
         assert_eq!(routes.allow("/devices/x"), "DELETE, OPTIONS");
         assert_eq!(routes.allow("/user/nope"), "DELETE, GET, OPTIONS, POST");
+    }
+
+    /// A path's template is its route's path; other paths have none.
+    #[test]
+    fn templates_come_from_the_routes() {
+        let routes = routes();
+        assert_eq!(routes.template("/devices/esp32-1"), Some("devices/{id}"));
+        assert_eq!(routes.template("/devices"), Some("devices"));
+        assert_eq!(routes.template("/devices/a/b"), None);
+        assert_eq!(routes.template("/"), None);
     }
 }

@@ -20,6 +20,9 @@ struct Fixture {
     token: String,
 }
 
+/// The scraper token of the fixture's `/metrics`.
+const METRICS_TOKEN: &str = "scraper-token-0123456789";
+
 fn fixture(origins: &[&str]) -> Fixture {
     let dir = tempfile::tempdir().expect("temp dir");
     let store = Store::open(&dir.path().join("rzmon.db")).expect("store");
@@ -55,6 +58,7 @@ fn fixture(origins: &[&str]) -> Fixture {
             ws_queue: 16,
             command_timeout: Duration::from_secs(1),
             enrol_timeout: Duration::from_secs(1),
+            metrics_token: Some(crate::config::Secret::new(METRICS_TOKEN)),
             device: DeviceSettings {
                 mqtt_port: Some(1883),
                 mqtts_port: None,
@@ -401,4 +405,43 @@ async fn every_route_is_reachable_and_guarded() {
         ));
     }
     println!("{report}");
+}
+
+/// `rzmon_http_requests_total` labels: ids collapse into the route's template; unknown API
+/// paths and page paths get one label each.
+#[test]
+fn request_labels_are_route_templates() {
+    let f = fixture(&[]);
+    let (_, routes) = api_routes(f.state.clone());
+    let label = |p| super::metrics::route_label(&routes, p);
+    assert_eq!(label("/devices/esp32-1"), "/devices/{id}");
+    assert_eq!(label("/devices"), "/devices");
+    assert_eq!(label("/metrics"), "/metrics");
+    assert_eq!(label("/devices/a/b"), "api-other");
+    assert_eq!(label("/js/app.js"), "frontend");
+    assert_eq!(label("/"), "frontend");
+}
+
+/// `/metrics` takes the scraper token or a login token; any other token is 401.
+#[tokio::test]
+async fn metrics_take_the_scraper_token() {
+    let f = fixture(&[]);
+    let (api, table) = api_routes(f.state.clone());
+    let app = assemble(api, table, Vec::new());
+    let get = |token: String| {
+        warp::test::request()
+            .path("/metrics")
+            .header("authorization", format!("Bearer {token}"))
+            .reply(&app)
+    };
+    let ok = get(METRICS_TOKEN.to_owned()).await;
+    assert_eq!(ok.status(), 200);
+    assert!(
+        ok.headers()["content-type"]
+            .to_str()
+            .unwrap_or_default()
+            .starts_with("text/plain; version=0.0.4")
+    );
+    assert_eq!(get(fresh_token(&f)).await.status(), 200);
+    assert_api_error(&get(format!("{METRICS_TOKEN}x")).await, 401);
 }

@@ -24,7 +24,7 @@ use crate::notify::{self, Notifier};
 use crate::presence::Presence;
 use crate::store::{Store, Writer};
 use crate::tls::{PlainMode, Tls};
-use crate::{auth, ingest, secrets, tls};
+use crate::{auth, bridge, ha, ingest, secrets, tls};
 use anyhow::Context;
 use std::io::IsTerminal as _;
 use std::net::SocketAddr;
@@ -37,8 +37,6 @@ use tokio_util::sync::CancellationToken;
 
 /// How often `/health`'s broker check is refreshed.
 const BROKER_CHECK_INTERVAL: Duration = Duration::from_secs(2);
-/// Notices the rule engine may queue for delivery before it waits.
-const NOTICE_QUEUE: usize = 256;
 /// Longest wait for the store writer to commit its last batch once every sender is gone.
 const WRITER_CLOSE: Duration = Duration::from_secs(10);
 
@@ -231,6 +229,7 @@ pub async fn start(
             ws_queue: settings.ws_queue as usize,
             command_timeout: Duration::from_secs(settings.command_timeout),
             enrol_timeout: Duration::from_secs(settings.enrol_timeout),
+            metrics_token: settings.metrics_token.clone(),
             device: api::DeviceSettings {
                 mqtt_port: mqtt_addr.map(|a| a.port()),
                 mqtts_port: mqtts_addr.map(|a| a.port()),
@@ -306,6 +305,26 @@ pub async fn start(
     s.spawn("broker check", Stage::Devices, |stop| {
         watch_broker(broker, ingest_exited, p.health.clone(), stop)
     });
+    if let Some(deps) = ha_deps(&settings, p) {
+        s.spawn("home assistant", Stage::Events, |stop| ha::run(deps, stop));
+    }
+    if let Ok(Some(broker)) = settings.integrations.bridge_url() {
+        let i = &settings.integrations;
+        let deps = bridge::BridgeDeps {
+            settings: bridge::BridgeSettings {
+                broker,
+                prefix: i.bridge_prefix.clone(),
+                rate: i.bridge_rate,
+                client_id: format!("rzmon-bridge-{}", i.bridge_prefix.replace('/', "-")),
+            },
+            store: p.store.clone(),
+            metrics: p.metrics.clone(),
+            health: p.health.clone(),
+        };
+        s.spawn("upstream bridge", Stage::Events, |stop| {
+            bridge::run(deps, stop)
+        });
+    }
     s.spawn("notify", Stage::Delivery, |stop| {
         notify::run(p.notifier.clone(), stop)
     });
@@ -318,19 +337,15 @@ pub async fn start(
         });
     }
 
-    let (notice_tx, notice_rx) = mpsc::channel(NOTICE_QUEUE);
     s.spawn("alerts", Stage::Events, |stop| {
         let deps = alerts::Deps {
             store: p.store.clone(),
             hub: p.hub.clone(),
             alerts: p.alerts.clone(),
             health: p.health.clone(),
-            notices: notice_tx,
+            notifier: p.notifier.clone(),
         };
         alerts::run(deps, stop)
-    });
-    s.spawn("notices", Stage::Delivery, |stop| {
-        forward_notices(notice_rx, p.notifier.clone(), stop)
     });
 
     tracing::info!(
@@ -348,6 +363,26 @@ pub async fn start(
         parts,
         services: s,
         writer,
+    })
+}
+
+/// What the Home Assistant bridge needs, when `RZMON_HA_BROKER` is set.
+fn ha_deps(settings: &ServeSettings, p: &Parts) -> Option<ha::HaDeps> {
+    let i = &settings.integrations;
+    Some(ha::HaDeps {
+        settings: ha::HaSettings {
+            broker: i.ha_broker().ok().flatten()?,
+            topics: ha::discovery::Topics {
+                discovery: i.ha_discovery_prefix.clone(),
+                base: i.ha_base_topic.clone(),
+            },
+            access_ids: i.ha_access_ids,
+            client_id: format!("rzmon-ha-{}", i.ha_base_topic),
+        },
+        store: p.store.clone(),
+        hub: p.hub.clone(),
+        commands: p.commands.clone(),
+        metrics: p.metrics.clone(),
     })
 }
 
@@ -518,28 +553,6 @@ async fn watch_broker(
                 health::BROKER,
                 "the internal MQTT broker does not accept connections",
             );
-        }
-    }
-}
-
-/// Files the rule engine's notices into the notification outbox. On stop (after the engine
-/// stopped) it files what is still queued, so the last notices are not lost.
-async fn forward_notices(
-    mut rx: mpsc::Receiver<crate::notify::Notice>,
-    notifier: Notifier,
-    stop: CancellationToken,
-) -> anyhow::Result<()> {
-    loop {
-        let n = tokio::select! {
-            () = stop.cancelled() => None,
-            n = rx.recv() => n,
-        };
-        let Some(n) = n.or_else(|| rx.try_recv().ok()) else {
-            return Ok(());
-        };
-        let alert = n.alert_id;
-        if let Err(e) = notifier.submit_async(n).await {
-            tracing::error!(alert, error = %e, "a notice could not be filed for delivery");
         }
     }
 }

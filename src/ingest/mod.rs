@@ -129,7 +129,7 @@ async fn handle(m: Inbound, sinks: &Sinks) -> anyhow::Result<()> {
     }
     match decode::decode(kind, &payload) {
         Ok(Body::Status(status)) => {
-            sinks.metrics.ingest_accepted.inc();
+            sinks.metrics.ingest_accepted.inc_kind(kind.as_str());
             let changed = match status {
                 Status::Online => presence.seen(&device, ts_ms),
                 Status::Offline => presence.gone(&device),
@@ -142,7 +142,7 @@ async fn handle(m: Inbound, sinks: &Sinks) -> anyhow::Result<()> {
             }
         }
         Ok(body) => {
-            sinks.metrics.ingest_accepted.inc();
+            sinks.metrics.ingest_accepted.inc_kind(kind.as_str());
             if presence.seen(&device, ts_ms) {
                 sinks
                     .presence_changed(&device, Status::Online, None)
@@ -156,7 +156,7 @@ async fn handle(m: Inbound, sinks: &Sinks) -> anyhow::Result<()> {
             sinks.deliver(msg, ack).await?;
         }
         Err(reason) => {
-            sinks.metrics.ingest_rejected.inc();
+            sinks.metrics.ingest_rejected.inc_kind(kind.as_str());
             tracing::warn!(%device, kind = kind.as_str(), %reason, bytes = payload.len(), "device message rejected");
             // Handled: re-sending the same bytes cannot make them valid.
             acknowledge(ack);

@@ -160,6 +160,7 @@ impl Notifier {
             channel_id: id,
             channel_name: &spec.name,
             public_url: self.inner.settings.public_url.as_deref(),
+            time_zone: &self.inner.settings.time_zone,
         };
         let outcome = self.inner.sender.send(&target, &batch).await;
         let (state, detail) = match &outcome {

@@ -4,6 +4,7 @@
 
 use super::{Notice, NoticeKind, Severity};
 use crate::model::format_ts;
+use jiff::tz::TimeZone;
 use serde_json::{Map, Value, json};
 use std::collections::BTreeMap;
 
@@ -25,6 +26,9 @@ pub struct Batch<'a> {
     pub channel_name: &'a str,
     /// The dashboard's public base URL, for links.
     pub public_url: Option<&'a str>,
+    /// Times in the text are shown in this zone (`RZMON_TIMEZONE` or the server's); the
+    /// webhook body keeps UTC, as Alertmanager's does.
+    pub time_zone: &'a TimeZone,
 }
 
 impl Batch<'_> {
@@ -73,7 +77,7 @@ impl Batch<'_> {
             out.push_str("More notifications than this channel's storm cap allows; in short:\n");
         }
         for n in self.notices.iter().take(MAX_LINES) {
-            out.push_str(&line(n));
+            out.push_str(&line(n, self.time_zone));
             out.push('\n');
         }
         if self.notices.len() > MAX_LINES {
@@ -133,12 +137,24 @@ fn subject(n: &Notice) -> String {
     }
 }
 
-fn line(n: &Notice) -> String {
+fn line(n: &Notice, tz: &TimeZone) -> String {
     let when = match n.kind {
-        NoticeKind::Resolved => format!("resolved {}", format_ts(n.at_ms)),
-        _ => format!("since {}", format_ts(n.started_ms)),
+        NoticeKind::Resolved => format!("resolved {}", local_time(n.at_ms, tz)),
+        _ => format!("since {}", local_time(n.started_ms, tz)),
     };
     format!("{} {} ({when})", tag(n), n.summary)
+}
+
+/// `2026-12-02 03:04:05 CET`: what a person reading the phone at night expects.
+fn local_time(ms: i64, tz: &TimeZone) -> String {
+    jiff::Timestamp::from_millisecond(ms).map_or_else(
+        |_| format_ts(ms),
+        |t| {
+            t.to_zoned_datetime(tz.clone())
+                .strftime("%Y-%m-%d %H:%M:%S %Z")
+                .to_string()
+        },
+    )
 }
 
 fn labels(n: &Notice) -> BTreeMap<String, String> {
@@ -187,4 +203,56 @@ fn webhook_alert(n: &Notice, link: Option<String>) -> Value {
         "generatorURL": link.unwrap_or_default(),
         "fingerprint": format!("{:016x}", n.alert_id),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn notice(kind: NoticeKind) -> Notice {
+        Notice {
+            alert_id: 1,
+            kind,
+            rule_id: 2,
+            rule_name: "Temperature high".into(),
+            device: crate::model::DeviceId::parse("esp32-1"),
+            severity: Severity::Critical,
+            summary: "esp32-1: temperature 36.2 °C ≥ 35 °C".into(),
+            value: Some(36.2),
+            threshold: Some(35.0),
+            // 2026-12-02T02:00:00Z and 02:30Z
+            started_ms: 1_796_176_800_000,
+            at_ms: 1_796_178_600_000,
+            labels: BTreeMap::new(),
+        }
+    }
+
+    #[test]
+    fn text_times_are_local_and_the_webhook_keeps_utc() {
+        let tz = TimeZone::get("Europe/Berlin").unwrap();
+        let firing = [notice(NoticeKind::Firing)];
+        let batch = Batch {
+            notices: &firing,
+            summary: false,
+            channel_id: 3,
+            channel_name: "Phone",
+            public_url: Some("http://rz.local:8080/"),
+            time_zone: &tz,
+        };
+        assert_eq!(
+            batch.text(),
+            "[CRITICAL] esp32-1: temperature 36.2 °C ≥ 35 °C (since 2026-12-02 03:00:00 CET)\n\
+             http://rz.local:8080/#/alerts"
+        );
+        assert_eq!(
+            batch.webhook_body()["alerts"][0]["startsAt"],
+            "2026-12-02T02:00:00.000Z"
+        );
+        let resolved = [notice(NoticeKind::Resolved)];
+        let batch = Batch {
+            notices: &resolved,
+            ..batch
+        };
+        assert!(batch.text().contains("(resolved 2026-12-02 03:30:00 CET)"));
+    }
 }

@@ -281,6 +281,7 @@ async fn deliver(
                 channel_id: ch.id,
                 channel_name: &ch.name,
                 public_url: n.inner.settings.public_url.as_deref(),
+                time_zone: &n.inner.settings.time_zone,
             };
             n.inner.sender.send(&t, &batch).await
         }
@@ -311,9 +312,11 @@ async fn deliver(
         state, detail = %detail, "notification delivery"
     );
     match state {
-        "sent" => n.inner.metrics.notify_sent.add(ids.len() as u64),
-        "failed" => n.inner.metrics.notify_failed.add(ids.len() as u64),
-        _ => n.inner.metrics.notify_retries.inc(),
+        "sent" => (n.inner.metrics.notifications_sent).add(&ch.name, &ch.kind, ids.len() as u64),
+        "failed" => {
+            (n.inner.metrics.notifications_failed).add(&ch.name, &ch.kind, ids.len() as u64)
+        }
+        _ => (n.inner.metrics.notifications_retried).add(&ch.name, &ch.kind, 1),
     }
     let last_state = if next_ms.is_some() { "retrying" } else { state };
     let (store, ch_id, last_detail) = (n.inner.store.clone(), ch.id, detail.clone());

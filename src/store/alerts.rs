@@ -402,17 +402,6 @@ impl Store {
         })
     }
 
-    /// Records that a notice of `kind` for `alert_id` was handed to delivery.
-    pub fn record_alert_notice(&self, alert_id: i64, kind: &str, at_ms: i64) -> Result<()> {
-        self.with_conn(|c| {
-            c.execute(
-                "INSERT INTO alert_notices (alert_id, kind, at_ms) VALUES (?1, ?2, ?3)",
-                (alert_id, kind, at_ms),
-            )?;
-            Ok(())
-        })
-    }
-
     /// The notices handed to delivery per alert, oldest first.
     pub fn alert_notices(&self, ids: &[i64]) -> Result<HashMap<i64, Vec<(String, i64)>>> {
         self.with_conn(|c| {

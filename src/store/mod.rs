@@ -4,10 +4,13 @@
 
 mod accounts;
 mod alerts;
+mod bridge;
+mod broker_auth;
 mod channels;
 mod check;
 mod control;
 mod events;
+mod latest;
 mod outbox;
 mod overview;
 mod schema;
@@ -15,10 +18,12 @@ mod summary;
 mod writer;
 
 pub use alerts::{AlertQuery, AlertRow, AlertState, NewAlert, PendingRow, RuleRow};
+pub use bridge::{BridgeRow, Cursor, Source};
 pub use channels::{ChannelRow, ChannelSpec};
 pub use check::{Damage, check_file, is_corruption};
 pub use control::{AccessIdRow, AuditRow, ConfigChangeRow};
 pub use events::{AccessRow, DeviceStatusRow};
+pub use latest::{ActiveAlerts, LatestRow};
 pub use outbox::{DeliveryChange, DeliveryRow, NewNotice, OpenDelivery};
 pub use overview::DeviceOverview;
 pub use summary::Bucket;

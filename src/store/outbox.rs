@@ -93,6 +93,12 @@ impl Store {
                 (notice.alert_id, notice.kind, notice.severity, notice.at_ms, notice.body),
             )?;
             let notice_id = tx.last_insert_rowid();
+            // The alert's own record of what was handed to delivery, in the same commit: a
+            // crash can neither lose a notice the engine counts as sent nor send it twice.
+            tx.execute(
+                "INSERT INTO alert_notices (alert_id, kind, at_ms) VALUES (?1, ?2, ?3)",
+                (notice.alert_id, notice.kind, notice.at_ms),
+            )?;
             let now = now_ms();
             let mut routed = Vec::new();
             for ch in &channels {

@@ -208,6 +208,14 @@ const MIGRATIONS: &[&str] = &[
         WHERE state IN ('pending', 'held', 'suppressed');
     CREATE INDEX deliveries_notice ON deliveries (notice_id);
     CREATE INDEX deliveries_channel_updated ON deliveries (channel_id, updated_ms);",
+    // 6: integrations: the upstream bridge's persisted cursor (last forwarded id per table), and
+    // the device password in Mosquitto's PBKDF2-SHA512 form for `rzmon broker-config`
+    // (set when a password is created or re-keyed; NULL for devices added before).
+    "CREATE TABLE bridge_cursor (
+        source  TEXT PRIMARY KEY NOT NULL,
+        last_id INTEGER NOT NULL
+    ) STRICT;
+    ALTER TABLE devices ADD COLUMN broker_hash TEXT;",
 ];
 
 /// The schema version this binary writes.

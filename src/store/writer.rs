@@ -205,8 +205,10 @@ fn commit_with_retry(conn: &mut Connection, batch: &[Message], ctx: &Ctx) -> boo
     let mut stop_seen: Option<Instant> = None;
     loop {
         attempt += 1;
+        let started = Instant::now();
         match write_batch(conn, batch) {
             Ok(out) => {
+                ctx.metrics.store_commit_seconds.observe(started.elapsed());
                 ctx.metrics.store_committed.add(out.stored);
                 ctx.metrics.store_duplicates.add(out.duplicates);
                 if attempt > 1 {

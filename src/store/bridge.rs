@@ -1,0 +1,166 @@
+//! What the upstream bridge reads and keeps: stored rows after a cursor (telemetry, incidents,
+//! access events; alerts are incidents `alert:<rule>`), merged in time order, and the cursor
+//! itself (last forwarded id per table), persisted so an outage or a restart loses nothing.
+
+use super::{Result, Store};
+use rusqlite::Connection;
+
+/// The tables the bridge forwards, in tie-break order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Source {
+    Telemetry,
+    Incident,
+    Access,
+}
+
+impl Source {
+    pub const ALL: [Source; 3] = [Source::Telemetry, Source::Incident, Source::Access];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Source::Telemetry => "telemetry",
+            Source::Incident => "incidents",
+            Source::Access => "access_events",
+        }
+    }
+
+    fn select(self) -> &'static str {
+        match self {
+            Source::Telemetry => {
+                "SELECT id, ts_ms, device, NULL, NULL, NULL, payload FROM telemetry
+                 WHERE id > ?1 ORDER BY id LIMIT ?2"
+            }
+            Source::Incident => {
+                "SELECT id, ts_ms, device, type, NULL, NULL, payload FROM incidents
+                 WHERE id > ?1 ORDER BY id LIMIT ?2"
+            }
+            Source::Access => {
+                "SELECT id, ts_ms, device, NULL, access_id, granted, payload FROM access_events
+                 WHERE id > ?1 ORDER BY id LIMIT ?2"
+            }
+        }
+    }
+}
+
+/// Last forwarded id per table (0 = nothing yet).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Cursor {
+    pub telemetry: i64,
+    pub incident: i64,
+    pub access: i64,
+}
+
+impl Cursor {
+    pub fn get(&self, s: Source) -> i64 {
+        match s {
+            Source::Telemetry => self.telemetry,
+            Source::Incident => self.incident,
+            Source::Access => self.access,
+        }
+    }
+
+    pub fn set(&mut self, s: Source, id: i64) {
+        match s {
+            Source::Telemetry => self.telemetry = id,
+            Source::Incident => self.incident = id,
+            Source::Access => self.access = id,
+        }
+    }
+}
+
+/// One stored row to forward.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BridgeRow {
+    pub source: Source,
+    pub id: i64,
+    pub ts_ms: i64,
+    pub device: String,
+    /// Incidents: their `type`.
+    pub kind: Option<String>,
+    /// Access events: the card and the decision.
+    pub access: Option<(String, bool)>,
+    /// The stored JSON text.
+    pub payload: String,
+}
+
+fn rows_after(c: &Connection, s: Source, after: i64, limit: u32) -> Result<Vec<BridgeRow>> {
+    let mut stmt = c.prepare_cached(s.select())?;
+    let rows = stmt.query_map((after, limit), |r| {
+        let access_id: Option<String> = r.get(4)?;
+        let granted: Option<bool> = r.get(5)?;
+        Ok(BridgeRow {
+            source: s,
+            id: r.get(0)?,
+            ts_ms: r.get(1)?,
+            device: r.get(2)?,
+            kind: r.get(3)?,
+            access: access_id.zip(granted),
+            payload: r.get(6)?,
+        })
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+impl Store {
+    /// Up to `limit` rows after `cursor`, oldest first (by time, then table, then id), so each
+    /// table's rows stay in id order.
+    pub fn bridge_rows(&self, cursor: &Cursor, limit: u32) -> Result<Vec<BridgeRow>> {
+        self.with_conn(|c| {
+            let mut all = Vec::new();
+            for s in Source::ALL {
+                all.extend(rows_after(c, s, cursor.get(s), limit)?);
+            }
+            all.sort_by_key(|r| (r.ts_ms, r.source, r.id));
+            all.truncate(limit as usize);
+            Ok(all)
+        })
+    }
+
+    /// The persisted cursor (zeros on a fresh database).
+    pub fn bridge_cursor(&self) -> Result<Cursor> {
+        self.with_conn(|c| {
+            let mut cursor = Cursor::default();
+            let mut stmt = c.prepare_cached("SELECT source, last_id FROM bridge_cursor")?;
+            let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?;
+            for row in rows {
+                let (name, id) = row?;
+                if let Some(s) = Source::ALL.into_iter().find(|s| s.as_str() == name) {
+                    cursor.set(s, id);
+                }
+            }
+            Ok(cursor)
+        })
+    }
+
+    pub fn set_bridge_cursor(&self, cursor: &Cursor) -> Result<()> {
+        self.with_conn(|c| {
+            let tx = c.transaction()?;
+            for s in Source::ALL {
+                tx.prepare_cached(
+                    "INSERT INTO bridge_cursor (source, last_id) VALUES (?1, ?2)
+                     ON CONFLICT (source) DO UPDATE SET last_id = excluded.last_id",
+                )?
+                .execute((s.as_str(), cursor.get(s)))?;
+            }
+            tx.commit()?;
+            Ok(())
+        })
+    }
+
+    /// Rows stored after `cursor` (ids are dense unless retention pruned, then this is an upper
+    /// bound).
+    pub fn bridge_lag(&self, cursor: &Cursor) -> Result<u64> {
+        self.with_conn(|c| {
+            let mut lag = 0u64;
+            for s in Source::ALL {
+                let max: i64 = c.query_row(
+                    &format!("SELECT COALESCE(MAX(id), 0) FROM {}", s.as_str()),
+                    [],
+                    |r| r.get(0),
+                )?;
+                lag += u64::try_from(max - cursor.get(s)).unwrap_or(0);
+            }
+            Ok(lag)
+        })
+    }
+}
