@@ -5,7 +5,7 @@ use crate::auth::{self, policy};
 use crate::broker_config;
 use crate::cli::{BrokerConfigCommand, DeviceCommand, SimulateArgs, UserCommand};
 use crate::config::Common;
-use crate::model::{AuditAction, DEVICE_ID_RULE, DeviceId, format_ts};
+use crate::model::{AuditAction, DEVICE_ID_RULE, DeviceId, Role, format_ts};
 use crate::secrets;
 use crate::simulate::{Credentials, SimOptions};
 use crate::store::{DB_FILE, Store, StoreError};
@@ -45,17 +45,25 @@ pub fn user(store: &Store, cmd: UserCommand) -> anyhow::Result<()> {
     match cmd {
         UserCommand::Add {
             username,
+            role,
             password_stdin,
             json,
         } => {
             check_username(&username)?;
+            let role = parse_role(&role)?;
             let (password, generated) = choose_password(password_stdin)?;
             let hash = auth::hash_password(&password)?;
-            match store.create_user(&username, &hash) {
+            match store.create_user_as(&username, &hash, role) {
                 Err(StoreError::Exists(_)) => bail!("user {username:?} already exists"),
                 r => r?,
             }
-            print_password(&username, &password, generated, json, "created");
+            print_password(
+                &username,
+                &password,
+                generated,
+                json,
+                &format!("created ({role})"),
+            );
         }
         UserCommand::Passwd {
             username,
@@ -77,23 +85,40 @@ pub fn user(store: &Store, cmd: UserCommand) -> anyhow::Result<()> {
             if json {
                 let list: Vec<_> = users
                     .iter()
-                    .map(|u| json!({"username": u.username, "created": format_ts(u.created_ms)}))
+                    .map(|u| json!({"username": u.username, "role": u.role, "created": format_ts(u.created_ms)}))
                     .collect();
                 println!("{}", json!({ "users": list }));
             } else {
                 for u in users {
-                    println!("{}\tcreated {}", u.username, format_ts(u.created_ms));
+                    println!(
+                        "{}\t{}\tcreated {}",
+                        u.username,
+                        u.role,
+                        format_ts(u.created_ms)
+                    );
                 }
             }
         }
+        UserCommand::Role { username, role } => {
+            let role = parse_role(&role)?;
+            match store.set_user_role(&username, role) {
+                Err(StoreError::LastAdmin(_)) => bail!(
+                    "{username:?} is the last admin; make another user admin before changing its role"
+                ),
+                Ok(false) => bail!("there is no user {username:?}"),
+                r => r?,
+            };
+            println!("User {username} is now {role}.");
+        }
         UserCommand::Remove { username } => {
-            if store.users()?.len() == 1 && store.user(&username)?.is_some() {
-                bail!("{username:?} is the last user; add another one before removing it");
-            }
-            if !store.remove_user(&username)? {
-                bail!("there is no user {username:?}");
-            }
-            println!("User {username} removed.");
+            match store.remove_user(&username) {
+                Err(StoreError::LastAdmin(_)) => bail!(
+                    "{username:?} is the last admin; make another user admin before removing it"
+                ),
+                Ok(false) => bail!("there is no user {username:?}"),
+                r => r?,
+            };
+            println!("User {username} removed; its sessions and API tokens ended.");
         }
     }
     Ok(())
@@ -348,6 +373,10 @@ pub fn token(
     );
     println!("{token}");
     Ok(())
+}
+
+fn parse_role(name: &str) -> anyhow::Result<Role> {
+    Role::parse(name).with_context(|| format!("{name:?} is not a role: use admin or viewer"))
 }
 
 fn check_username(name: &str) -> anyhow::Result<()> {

@@ -91,6 +91,10 @@ pub enum UserCommand {
     /// Create a user; prints a random password unless --password-stdin is given.
     Add {
         username: String,
+        /// admin: everything; viewer: read only (no changes to config, access ids, devices,
+        /// alert rules, channels or users).
+        #[arg(long, default_value = "admin", value_parser = ["admin", "viewer"])]
+        role: String,
         /// Read the password from the first line of standard input.
         #[arg(long)]
         password_stdin: bool,
@@ -106,12 +110,18 @@ pub enum UserCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Change a user's role (the last admin stays an admin).
+    Role {
+        username: String,
+        #[arg(value_parser = ["admin", "viewer"])]
+        role: String,
+    },
     /// List users.
     List {
         #[arg(long)]
         json: bool,
     },
-    /// Remove a user.
+    /// Remove a user, its sessions and API tokens (never the last admin).
     Remove { username: String },
 }
 

@@ -132,6 +132,37 @@ impl fmt::Display for Command {
     }
 }
 
+/// What a dashboard user may do: `admin` everything, `viewer` read only (see `api::routes`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Read only. Ordered below `Admin`, so `min` of two roles is the weaker one.
+    Viewer,
+    Admin,
+}
+
+impl Role {
+    pub const ALL: [Role; 2] = [Role::Admin, Role::Viewer];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Admin => "admin",
+            Role::Viewer => "viewer",
+        }
+    }
+
+    /// `None` for anything but `admin` or `viewer` (exact, lower case).
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|r| r.as_str() == s)
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// What an audit-log entry records (its `action` column; the names are the API's).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AuditAction {
@@ -156,6 +187,12 @@ pub enum AuditAction {
     ChannelTest,
     ChannelMute,
     ChannelUnmute,
+    UserAdd,
+    UserRemove,
+    UserRole,
+    UserPasswordReset,
+    TokenAdd,
+    TokenRemove,
 }
 
 impl AuditAction {
@@ -182,6 +219,12 @@ impl AuditAction {
             AuditAction::ChannelTest => "channelTest",
             AuditAction::ChannelMute => "channelMute",
             AuditAction::ChannelUnmute => "channelUnmute",
+            AuditAction::UserAdd => "userAdd",
+            AuditAction::UserRemove => "userRemove",
+            AuditAction::UserRole => "userRole",
+            AuditAction::UserPasswordReset => "userPasswordReset",
+            AuditAction::TokenAdd => "tokenAdd",
+            AuditAction::TokenRemove => "tokenRemove",
         }
     }
 }

@@ -20,14 +20,7 @@ async fn close_code(ws: &mut Ws) -> Option<u16> {
 }
 
 async fn login_as(app: &TestApp, user: &str, password: &str) -> String {
-    let (status, body) = app
-        .post(
-            "/login",
-            None,
-            json!({"username": user, "password": password}),
-        )
-        .await;
-    assert_eq!(status, 200, "{body}");
+    let body = crate::roles::login_as(app, user, password).await;
     body["access_token"].as_str().unwrap().to_owned()
 }
 
@@ -36,14 +29,7 @@ async fn status_of(app: &TestApp, token: &str) -> u16 {
 }
 
 fn add_user(app: &TestApp, name: &str) -> String {
-    let out = app.cli(&["user", "add", name, "--json"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: Value = serde_json::from_slice(&out.stdout).expect("user add --json");
-    v["password"].as_str().expect("password").to_owned()
+    crate::roles::add_user(app, name, None)
 }
 
 /// `POST /user/password` ends every token of the user (also the one that asked) and closes

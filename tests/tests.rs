@@ -29,6 +29,7 @@ mod mqtt_budget;
 mod mqtt_strict;
 mod proxies;
 mod readme;
+mod roles;
 mod sessions;
 mod tls;
 mod ws;

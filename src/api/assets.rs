@@ -1,8 +1,9 @@
 //! The dashboard: files of `frontend-dist/` embedded with rust-embed (read from disk in debug
-//! builds), served at `/` with their MIME type, an ETag and strict security headers. Unknown
-//! page routes get index.html (the dashboard routes in the browser); unknown file names (with
-//! an extension) get 404, so a missing script is not answered with HTML. API paths never reach
-//! this module (see `routes::Routes::is_api_path`).
+//! builds), served at `/` with their MIME type, an ETag and strict security headers. The
+//! dashboard routes with URL fragments (`/#/devices`), so `/` is its only page: every other
+//! path that is not an embedded file answers 404 with a small HTML page that links to `/`
+//! (a typo such as `/device` is not answered with the dashboard). API paths never reach this
+//! module (see `routes::Routes::is_api_path`).
 
 use super::error::ApiError;
 use rust_embed::RustEmbed;
@@ -15,6 +16,14 @@ use warp::{Filter, filters::BoxedFilter};
 struct Assets;
 
 const INDEX: &str = "index.html";
+/// The answer for unknown paths, in both dashboard languages (no script or style: the CSP
+/// applies, and it has to work when the assets do not).
+const NOT_FOUND_PAGE: &str = "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
+<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+<title>Not found · rzmon</title></head><body>\
+<h1>Not found</h1><p>There is no page at this address. <a href=\"/\">Open the rzmon dashboard</a>.</p>\
+<p lang=\"de\">Unter dieser Adresse gibt es keine Seite. <a href=\"/\">Zum rzmon-Dashboard</a>.</p>\
+</body></html>\n";
 const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; \
 img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'";
 
@@ -25,8 +34,11 @@ pub fn routes() -> BoxedFilter<(Response,)> {
         .and(warp::header::headers_cloned())
         .map(
             |method: Method, path: warp::path::FullPath, headers: HeaderMap| {
-                let mut res = if method == Method::GET || method == Method::HEAD {
-                    serve(path.as_str(), &headers)
+                let target = resolve(path.as_str(), |p| Assets::get(p).is_some());
+                let mut res = if target == Target::Missing {
+                    not_found()
+                } else if method == Method::GET || method == Method::HEAD {
+                    serve(target, &headers)
                 } else {
                     let mut res = ApiError::MethodNotAllowed.to_response();
                     res.headers_mut()
@@ -48,8 +60,8 @@ pub enum Target {
     Missing,
 }
 
-/// Resolves `path` against the embedded files (`exists`), without touching the file system for
-/// anything but plain relative names.
+/// Resolves `path` against the embedded files (`exists`): `/` is the dashboard, a plain
+/// relative name of an embedded file is that file, anything else is missing.
 pub fn resolve(path: &str, exists: impl Fn(&str) -> bool) -> Target {
     let rel = path.trim_start_matches('/');
     if rel.is_empty() {
@@ -63,24 +75,20 @@ pub fn resolve(path: &str, exists: impl Fn(&str) -> bool) -> Target {
                 .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'))
     });
     if plain && exists(rel) {
-        return Target::File(rel.to_owned());
-    }
-    let last = rel.rsplit('/').next().unwrap_or(rel);
-    if last.contains('.') {
-        Target::Missing
+        Target::File(rel.to_owned())
     } else {
-        Target::Index
+        Target::Missing
     }
 }
 
-fn serve(path: &str, request: &HeaderMap) -> Response {
-    let name = match resolve(path, |p| Assets::get(p).is_some()) {
+fn serve(target: Target, request: &HeaderMap) -> Response {
+    let name = match target {
         Target::File(name) => name,
         Target::Index => INDEX.to_owned(),
-        Target::Missing => return text(StatusCode::NOT_FOUND, "Not found."),
+        Target::Missing => return not_found(),
     };
     let Some(file) = Assets::get(&name) else {
-        return text(StatusCode::NOT_FOUND, "Not found.");
+        return not_found();
     };
     let etag = format!("\"{}\"", hex::encode(&file.metadata.sha256_hash()[..16]));
     let fresh = request
@@ -107,13 +115,15 @@ fn serve(path: &str, request: &HeaderMap) -> Response {
     res
 }
 
-fn text(status: StatusCode, body: &'static str) -> Response {
-    let mut res = Response::new(body.into());
-    *res.status_mut() = status;
-    res.headers_mut().insert(
+fn not_found() -> Response {
+    let mut res = Response::new(NOT_FOUND_PAGE.into());
+    *res.status_mut() = StatusCode::NOT_FOUND;
+    let h = res.headers_mut();
+    h.insert(
         header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
+        HeaderValue::from_static("text/html; charset=utf-8"),
     );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     res
 }
 
@@ -146,11 +156,21 @@ mod tests {
             resolve("/css/site.css", exists),
             Target::File("css/site.css".into())
         );
-        assert_eq!(resolve("/devices/esp32-1", exists), Target::Index);
-        assert_eq!(resolve("/missing.js", exists), Target::Missing);
-        assert_eq!(resolve("/../Cargo.toml", exists), Target::Missing);
-        assert_eq!(resolve("/%2e%2e/secret", exists), Target::Index);
-        assert_eq!(resolve("/.env", exists), Target::Missing);
+        assert_eq!(
+            resolve("/index.html", exists),
+            Target::File("index.html".into())
+        );
+        for missing in [
+            "/devices/esp32-1",
+            "/device",
+            "/missing.js",
+            "/../Cargo.toml",
+            "/%2e%2e/secret",
+            "/.env",
+            "/css",
+        ] {
+            assert_eq!(resolve(missing, exists), Target::Missing, "{missing}");
+        }
     }
 
     /// The placeholder page is embedded, served as HTML with the security headers, and an
@@ -168,7 +188,7 @@ mod tests {
 
         let etag = res.headers()[header::ETAG].clone();
         let res = warp::test::request()
-            .path("/some/page")
+            .path("/")
             .header("if-none-match", etag)
             .reply(&routes())
             .await;

@@ -3,10 +3,16 @@
 //! exists with the same id (never reused), the same token generation (a password change or
 //! "sign out everywhere" bumps it), and the token was not ended by logout. Checked on every
 //! request, so all of these take effect at once. Failures are 401 rejections with `WWW-Authenticate: Bearer`.
+//! A bearer value starting `rzm_` is a long-lived API token instead (`auth::api_token`): it
+//! stands while its row exists and its owner does; it acts with the weaker of its own role and
+//! the owner's current one. The role is read from the database on every request, so a demotion
+//! takes effect at once.
 
 use super::error::ApiError;
 use super::{Shared, blocking, with_state};
+use crate::auth::api_token;
 use crate::auth::jwt::{JwtKeys, TokenError};
+use crate::model::Role;
 use warp::http::{HeaderMap, header};
 use warp::{Filter, Rejection};
 
@@ -18,6 +24,7 @@ const INVALID: &str = "The access token is invalid; log in again.";
 const EXPIRED: &str = "The access token has expired; log in again.";
 const GONE: &str = "The account of this access token no longer exists.";
 const ENDED: &str = "This session has ended (password change or sign-out); log in again.";
+const UNKNOWN_API_TOKEN: &str = "The API token is unknown or was revoked.";
 
 /// The logged-in user of a request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,6 +37,10 @@ pub struct Principal {
     pub tgen: i64,
     /// The token's id (what logout ends).
     pub jti: String,
+    /// What the caller may do (`routes::Access`).
+    pub role: Role,
+    /// The id of the API token the request came with; `None` for a login session.
+    pub api_token: Option<i64>,
 }
 
 /// Extracts the `Principal` or rejects with 401.
@@ -96,8 +107,11 @@ pub fn check_token(keys: &JwtKeys, token: &str) -> Result<crate::auth::jwt::Clai
     })
 }
 
-/// A valid token whose session has not ended.
+/// A valid token whose session has not ended, or a stored API token.
 pub async fn authenticate(state: &Shared, token: &str) -> Result<Principal, ApiError> {
+    if api_token::is_api_token(token) {
+        return api_principal(state, token).await;
+    }
     let claims = check_token(&state.keys, token)?;
     let (user, revoked) = lookup(state, &claims.sub, &claims.jti).await?;
     let user = user.ok_or(ApiError::Unauthorized(GONE))?;
@@ -114,6 +128,25 @@ pub async fn authenticate(state: &Shared, token: &str) -> Result<Principal, ApiE
         uid: claims.uid,
         tgen: claims.tgen,
         jti: claims.jti,
+        role: user.role,
+        api_token: None,
+    })
+}
+
+async fn api_principal(state: &Shared, token: &str) -> Result<Principal, ApiError> {
+    let hash = api_token::hash(token);
+    let (token, user) = blocking(&state.ctx.store, move |s| s.api_token_by_hash(&hash))
+        .await?
+        .ok_or(ApiError::Unauthorized(UNKNOWN_API_TOKEN))?;
+    Ok(Principal {
+        username: user.username,
+        created_ms: user.created_ms,
+        exp: u64::MAX,
+        uid: user.uid,
+        tgen: user.token_gen,
+        jti: format!("api-token-{}", token.id),
+        role: token.role.min(user.role),
+        api_token: Some(token.id),
     })
 }
 
@@ -133,6 +166,10 @@ async fn lookup(
 /// True while the session of `p` stands (the user, its id and generation unchanged, the token
 /// not logged out). Open WebSockets ask this every `ws::SESSION_CHECK`.
 pub async fn session_stands(state: &Shared, p: &Principal) -> Result<bool, ApiError> {
+    if let Some(id) = p.api_token {
+        let uid = p.uid;
+        return blocking(&state.ctx.store, move |s| s.api_token_exists(id, uid)).await;
+    }
     let (user, revoked) = lookup(state, &p.username, &p.jti).await?;
     Ok(!revoked && user.is_some_and(|u| u.uid == p.uid && u.token_gen == p.tgen))
 }

@@ -96,6 +96,8 @@ async fn login(
             "access_token": token,
             "token_type": "Bearer",
             "expires_in": state.keys.ttl().as_secs().max(1),
+            "username": row.username,
+            "role": row.role,
         }),
     ))
 }

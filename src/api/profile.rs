@@ -1,4 +1,4 @@
-//! `GET /user/profile`: the logged-in user → `{"username","created"}`;
+//! `GET /user/profile`: the logged-in user → `{"username","role","created"}`;
 //! `POST /user/password`: change the own password (the current one is required). Every token of
 //! the user ends; the answer carries a fresh one for the session that made the change.
 
@@ -10,7 +10,7 @@ use crate::auth::policy;
 use crate::model::{AuditAction, format_ts};
 use serde::Deserialize;
 use warp::Filter;
-use warp::http::StatusCode;
+use warp::http::{Method, StatusCode};
 use warp::reply::Response;
 
 const EXPECTED_PASSWORD_BODY: &str = r#"Send {"current_password": "...", "new_password": "..."}."#;
@@ -18,7 +18,7 @@ const EXPECTED_PASSWORD_BODY: &str = r#"Send {"current_password": "...", "new_pa
 pub fn routes(t: &Table) -> Endpoints {
     let profile = t.get("user/profile").then(profile);
     let password = t
-        .post("user/password")
+        .signed_in(Method::POST, "user/password")
         .and(t.json::<PasswordChange>(EXPECTED_PASSWORD_BODY))
         .and(t.state())
         .then(change);
@@ -30,6 +30,7 @@ async fn profile(user: Principal) -> Response {
         StatusCode::OK,
         &serde_json::json!({
             "username": user.username,
+            "role": user.role,
             "created": format_ts(user.created_ms),
         }),
     )

@@ -3,11 +3,16 @@
 //! dashboard, the methods CORS and `Allow` name, and the route-walk test all come from it, so
 //! none of them can miss a route. `public` endpoints take no token; `protected` ones check the
 //! bearer token once the path and method matched (an unknown path stays a 404 and a wrong
-//! method a 405) and before the body is read.
+//! method a 405) and before the body is read, and then the caller's role: a protected GET is
+//! for every signed-in user (viewers too), every other method needs `admin` unless the route
+//! is registered with `signed_in` (the caller's own account: logout, own password, own API
+//! tokens). A viewer gets 403 with a sentence naming its role. So a new route gets the right
+//! rule without any extra code (see /work/coord/notes/howto-roles.md).
 
 use super::auth_filter::{self, Principal};
 use super::error::ApiError;
 use super::{Shared, body, with_state};
+use crate::model::Role;
 use serde::de::DeserializeOwned;
 use std::cell::RefCell;
 use std::convert::Infallible;
@@ -20,11 +25,47 @@ use warp::{Filter, Rejection, Reply};
 /// `/api/...` later), so they answer JSON 404s rather than the dashboard.
 const RESERVED_PREFIXES: &[&str] = &["api"];
 
+/// What a viewer hears when it calls a route that needs `admin`.
+pub const VIEWER_FORBIDDEN: &str =
+    "Your role is viewer, which may only read; this needs the admin role.";
+
 /// Who may call an endpoint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Access {
+    /// No token.
     Public,
-    Protected,
+    /// Every signed-in user, whatever the role.
+    SignedIn,
+    /// Signed-in users with the admin role.
+    Admin,
+}
+
+impl Access {
+    /// The rule of a protected route that does not name one: reading is for every signed-in
+    /// user, changing (POST, PUT, PATCH, DELETE) for admins.
+    pub fn default_for(method: &Method) -> Self {
+        if method == Method::GET {
+            Access::SignedIn
+        } else {
+            Access::Admin
+        }
+    }
+
+    /// Whether a signed-in user with `role` may call a route with this rule.
+    pub fn allows(self, role: Role) -> bool {
+        match self {
+            Access::Public | Access::SignedIn => true,
+            Access::Admin => role == Role::Admin,
+        }
+    }
+
+    fn as_str(self) -> &'static str {
+        match self {
+            Access::Public => "public",
+            Access::SignedIn => "signed-in",
+            Access::Admin => "admin",
+        }
+    }
 }
 
 /// One endpoint: method, path (`{name}` marks a parameter segment) and access.
@@ -102,14 +143,11 @@ impl Routes {
     }
 }
 
-/// One line per route: `GET /devices/{id} (protected)`.
+/// One line per route: `DELETE /devices/{id} (admin)`.
 impl std::fmt::Display for Routes {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         for r in &self.0 {
-            let access = match r.access {
-                Access::Public => "public",
-                Access::Protected => "protected",
-            };
+            let access = r.access.as_str();
             writeln!(f, "{:<6} /{} ({access})", r.method.as_str(), r.path)?;
         }
         Ok(())
@@ -145,20 +183,48 @@ impl Table {
             .boxed()
     }
 
-    /// An endpoint for logged-in users: extracts the caller.
+    /// An endpoint for logged-in users under the default rule (`Access::default_for`):
+    /// extracts the caller.
     pub fn protected(&self, method: Method, path: &'static str) -> BoxedFilter<(Principal,)> {
-        self.protected_with(method, path)
-            .map(|_: Vec<String>, p: Principal| p)
-            .boxed()
+        let access = Access::default_for(&method);
+        self.with_access(method, path, access)
     }
 
-    /// A protected endpoint with one `{param}` segment: extracts the parameter and the caller.
+    /// A protected endpoint with one `{param}` segment under the default rule: extracts the
+    /// parameter and the caller.
     pub fn protected_param(
         &self,
         method: Method,
         path: &'static str,
     ) -> BoxedFilter<(String, Principal)> {
-        self.protected_with(method, path)
+        let access = Access::default_for(&method);
+        self.with_access_param(method, path, access)
+    }
+
+    /// A change every signed-in user may make, viewers too: only for what concerns the
+    /// caller's own account (logout, own password, own API tokens).
+    pub fn signed_in(&self, method: Method, path: &'static str) -> BoxedFilter<(Principal,)> {
+        self.with_access(method, path, Access::SignedIn)
+    }
+
+    fn with_access(
+        &self,
+        method: Method,
+        path: &'static str,
+        access: Access,
+    ) -> BoxedFilter<(Principal,)> {
+        self.protected_with(method, path, access)
+            .map(|_: Vec<String>, p: Principal| p)
+            .boxed()
+    }
+
+    fn with_access_param(
+        &self,
+        method: Method,
+        path: &'static str,
+        access: Access,
+    ) -> BoxedFilter<(String, Principal)> {
+        self.protected_with(method, path, access)
             .and_then(|mut params: Vec<String>, p: Principal| async move {
                 params
                     .pop()
@@ -184,7 +250,7 @@ impl Table {
         path: &'static str,
         service: Option<crate::config::Secret>,
     ) -> BoxedFilter<()> {
-        self.record(Method::GET, path, Access::Protected);
+        self.record(Method::GET, path, Access::SignedIn);
         segments(path)
             .and(method_filter(&Method::GET))
             .and(auth_filter::service_or_session(self.state.clone(), service))
@@ -212,15 +278,25 @@ impl Table {
         body::json(self.state.ctx.config.body_limit, expected)
     }
 
+    /// Path, method, token, then the caller's role against `access`.
     fn protected_with(
         &self,
         method: Method,
         path: &'static str,
+        access: Access,
     ) -> BoxedFilter<(Vec<String>, Principal)> {
-        self.record(method.clone(), path, Access::Protected);
+        self.record(method.clone(), path, access);
         segments(path)
             .and(method_filter(&method))
             .and(auth_filter::authenticated(self.state.clone()))
+            .and_then(move |params: Vec<String>, p: Principal| async move {
+                if access.allows(p.role) {
+                    Ok((params, p))
+                } else {
+                    Err(warp::reject::custom(ApiError::Forbidden(VIEWER_FORBIDDEN)))
+                }
+            })
+            .untuple_one()
             .boxed()
     }
 
@@ -293,9 +369,9 @@ mod tests {
 
     fn routes() -> Routes {
         let r = |method, path| Route {
+            access: Access::default_for(&method),
             method,
             path,
-            access: Access::Protected,
         };
         Routes(vec![
             r(Method::GET, "devices"),
@@ -330,6 +406,18 @@ mod tests {
         assert_eq!(routes.allow("/devices"), "GET, OPTIONS, POST");
         assert_eq!(routes.allow("/devices/x"), "DELETE, OPTIONS");
         assert_eq!(routes.allow("/user/nope"), "DELETE, GET, OPTIONS, POST");
+    }
+
+    /// Reads are for everyone signed in, changes for admins; `signed_in` opens a change.
+    #[test]
+    fn default_rules_by_method() {
+        for m in [Method::POST, Method::PUT, Method::PATCH, Method::DELETE] {
+            assert_eq!(Access::default_for(&m), Access::Admin, "{m}");
+        }
+        assert_eq!(Access::default_for(&Method::GET), Access::SignedIn);
+        assert!(!Access::Admin.allows(Role::Viewer));
+        assert!(Access::Admin.allows(Role::Admin));
+        assert!(Access::SignedIn.allows(Role::Viewer));
     }
 
     /// A path's template is its route's path; other paths have none.

@@ -2,7 +2,7 @@
 //! Hashes are computed by the callers; this file only stores them.
 
 use super::{DeviceRow, Result, Store, StoreError, UserRow};
-use crate::model::{DeviceId, now_ms};
+use crate::model::{DeviceId, Role, now_ms};
 use rusqlite::{OptionalExtension, Row, TransactionBehavior};
 
 /// `Exists(name)` when `e` is a primary-key or unique violation, else the error itself.
@@ -27,10 +27,37 @@ fn user_row(r: &Row<'_>) -> rusqlite::Result<UserRow> {
         created_ms: r.get(2)?,
         uid: r.get(3)?,
         token_gen: r.get(4)?,
+        role: role_at(r, 5)?,
     })
 }
 
-const USER_COLUMNS: &str = "username, password_hash, created_ms, uid, token_gen";
+/// The role in column `idx` (the schema's CHECK allows only known names).
+pub(super) fn role_at(r: &Row<'_>, idx: usize) -> rusqlite::Result<Role> {
+    let text: String = r.get(idx)?;
+    Role::parse(&text).ok_or_else(|| {
+        rusqlite::Error::FromSqlConversionFailure(
+            idx,
+            rusqlite::types::Type::Text,
+            format!("unknown role {text:?}").into(),
+        )
+    })
+}
+
+const USER_COLUMNS: &str = "username, password_hash, created_ms, uid, token_gen, role";
+
+/// `LastAdmin` when `username` is an admin and no other admin would be left.
+fn guard_last_admin(c: &rusqlite::Connection, username: &str) -> Result<()> {
+    let (is_admin, others): (bool, i64) = c.query_row(
+        "SELECT EXISTS (SELECT 1 FROM users WHERE username = ?1 AND role = 'admin'), \
+                (SELECT COUNT(*) FROM users WHERE role = 'admin' AND username <> ?1)",
+        [username],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
+    if is_admin && others == 0 {
+        return Err(StoreError::LastAdmin(username.to_owned()));
+    }
+    Ok(())
+}
 
 fn device_row(r: &Row<'_>) -> rusqlite::Result<DeviceRow> {
     Ok(DeviceRow {
@@ -48,6 +75,15 @@ impl Store {
                 "SELECT {USER_COLUMNS} FROM users WHERE username = ?1"
             ))?;
             Ok(stmt.query_row([username], user_row).optional()?)
+        })
+    }
+
+    /// The user with this id (ids are never reused).
+    pub fn user_by_uid(&self, uid: i64) -> Result<Option<UserRow>> {
+        self.with_conn(|c| {
+            let mut stmt =
+                c.prepare_cached(&format!("SELECT {USER_COLUMNS} FROM users WHERE uid = ?1"))?;
+            Ok(stmt.query_row([uid], user_row).optional()?)
         })
     }
 
@@ -69,15 +105,21 @@ impl Store {
         })
     }
 
-    /// `Err(Exists)` if taken. The user gets a fresh id that no user ever had.
+    /// An admin; `Err(Exists)` if taken.
     pub fn create_user(&self, username: &str, password_hash: &str) -> Result<()> {
+        self.create_user_as(username, password_hash, Role::Admin)
+    }
+
+    /// `Err(Exists)` if taken. The user gets a fresh id that no user ever had.
+    pub fn create_user_as(&self, username: &str, password_hash: &str, role: Role) -> Result<()> {
         self.with_conn(|c| {
             let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
             tx.execute("INSERT INTO user_ids (username) VALUES (?1)", [username])?;
             let uid = tx.last_insert_rowid();
             tx.execute(
-                "INSERT INTO users (username, password_hash, created_ms, uid) VALUES (?1, ?2, ?3, ?4)",
-                (username, password_hash, now_ms(), uid),
+                "INSERT INTO users (username, password_hash, created_ms, uid, role) \
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                (username, password_hash, now_ms(), uid, role.as_str()),
             )
             .map_err(|e| exists_or(e, username))?;
             tx.commit()?;
@@ -131,9 +173,44 @@ impl Store {
         })
     }
 
-    /// `false` if there is no such user.
+    /// Sets the role; `Err(LastAdmin)` when it would demote the last admin, `false` if there
+    /// is no such user. Takes effect on the user's next request (roles are read per request).
+    pub fn set_user_role(&self, username: &str, role: Role) -> Result<bool> {
+        self.with_conn(|c| {
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            if role != Role::Admin {
+                guard_last_admin(&tx, username)?;
+            }
+            let n = tx.execute(
+                "UPDATE users SET role = ?2 WHERE username = ?1",
+                (username, role.as_str()),
+            )?;
+            tx.commit()?;
+            Ok(n > 0)
+        })
+    }
+
+    /// Removes the user and its API tokens (its sessions end: the user id is gone for good).
+    /// `Err(LastAdmin)` for the last admin, `false` if there is no such user.
     pub fn remove_user(&self, username: &str) -> Result<bool> {
-        self.with_conn(|c| Ok(c.execute("DELETE FROM users WHERE username = ?1", [username])? > 0))
+        self.with_conn(|c| {
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let Some(uid) = tx
+                .query_row(
+                    "SELECT uid FROM users WHERE username = ?1",
+                    [username],
+                    |r| r.get::<_, i64>(0),
+                )
+                .optional()?
+            else {
+                return Ok(false);
+            };
+            guard_last_admin(&tx, username)?;
+            tx.execute("DELETE FROM api_tokens WHERE uid = ?1", [uid])?;
+            tx.execute("DELETE FROM users WHERE username = ?1", [username])?;
+            tx.commit()?;
+            Ok(true)
+        })
     }
 
     pub fn device(&self, id: &str) -> Result<Option<DeviceRow>> {

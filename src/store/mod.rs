@@ -15,6 +15,7 @@ mod outbox;
 mod overview;
 mod schema;
 mod summary;
+mod tokens;
 mod writer;
 
 pub use alerts::{AlertQuery, AlertRow, AlertState, NewAlert, PendingRow, RuleRow};
@@ -31,7 +32,7 @@ pub use writer::{QUEUE as WRITER_QUEUE, Stopped, Writer, WriterTx};
 
 use crate::health::{self, Health};
 use crate::metrics::Metrics;
-use crate::model::DeviceId;
+use crate::model::{DeviceId, Role};
 use crate::secrets::JWT_SECRET_FILE;
 use rusqlite::{Connection, OpenFlags};
 use serde::Serialize;
@@ -63,6 +64,9 @@ pub enum StoreError {
     /// A user or device with this name already exists.
     #[error("{0} already exists")]
     Exists(String),
+    /// The change would leave no user with the admin role.
+    #[error("{0} is the last admin")]
+    LastAdmin(String),
     #[error("database error: {0}")]
     Sqlite(#[from] rusqlite::Error),
     #[error("database task failed: {0}")]
@@ -112,6 +116,21 @@ pub struct UserRow {
     /// Tokens carry the generation they were issued under; bumping it ends them all.
     #[serde(skip)]
     pub token_gen: i64,
+    pub role: Role,
+}
+
+/// A long-lived API token as listed (its secret is never stored, only its hash).
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct ApiTokenRow {
+    pub id: i64,
+    /// The owner's user id.
+    #[serde(skip)]
+    pub uid: i64,
+    pub name: String,
+    /// The most the token may do; it never exceeds its owner's current role.
+    pub role: Role,
+    pub created_ms: i64,
+    pub last_used_ms: Option<i64>,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]

@@ -216,6 +216,21 @@ const MIGRATIONS: &[&str] = &[
         last_id INTEGER NOT NULL
     ) STRICT;
     ALTER TABLE devices ADD COLUMN broker_hash TEXT;",
+    // 7 (roles and API tokens): a role per user (existing users stay admins), and long-lived
+    // API tokens, stored as the SHA-256 of the token (a random 256-bit value, so a fast hash
+    // is enough), tied to the user id (never reused) and carrying at most that user's role.
+    "ALTER TABLE users ADD COLUMN role TEXT NOT NULL DEFAULT 'admin'
+        CHECK (role IN ('admin', 'viewer'));
+    CREATE TABLE api_tokens (
+        id           INTEGER PRIMARY KEY AUTOINCREMENT,
+        uid          INTEGER NOT NULL,
+        name         TEXT NOT NULL,
+        hash         TEXT NOT NULL UNIQUE,
+        role         TEXT NOT NULL CHECK (role IN ('admin', 'viewer')),
+        created_ms   INTEGER NOT NULL,
+        last_used_ms INTEGER
+    ) STRICT;
+    CREATE INDEX api_tokens_uid ON api_tokens (uid);",
 ];
 
 /// The schema version this binary writes.

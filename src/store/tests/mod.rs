@@ -142,9 +142,31 @@ fn accounts_crud_and_exists() {
         Some("h3".into())
     );
     assert_eq!(store.users().expect("list").len(), 1);
+    assert!(matches!(
+        store.remove_user("admin"),
+        Err(StoreError::LastAdmin(_))
+    ));
+    store
+        .create_user_as("eve", "h", Role::Viewer)
+        .expect("viewer");
+    assert!(matches!(
+        store.remove_user("admin"),
+        Err(StoreError::LastAdmin(_))
+    ));
+    assert!(matches!(
+        store.set_user_role("admin", Role::Viewer),
+        Err(StoreError::LastAdmin(_))
+    ));
+    assert!(store.set_user_role("eve", Role::Admin).expect("promote"));
+    assert!(store.set_user_role("admin", Role::Viewer).expect("demote"));
+    assert_eq!(
+        store.user("admin").expect("get").map(|u| u.role),
+        Some(Role::Viewer)
+    );
+    assert!(!store.set_user_role("ghost", Role::Viewer).expect("role"));
     assert!(store.remove_user("admin").expect("remove"));
     assert!(!store.remove_user("admin").expect("remove"));
-    assert_eq!(store.user_count().expect("count"), 0);
+    assert_eq!(store.user_count().expect("count"), 1);
 
     store.create_device(&dev("esp32-1"), "s1").expect("create");
     assert!(matches!(
