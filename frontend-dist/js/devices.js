@@ -60,7 +60,10 @@ export default function devicesView(main, { live }) {
     const p = s.topic_prefix;
     espSettings.append(
       h('dt', {}, t('dev.host')), h('dd', {}, copyLine(location.hostname, 'esp-host')),
-      h('dt', {}, t('dev.port')), h('dd', {}, copyLine(String(s.mqtt_port), 'esp-port')),
+      ...(s.mqtt_port != null ? [h('dt', {}, t('dev.port')), h('dd', {}, copyLine(String(s.mqtt_port), 'esp-port'))] : []),
+      // MQTT over TLS and the private CA to put into the firmware (only when TLS is on).
+      ...(s.mqtts_port != null ? [h('dt', {}, t('dev.tlsport')), h('dd', {}, copyLine(String(s.mqtts_port), 'esp-tls-port'))] : []),
+      ...(s.ca_url ? [h('dt', {}, t('dev.ca')), h('dd', {}, h('a', { href: s.ca_url, download: 'rzmon-ca.pem', id: 'ca-download' }, t('dev.cadownload')))] : []),
       h('dt', {}, t('dev.clientid')), h('dd', {}, h('span', {}, 'esp32-1'), ' (MQTT 3.1.1, keepalive 30–60 s)'),
       h('dt', {}, t('dev.lwt')), h('dd', {}, h('code', {}, `${p}/esp32-1/status`), ' = offline'),
       h('dt', {}, t('dev.pub')), h('dd', {}, h('code', {}, `${p}/esp32-1/{telemetry,incident,access,reply,status}`)),

@@ -67,7 +67,10 @@ fn fixture(origins: &[&str]) -> Fixture {
                 topic_prefix: "rz".into(),
                 mqtt_max_packet: 4096,
             },
-            ca_pem: None,
+            // A CA to offer, so the route walk finds `/tls/ca.pem` (the real one: tests/tls.rs).
+            ca_pem: Some(Arc::new(
+                "-----BEGIN CERTIFICATE-----\n-----END CERTIFICATE-----\n".into(),
+            )),
         },
         shutdown: CancellationToken::new(),
     };
