@@ -35,8 +35,9 @@ pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 pub const MAX_HEADER_BYTES: usize = 16 * 1024;
 /// Browsers keep using HTTPS for this long once they saw it (one year).
 const HSTS: &str = "max-age=31536000";
-/// Open connections get this long to finish at shutdown.
-const DRAIN: Duration = Duration::from_secs(5);
+/// Open requests get this long to finish at shutdown (then WebSockets get theirs: both stay
+/// within the HTTP stage's limit).
+const DRAIN: Duration = Duration::from_secs(2);
 /// A limit hit by an address is logged at most once per this period.
 const LOG_EVERY: Duration = Duration::from_secs(60);
 
