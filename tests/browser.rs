@@ -14,7 +14,7 @@ const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 
 /// chromedriver plus one browser session with its own profile folder. `close` ends the session
 /// and asserts that nothing is left; drop (a failed test) kills whatever is left anyway.
-struct Browser {
+pub(crate) struct Browser {
     driver: Child,
     client: Option<Client>,
     profile: std::path::PathBuf,
@@ -50,7 +50,7 @@ fn processes_using(profile: &std::path::Path) -> Vec<String> {
 }
 
 impl Browser {
-    async fn start() -> Self {
+    pub(crate) async fn start() -> Self {
         for path in [CHROMIUM, CHROMEDRIVER] {
             assert!(
                 std::path::Path::new(path).exists(),
@@ -107,7 +107,7 @@ impl Browser {
 
     /// Ends the WebDriver session (Chromium quits), stops chromedriver, removes the profile,
     /// and fails if any Chromium process of this session is still alive after 10 s.
-    async fn close(mut self) {
+    pub(crate) async fn close(mut self) {
         if let Some(c) = self.client.take() {
             let _ = c.close().await;
         }
@@ -128,11 +128,11 @@ impl Browser {
         assert!(!profile.exists(), "the profile folder was not removed");
     }
 
-    fn c(&self) -> &Client {
+    pub(crate) fn c(&self) -> &Client {
         self.client.as_ref().unwrap()
     }
 
-    async fn screenshot(&self, name: &str) -> String {
+    pub(crate) async fn screenshot(&self, name: &str) -> String {
         let dir =
             std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/browser-screenshots");
         let _ = std::fs::create_dir_all(&dir);
@@ -144,7 +144,7 @@ impl Browser {
     }
 
     /// Waits up to `timeout` for a visible element matching `css`.
-    async fn wait(
+    pub(crate) async fn wait(
         &self,
         css: &str,
         timeout: Duration,
@@ -159,7 +159,7 @@ impl Browser {
     }
 
     /// Waits until the text of `css` satisfies `pred`.
-    async fn wait_text(
+    pub(crate) async fn wait_text(
         &self,
         css: &str,
         timeout: Duration,
@@ -185,7 +185,7 @@ impl Browser {
         }
     }
 
-    async fn click(&self, css: &str) -> Result<(), String> {
+    pub(crate) async fn click(&self, css: &str) -> Result<(), String> {
         self.wait(css, SOON)
             .await?
             .click()
@@ -193,7 +193,7 @@ impl Browser {
             .map_err(|e| format!("click {css}: {e}"))
     }
 
-    async fn fill(&self, css: &str, text: &str) -> Result<(), String> {
+    pub(crate) async fn fill(&self, css: &str, text: &str) -> Result<(), String> {
         let el = self.wait(css, SOON).await?;
         el.clear().await.map_err(|e| format!("clear {css}: {e}"))?;
         el.send_keys(text)
@@ -260,7 +260,7 @@ async fn chart_points(b: &Browser) -> Result<(), String> {
 }
 
 /// Runs one named step; on failure saves a screenshot and fails the test with both.
-async fn step<F: Future<Output = Result<(), String>>>(b: &Browser, name: &str, f: F) {
+pub(crate) async fn step<F: Future<Output = Result<(), String>>>(b: &Browser, name: &str, f: F) {
     let result = match f.await {
         Ok(()) => {
             // The wrong login answers 401 on purpose; Chromium logs every failed request.

@@ -3,7 +3,8 @@
 // {"type":"alert"} events; `startBadge` keeps the top-bar count of active alerts current.
 import { api } from './api.js';
 import { t, fmtDate, fmtNumber } from './i18n.js';
-import { h, clear, setMsg, responsiveTable, deviceOptions, inputToEpoch } from './dom.js';
+import { h, clear, setMsg, responsiveTable, deviceOptions } from './dom.js';
+import { dateInput } from './dates.js';
 import { ruleEditor, describeRule } from './alert-rules.js';
 import { mountChannels } from './channels.js';
 
@@ -56,8 +57,8 @@ export default function alertsView(main, { live }) {
   const rule = h('select', { id: 'alerts-rule' }, h('option', { value: '' }, t('al.allrules')));
   const state = h('select', { id: 'alerts-state' }, ...['', 'active', 'firing', 'acknowledged', 'resolved']
     .map((s) => h('option', { value: s }, s ? t(`al.state.${s}`) : t('al.allstates'))));
-  const from = h('input', { id: 'alerts-from', type: 'datetime-local' });
-  const to = h('input', { id: 'alerts-to', type: 'datetime-local' });
+  const from = dateInput('alerts-from', t('inc.from'));
+  const to = dateInput('alerts-to', t('inc.to'));
   const limit = h('select', { id: 'alerts-limit' }, ...[25, 50, 100, 500].map((n) => h('option', { value: n, selected: n === 50 }, n)));
   const field = (id, label, el) => h('div', {}, h('label', { for: id }, label), el);
   const filters = h('form', { class: 'toolbar', id: 'alerts-filters' },
@@ -95,8 +96,8 @@ export default function alertsView(main, { live }) {
   let histGen = 0;
   async function loadHistory() {
     const mine = ++histGen;
-    const query = { device: device.value, rule: rule.value, state: state.value, start_date: inputToEpoch(from.value), end_date: inputToEpoch(to.value), limit: limit.value };
     try {
+      const query = { device: device.value, rule: rule.value, state: state.value, start_date: from.epoch(), end_date: to.epoch(), limit: limit.value };
       const res = await api('/alerts', { query });
       if (mine !== histGen) return;
       clear(tbody);

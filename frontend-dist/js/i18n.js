@@ -1,4 +1,5 @@
 // German and English strings; language from localStorage, else navigator.language.
+import STORY from './i18n-story.js';
 const STRINGS = {
   en: {
     'app.title': 'rzmon', 'nav.overview': 'Overview', 'nav.history': 'History', 'nav.incidents': 'Incidents',
@@ -222,6 +223,8 @@ const STRINGS = {
   },
 };
 
+for (const l of Object.keys(STORY)) Object.assign(STRINGS[l], STORY[l]);
+
 const KEY = 'rzmon.lang';
 const listeners = new Set();
 
@@ -263,12 +266,15 @@ export function translateDom(root = document) {
   root.querySelectorAll('[data-i18n-label]').forEach((el) => { el.setAttribute('aria-label', t(el.dataset.i18nLabel)); });
 }
 
-const locale = () => (lang === 'de' ? 'de-DE' : 'en-GB');
+export const locale = () => (lang === 'de' ? 'de-DE' : 'en-GB');
 
 export function fmtDate(iso) {
   if (!iso) return '–';
   const d = iso instanceof Date ? iso : new Date(iso);
-  return new Intl.DateTimeFormat(locale(), { dateStyle: 'short', timeStyle: 'medium' }).format(d);
+  // One format per language everywhere (rows, filters, charts): 1.12.2026, 21:20:05 / 01/12/2026, 21:20:05.
+  return new Intl.DateTimeFormat(locale(), {
+    day: 'numeric', month: 'numeric', year: 'numeric', hour: '2-digit', minute: '2-digit', second: '2-digit', hourCycle: 'h23',
+  }).format(d);
 }
 
 export function fmtNumber(n, digits = 1) {

@@ -1,7 +1,23 @@
 // Incidents: filterable table, newest first, paged by time cursor; live incidents prepended.
 import { api, latest, isStale } from './api.js';
 import { t, fmtDate } from './i18n.js';
-import { h, clear, setMsg, responsiveTable, deviceOptions, inputToEpoch } from './dom.js';
+import { h, clear, setMsg, responsiveTable, deviceOptions } from './dom.js';
+import { dateInput } from './dates.js';
+
+const KNOWN = ['unauthorized_access', 'door_forced', 'forced_entry', 'tamper', 'intrusion', 'door_open_too_long', 'temperature_high'];
+
+/** A human, translated name for an incident type; unknown types stay as they are. */
+export function incidentLabel(type) {
+  if (KNOWN.includes(type)) return t(`inc.t.${type}`);
+  if (typeof type === 'string' && type.startsWith('alert:')) return t('inc.t.alert', { name: type.slice(6).replace(/[-_]/g, ' ') });
+  return type;
+}
+
+/** The label with the raw type under it (as detail) when they differ. */
+function typeCell(type) {
+  const label = incidentLabel(type);
+  return h('td', {}, label, label !== type ? h('div', { class: 'raw' }, `${t('inc.raw')}: `, h('code', {}, type)) : null);
+}
 
 function details(data) {
   const rest = { ...data };
@@ -13,15 +29,15 @@ function details(data) {
 export function incidentRow(r, isNew = false) {
   return h('tr', { class: isNew ? 'new' : '', dataset: { device: r.device, type: r.type, timestamp: r.timestamp } },
     h('td', { class: 'num' }, h('time', { datetime: r.timestamp }, fmtDate(r.timestamp))),
-    h('td', {}, r.type), h('td', {}, h('a', { href: `#/history?device=${encodeURIComponent(r.device)}` }, r.device)), h('td', {}, details(r.data || {})));
+    typeCell(r.type), h('td', {}, h('a', { href: `#/history?device=${encodeURIComponent(r.device)}` }, r.device)), h('td', {}, details(r.data || {})));
 }
 
 export default function incidentsView(main, { live }) {
   const type = h('input', { id: 'inc-type', list: 'inc-types', autocomplete: 'off' });
   const types = h('datalist', { id: 'inc-types' });
   const device = h('select', { id: 'inc-device' });
-  const from = h('input', { id: 'inc-from', type: 'datetime-local' });
-  const to = h('input', { id: 'inc-to', type: 'datetime-local' });
+  const from = dateInput('inc-from', t('inc.from'));
+  const to = dateInput('inc-to', t('inc.to'));
   const limit = h('select', { id: 'inc-limit' }, ...[25, 50, 100, 500].map((n) => h('option', { value: n, selected: n === 50 }, n)));
   const form = h('form', { class: 'toolbar', id: 'inc-filters' },
     h('div', {}, h('label', { for: 'inc-type' }, t('inc.type')), type, types),
@@ -46,16 +62,17 @@ export default function incidentsView(main, { live }) {
   const seenTypes = new Set();
 
   function addTypes(list) {
-    for (const r of list) if (!seenTypes.has(r.type)) { seenTypes.add(r.type); types.append(h('option', { value: r.type })); }
+    for (const r of list) if (!seenTypes.has(r.type)) { seenTypes.add(r.type); types.append(h('option', { value: r.type, label: incidentLabel(r.type) })); }
   }
 
   function filters() {
-    return { type: type.value.trim(), device: device.value, start_date: inputToEpoch(from.value), end_date: inputToEpoch(to.value) };
+    return { type: type.value.trim(), device: device.value, start_date: from.epoch(), end_date: to.epoch() };
   }
 
   const slot = latest(); // a slower, older answer must not overwrite a newer one
   async function load() {
-    const f = filters();
+    let f;
+    try { f = filters(); } catch (e) { setMsg(status, e.message, 'error'); return; }
     const q = { ...f, limit: limit.value };
     if (cursor) q.end_date = cursor;
     setMsg(status, t('loading'));
@@ -83,7 +100,8 @@ export default function incidentsView(main, { live }) {
   const off = live.on('incident', (m) => {
     const r = { timestamp: m.timestamp, device: m.device, type: m.data.type, data: m.data };
     addTypes([r]);
-    const f = filters();
+    let f;
+    try { f = filters(); } catch { return; }
     if (cursor || (f.type && f.type !== r.type) || (f.device && f.device !== r.device) || (f.end_date && Date.parse(r.timestamp) / 1000 > f.end_date)) return;
     tbody.prepend(incidentRow(r, true));
     while (tbody.children.length > Number(limit.value)) { tbody.lastChild.remove(); older.disabled = false; }

@@ -1,39 +1,58 @@
-// Warn/critical limits for tiles and charts, taken from the enabled alert rules (GET /alert-rules)
-// so the colours agree with what alerts. The defaults match the default rules until rules load.
+// Warn/critical limits per device for tiles and charts, taken from the enabled threshold rules
+// that cover the device (GET /alert-rules), so the colours agree with what alerts; where no rule
+// sets a limit, the device's own config (tmp_max, lf_max from GET /devices "limits") does.
 import { api } from './api.js';
+import { t } from './i18n.js';
 
-const DEFAULTS = { tmpWarn: 30, tmpAlarm: 35, lfLow: 20, lfHigh: 80 };
-let current = { ...DEFAULTS };
+let rules = [];
 let loading = null;
 
-/** The limits from `rules`: lowest `above` per severity, highest `below`, per metric. */
-export function levelsFromRules(rules) {
-  const pick = (metric, op, severity, fold) => {
-    const vals = rules.filter((r) => r.enabled && r.kind === 'threshold' && r.metric === metric && r.op === op
-      && (!severity || r.severity === severity)).map((r) => r.value);
-    return vals.length ? fold(...vals) : undefined;
-  };
-  const tmpWarn = pick('tmp', 'above', 'warning', Math.min);
-  const tmpAlarm = pick('tmp', 'above', 'critical', Math.min);
-  return {
-    tmpWarn: tmpWarn ?? tmpAlarm ?? Infinity,
-    tmpAlarm: tmpAlarm ?? Infinity,
-    lfLow: pick('lf', 'below', null, Math.max) ?? -Infinity,
-    lfHigh: pick('lf', 'above', null, Math.min) ?? Infinity,
-  };
-}
-
-/** Re-reads the rules (at most one request at a time); resolves to the limits. */
+/** Re-reads the rules (at most one request at a time). */
 export function loadLevels() {
   if (!loading) {
     loading = api('/alert-rules')
-      .then((res) => { current = levelsFromRules(res.rules || []); return current; })
-      .catch(() => current)
+      .then((res) => { rules = (res.rules || []).filter((r) => r.enabled && r.kind === 'threshold'); })
+      .catch(() => {})
       .finally(() => { loading = null; });
   }
   return loading;
 }
 
-export const levels = () => current;
-export function tmpLevel(v) { return v >= current.tmpAlarm ? 'alarm' : v >= current.tmpWarn ? 'warn' : 'ok'; }
-export function lfLevel(v) { return v <= current.lfLow || v >= current.lfHigh ? 'warn' : 'ok'; }
+const covers = (r, device) => !r.devices || !r.devices.length || !device || r.devices.includes(device);
+
+/**
+ * The limits of `device` (an id; `limits` its {tmp_max, lf_max} or undefined):
+ * {tmp: [{value, level, label}], lf: [...]} sorted by value, plus the folded
+ * tmpWarn/tmpAlarm/lfLow/lfHigh the tiles use.
+ */
+export function levelsFor(device, limits = {}) {
+  const lines = (metric) => rules.filter((r) => r.metric === metric && covers(r, device)).map((r) => ({
+    value: r.value, op: r.op, level: r.severity === 'critical' ? 'alarm' : 'warn', label: r.name,
+  }));
+  const tmp = lines('tmp');
+  const lf = lines('lf');
+  const own = (list, key, metric) => {
+    const v = limits && limits[key];
+    if (typeof v === 'number' && !list.some((l) => l.op === 'above')) {
+      list.push({ value: v, op: 'above', level: 'alarm', label: t('hist.limitdev', { device, key }), metric });
+    }
+  };
+  own(tmp, 'tmp_max', 'tmp');
+  own(lf, 'lf_max', 'lf');
+  const fold = (list, op, level, f) => {
+    const vals = list.filter((l) => l.op === op && (!level || l.level === level)).map((l) => l.value);
+    return vals.length ? f(...vals) : undefined;
+  };
+  const tmpAlarm = fold(tmp, 'above', 'alarm', Math.min) ?? Infinity;
+  return {
+    tmp: tmp.sort((a, b) => a.value - b.value),
+    lf: lf.sort((a, b) => a.value - b.value),
+    tmpWarn: fold(tmp, 'above', 'warn', Math.min) ?? tmpAlarm,
+    tmpAlarm,
+    lfLow: fold(lf, 'below', null, Math.max) ?? -Infinity,
+    lfHigh: fold(lf, 'above', null, Math.min) ?? Infinity,
+  };
+}
+
+export function tmpLevel(v, lv) { return v >= lv.tmpAlarm ? 'alarm' : v >= lv.tmpWarn ? 'warn' : 'ok'; }
+export function lfLevel(v, lv) { return v <= lv.lfLow || v >= lv.lfHigh ? 'warn' : 'ok'; }

@@ -1,15 +1,16 @@
 //! Access ids: `POST /addAccessID` (direct or by enrolment at a device), `GET /accessIDs`,
-//! `DELETE /accessIDs/{id}` (revoke), and the access log `GET /access` joined with the names.
+//! `DELETE /accessIDs/{id}` (revoke), and the access log `GET /access` (filters, keyset paging)
+//! joined with the names.
 //! Every change bumps the list version and re-syncs the online devices.
 
 use super::auth_filter::Principal;
 use super::error::{ApiError, json_response};
-use super::params::RangeParams;
+use super::params::{self, RangeParams};
 use super::routes::{Endpoints, Table, finish, query};
 use super::{Shared, blocking, target};
 use crate::commands::{CommandError, access_sync};
 use crate::model::{ACCESS_ID_RULE, AccessId, AuditAction, Command, DeviceId, format_ts};
-use crate::store::StoreError;
+use crate::store::{AccessFilter, RangeQuery, StoreError};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use std::collections::HashMap;
@@ -237,31 +238,66 @@ async fn revoke_id(
     ))
 }
 
-/// `GET /access` parameters: the range filters and `access_id`.
+/// `GET /access` parameters: the range filters, `access_id`, `granted` and the `before` cursor.
 #[derive(Deserialize)]
 struct LogParams {
     #[serde(flatten)]
     range: RangeParams,
     access_id: Option<String>,
+    granted: Option<String>,
+    before: Option<String>,
+}
+
+/// `granted`: `true` or `false` (absent: both).
+fn parse_granted(v: Option<&str>) -> Result<Option<bool>, ApiError> {
+    match v {
+        None => Ok(None),
+        Some("true") => Ok(Some(true)),
+        Some("false") => Ok(Some(false)),
+        Some(_) => Err(ApiError::bad_request("granted must be true or false.")),
+    }
+}
+
+/// `before`: the `next_before` of the previous page, `<ts_ms>-<row id>`.
+fn parse_cursor(v: Option<&str>) -> Result<Option<(i64, i64)>, ApiError> {
+    let Some(v) = v else { return Ok(None) };
+    v.split_once('-')
+        .and_then(|(ts, id)| Some((ts.parse().ok()?, id.parse().ok()?)))
+        .map(Some)
+        .ok_or_else(|| {
+            ApiError::bad_request("before must be the next_before value of the previous page.")
+        })
 }
 
 async fn access_log(_user: Principal, q: LogParams, state: Shared) -> Result<Response, ApiError> {
     let range = q.range.parse().map_err(ApiError::BadRequest)?;
-    let filter = match &q.access_id {
-        Some(id) => Some(parse_access_id(id)?),
-        None => None,
+    let limit = range.limit;
+    let filter = AccessFilter {
+        access_id: params::present(&q.access_id)
+            .map(parse_access_id)
+            .transpose()?
+            .map(|id| id.as_str().to_owned()),
+        granted: parse_granted(params::present(&q.granted))?,
+        before: parse_cursor(params::present(&q.before))?,
+        // One row more than asked tells whether another page follows.
+        range: RangeQuery {
+            limit: limit + 1,
+            ..range
+        },
     };
-    let (rows, known) = blocking(&state.ctx.store, move |s| {
-        Ok((
-            s.access_events(&range, filter.as_ref().map(AccessId::as_str))?,
-            s.access_ids()?,
-        ))
+    let (page, known) = blocking(&state.ctx.store, move |s| {
+        Ok((s.access_page(&filter)?, s.access_ids()?))
     })
     .await?;
     let names: HashMap<String, String> = known.into_iter().map(|k| (k.access_id, k.name)).collect();
-    let rows: Vec<Value> = rows
-        .into_iter()
-        .map(|r| {
+    let more = page.rows.len() > limit as usize;
+    let shown = &page.rows[..page.rows.len().min(limit as usize)];
+    let next = more
+        .then(|| shown.last().map(|(id, r)| format!("{}-{id}", r.ts_ms)))
+        .flatten();
+    let rows: Vec<Value> = shown
+        .iter()
+        .map(|(_, r)| {
             let name = names.get(&r.access_id);
             json!({
                 "timestamp": format_ts(r.ts_ms), "device": r.device, "access_id": r.access_id,
@@ -269,5 +305,8 @@ async fn access_log(_user: Principal, q: LogParams, state: Shared) -> Result<Res
             })
         })
         .collect();
-    Ok(json_response(StatusCode::OK, &json!({ "access": rows })))
+    Ok(json_response(
+        StatusCode::OK,
+        &json!({ "access": rows, "total": page.total, "next_before": next }),
+    ))
 }

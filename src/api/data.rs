@@ -98,18 +98,7 @@ async fn data_summary(
         s.telemetry_summary(dev.as_deref(), start, end, width)
     })
     .await?;
-    let stats = |t: Option<(f64, f64, f64)>| {
-        t.map(|(min, avg, max)| serde_json::json!({"min": min, "avg": avg, "max": max}))
-    };
-    let rows: Vec<serde_json::Value> = rows
-        .into_iter()
-        .map(|b| {
-            serde_json::json!({
-                "timestamp": format_ts(b.start_ms), "count": b.count,
-                "tmp": stats(b.tmp), "lf": stats(b.lf), "locked": b.locked,
-            })
-        })
-        .collect();
+    let rows: Vec<serde_json::Value> = rows.into_iter().map(bucket_json).collect();
     Ok(json_response(
         StatusCode::OK,
         &serde_json::json!({
@@ -117,4 +106,15 @@ async fn data_summary(
             "bucket_ms": width, "buckets": rows,
         }),
     ))
+}
+
+/// One summary bucket as answered by `/data/summary` (and `/timeline`).
+pub(super) fn bucket_json(b: crate::store::Bucket) -> serde_json::Value {
+    let stats = |t: Option<(f64, f64, f64)>| {
+        t.map(|(min, avg, max)| serde_json::json!({"min": min, "avg": avg, "max": max}))
+    };
+    serde_json::json!({
+        "timestamp": format_ts(b.start_ms), "count": b.count,
+        "tmp": stats(b.tmp), "lf": stats(b.lf), "locked": b.locked,
+    })
 }

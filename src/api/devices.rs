@@ -1,6 +1,7 @@
 //! `GET /devices`: every registered device with presence, last seen, last telemetry values and
 //! whether its access list is in sync, from one query; `POST /devices` / `DELETE /devices/{id}`: register (the
-//! MQTT password is shown once) and remove; `GET /audit`: who did what.
+//! MQTT password is shown once) and remove; `POST /devices/{id}/password`: re-key (a new password,
+//! shown once; the old one stops working); `GET /audit`: who did what.
 
 use super::auth_filter::Principal;
 use super::error::{ApiError, json_response};
@@ -23,20 +24,36 @@ pub fn routes(t: &Table) -> Endpoints {
         .protected_param(Method::DELETE, "devices/{id}")
         .and(t.state())
         .then(remove_device);
+    let rekey = t
+        .protected_param(Method::POST, "devices/{id}/password")
+        .and(t.state())
+        .then(rekey_device);
     let audit = t
         .get("audit")
         .and(query::<AuditParams>())
         .and(t.state())
         .then(audit_log);
-    finish(list.or(add).or(remove).or(audit))
+    finish(list.or(add).or(remove).or(rekey).or(audit))
 }
 
 async fn devices(_user: Principal, state: Shared) -> Result<Response, ApiError> {
-    let (devices, version) = blocking(&state.ctx.store, |s| s.device_overview()).await?;
+    let (devices, version, configs) = blocking(&state.ctx.store, |s| {
+        let (devices, version) = s.device_overview()?;
+        let configs = devices
+            .iter()
+            .map(|d| {
+                s.device_config(d.id.as_str())
+                    .map(|c| c.map(|(config, _)| config))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok((devices, version, configs))
+    })
+    .await?;
     let presence = state.ctx.commands.presence();
     let list: Vec<Value> = devices
         .into_iter()
-        .map(|d| {
+        .zip(configs)
+        .map(|(d, config)| {
             let telemetry = d.last_telemetry.map(|(ts, data)| {
                 json!({"timestamp": format_ts(ts), "tmp": data.get("tmp"), "lf": data.get("lf"), "locked": data.get("locked")})
             });
@@ -50,6 +67,7 @@ async fn devices(_user: Principal, state: Shared) -> Result<Response, ApiError> 
                 "last_telemetry": telemetry,
                 "access_version": d.access_version,
                 "access_in_sync": d.access_version == Some(version),
+                "limits": limits(config.as_ref()),
             })
         })
         .collect();
@@ -57,6 +75,14 @@ async fn devices(_user: Principal, state: Shared) -> Result<Response, ApiError> 
         StatusCode::OK,
         &json!({ "devices": list, "access_version": version }),
     ))
+}
+
+/// The device's own limits from the config it last reported (`getConfig`/`setConfig`): the
+/// numeric `tmp_max` and `lf_max`, null when unknown. The dashboard uses them where no alert
+/// rule sets a limit.
+fn limits(config: Option<&Value>) -> Value {
+    let num = |k: &str| config.and_then(|c| c.get(k)).filter(|v| v.is_number());
+    json!({ "tmp_max": num("tmp_max"), "lf_max": num("lf_max") })
 }
 
 /// `GET /audit` parameters.
@@ -113,6 +139,34 @@ async fn add_device(user: Principal, req: AddDevice, state: Shared) -> Result<Re
     Ok(json_response(
         StatusCode::CREATED,
         &json!({ "device": id, "username": id, "password": password }),
+    ))
+}
+
+/// A new MQTT password for a registered device, answered once; the old password stops working
+/// for new connections and the device's live connection is closed within a second.
+async fn rekey_device(id: String, user: Principal, state: Shared) -> Result<Response, ApiError> {
+    let device = DeviceId::parse(&id)
+        .ok_or_else(|| ApiError::bad_request(format!("The device id must be {DEVICE_ID_RULE}.")))?;
+    let password = crate::secrets::random_password(crate::secrets::DEVICE_PASSWORD_LEN)
+        .map_err(ApiError::internal)?;
+    let hash = crate::secrets::hash_device_secret(&password).map_err(ApiError::internal)?;
+    let (d, u) = (device.to_string(), user.username.clone());
+    let changed = blocking(&state.ctx.store, move |s| {
+        let changed = s.set_device_secret(&d, &hash)?;
+        if changed {
+            s.audit(&u, AuditAction::DevicePasswd, &d, &json!({}))?;
+        }
+        Ok(changed)
+    })
+    .await?;
+    if !changed {
+        return Err(ApiError::Missing(format!(
+            "There is no device named {device}."
+        )));
+    }
+    Ok(json_response(
+        StatusCode::OK,
+        &json!({ "device": device, "username": device, "password": password }),
     ))
 }
 

@@ -30,6 +30,7 @@ pub mod server;
 mod session;
 mod settings;
 mod target;
+mod timeline;
 mod ws;
 
 use crate::alerts::Alerts;
@@ -196,6 +197,7 @@ const RESOURCES: &[fn(&Table) -> Endpoints] = &[
     channels::routes,
     session::routes,
     ca::routes,
+    timeline::routes,
 ];
 
 /// Every route of the server.

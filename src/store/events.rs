@@ -65,7 +65,7 @@ pub(super) fn range_params<'a>(q: &'a RangeQuery, extra: Option<&'a str>) -> Vec
 
 /// A stored payload back as JSON. The writer only stores what `serde_json` produced, so a
 /// parse failure means the file was edited by hand: report it as a conversion error.
-fn json(text: &str, column: usize) -> rusqlite::Result<serde_json::Value> {
+pub(super) fn json(text: &str, column: usize) -> rusqlite::Result<serde_json::Value> {
     serde_json::from_str(text).map_err(|e| {
         rusqlite::Error::FromSqlConversionFailure(column, rusqlite::types::Type::Text, Box::new(e))
     })

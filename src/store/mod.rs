@@ -6,6 +6,7 @@ mod accounts;
 mod alerts;
 mod bridge;
 mod broker_auth;
+mod browse;
 mod channels;
 mod check;
 mod control;
@@ -20,6 +21,7 @@ mod writer;
 
 pub use alerts::{AlertQuery, AlertRow, AlertState, NewAlert, PendingRow, RuleRow};
 pub use bridge::{BridgeRow, Cursor, Source};
+pub use browse::{AccessFilter, AccessPage, DoorChange, ReadingAt};
 pub use channels::{ChannelRow, ChannelSpec};
 pub use check::{Damage, check_file, is_corruption};
 pub use control::{AccessIdRow, AuditRow, ConfigChangeRow};

@@ -1,0 +1,338 @@
+//! The dashboard's story pages in a real headless Chromium, in English and German at a desktop
+//! (1280×800) and a phone (390×844) viewport: the chart's time axis and number format, the
+//! min–max band of a summarised range, the stale / never-connected / connection-lost tiles.
+//! Screenshots of every step stay in `target/browser-screenshots/ok-<step>-<lang>-<width>.png`.
+
+use crate::browser::{Browser, step};
+use crate::util::*;
+use serde_json::json;
+use std::time::Duration;
+
+const VIEWPORTS: [(u32, u32); 2] = [(1280, 800), (390, 844)];
+
+/// Two days of one reading a minute for `device`, written straight into the real database file
+/// (a device cannot backdate its messages): a daily temperature swing with noise, a flat 74 %
+/// humidity, and the door unlocked for 20 minutes every 6 hours.
+fn seed_history(app: &TestApp, device: &str) {
+    let conn = rusqlite::Connection::open(app.db_path()).expect("open db");
+    conn.busy_timeout(Duration::from_secs(10)).unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let tx = conn.unchecked_transaction().unwrap();
+    {
+        let mut insert = tx
+            .prepare(
+                "INSERT INTO telemetry (device, ts_ms, tmp, lf, locked, payload) VALUES (?1, ?2, ?3, 74.0, ?4, ?5)",
+            )
+            .unwrap();
+        for i in 1..=2880_i64 {
+            let noise = ((i * 7919) % 100) as f64 / 100.0;
+            let tmp = ((22.0 + 2.5 * (i as f64 / 229.0).sin() + noise) * 10.0).round() / 10.0;
+            let locked = i % 360 >= 20;
+            let payload = json!({"tmp": tmp, "lf": 74.0, "locked": locked}).to_string();
+            insert
+                .execute(rusqlite::params![
+                    device,
+                    now - 120_000 - i * 60_000,
+                    tmp,
+                    locked,
+                    payload
+                ])
+                .expect("seed history");
+        }
+    }
+    tx.commit().unwrap();
+}
+
+/// Switches the dashboard's language (kept in localStorage) and the window size, reloads.
+async fn setup(b: &Browser, lang: &str, (w, h): (u32, u32)) -> Result<(), String> {
+    b.c()
+        .set_window_size(w, h)
+        .await
+        .map_err(|e| e.to_string())?;
+    // The window includes the browser's frame: grow it until the page itself is h high.
+    let frame = b
+        .c()
+        .execute("return outerHeight - innerHeight", vec![])
+        .await
+        .map_err(|e| e.to_string())?;
+    if let Some(fh) = frame.as_u64().filter(|&f| f > 0 && f < 400) {
+        b.c()
+            .set_window_size(w, h + fh as u32)
+            .await
+            .map_err(|e| e.to_string())?;
+    }
+    b.c()
+        .execute(
+            &format!("localStorage.setItem('rzmon.lang', '{lang}'); location.hash = '#/overview'; location.reload();"),
+            vec![],
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+    b.wait("#tiles", SOON).await?;
+    let width = b
+        .c()
+        .execute("return window.innerWidth", vec![])
+        .await
+        .map_err(|e| e.to_string())?;
+    // Phones report their CSS width; a desktop window may lose a few pixels to a scroll bar.
+    if width
+        .as_u64()
+        .is_none_or(|v| v > u64::from(w) || v + 20 < u64::from(w))
+    {
+        return Err(format!("the viewport is {width} px wide, wanted {w}"));
+    }
+    Ok(())
+}
+
+async fn attr(b: &Browser, css: &str, name: &str) -> Result<String, String> {
+    b.wait(css, SOON)
+        .await?
+        .attr(name)
+        .await
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| format!("{css} has no {name}"))
+}
+
+/// The stale and never-connected tiles, and the panel with the incident from before the page
+/// was opened, as a human label.
+async fn overview(b: &Browser, lang: &str) -> Result<(), String> {
+    b.wait("[data-device=\"gone\"][data-state=\"stale\"]", SOON)
+        .await?;
+    let tmp = "[data-device=\"gone\"] [data-field=\"tmp\"]";
+    let text = b.wait_text(tmp, SOON, |t| t.contains("37")).await?;
+    let want = if lang == "de" { "37,5 °C" } else { "37.5 °C" };
+    if text.trim() != want {
+        return Err(format!("the stale tile shows {text:?}, wanted {want:?}"));
+    }
+    let level = attr(b, tmp, "data-level").await?;
+    if level != "stale" {
+        return Err(format!(
+            "the stale 37.5 °C is drawn as {level:?}, not greyed"
+        ));
+    }
+    let seen = if lang == "de" {
+        "zuletzt gesehen"
+    } else {
+        "last seen"
+    };
+    b.wait_text(
+        "[data-device=\"gone\"] [data-field=\"last_seen\"]",
+        SOON,
+        |t| t.contains(seen),
+    )
+    .await?;
+    let never = if lang == "de" {
+        "noch nie verbunden"
+    } else {
+        "never connected"
+    };
+    b.wait_text(
+        "[data-device=\"fresh\"][data-state=\"never\"] [data-field=\"online\"]",
+        SOON,
+        |t| t.contains(never),
+    )
+    .await?;
+    let color = b
+        .c()
+        .execute(
+            "const t = document.querySelector('[data-device=\"fresh\"]'); \
+             const a = document.querySelector('[data-device=\"gone\"]'); \
+             return [getComputedStyle(t).borderTopColor, getComputedStyle(a).borderTopColor, \
+                     getComputedStyle(document.documentElement).getPropertyValue('--alarm').trim()];",
+            vec![],
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+    if color[0] == color[2] || color[1] == color[2] {
+        return Err(format!(
+            "a stale or never-connected tile has the alarm border: {color}"
+        ));
+    }
+    let label = if lang == "de" {
+        "Manipulation am Gerät"
+    } else {
+        "Device tampered with"
+    };
+    b.wait_text("#ov-incidents", SOON, |t| t.contains(label))
+        .await?;
+    Ok(())
+}
+
+/// The 24 h chart: a min–max band, 24 h time ticks with the date in the language's format,
+/// the legend's time label, decimal commas in German, the true reading count, labelled limits.
+async fn chart(b: &Browser, lang: &str) -> Result<(), String> {
+    b.c()
+        .execute("location.hash = '#/history?device=hist'", vec![])
+        .await
+        .map_err(|e| e.to_string())?;
+    b.wait("#chart-tmp canvas", SOON).await?;
+    b.c()
+        .execute(
+            "document.getElementById('chart-tmp').removeAttribute('data-band')",
+            vec![],
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+    b.click("#range-24h").await?;
+    let deadline = std::time::Instant::now() + SOON;
+    while attr(b, "#chart-tmp", "data-band").await.ok().as_deref() != Some("true") {
+        if std::time::Instant::now() > deadline {
+            return Err("the 24 h chart drew no min–max band".into());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let ticks = attr(b, "#chart-tmp", "data-x-ticks").await?;
+    let times: Vec<&str> = ticks.split('|').collect();
+    let clock = |s: &str| {
+        let hm = s.lines().next().unwrap_or_default();
+        hm.len() == 5
+            && hm.as_bytes()[2] == b':'
+            && hm.replace(':', "").bytes().all(|c| c.is_ascii_digit())
+    };
+    let lower = ticks.to_lowercase();
+    if times.len() < 3
+        || !times.iter().all(|t| clock(t))
+        || lower.contains("am")
+        || lower.contains("pm")
+    {
+        return Err(format!("time ticks are not a 24 h clock: {ticks:?}"));
+    }
+    let dated: Vec<&str> = times.iter().filter_map(|t| t.lines().nth(1)).collect();
+    let date_ok = |d: &&str| {
+        let sep = if lang == "de" { '.' } else { '/' };
+        let parts: Vec<&str> = d.split(sep).collect();
+        parts.len() == 3
+            && parts[2].len() == 4
+            && parts
+                .iter()
+                .all(|p| !p.is_empty() && p.bytes().all(|c| c.is_ascii_digit()))
+    };
+    if dated.is_empty() || !dated.iter().all(date_ok) {
+        return Err(format!(
+            "the axis dates are not in the {lang} format: {ticks:?}"
+        ));
+    }
+    let legend = b
+        .wait_text("#chart-tmp .u-legend", SOON, |t| !t.is_empty())
+        .await?;
+    let time = if lang == "de" { "Zeit" } else { "Time" };
+    if !legend.contains(time) {
+        return Err(format!("the legend does not say {time}: {legend:?}"));
+    }
+    let y = attr(b, "#chart-tmp", "data-y-ticks").await?;
+    if lang == "de" && y.contains('.') || lang == "en" && y.contains(',') {
+        return Err(format!(
+            "y ticks in the wrong number format for {lang}: {y:?}"
+        ));
+    }
+    let range = attr(b, "#chart-lf", "data-y-range").await?;
+    let span: Vec<f64> = range.split(',').filter_map(|v| v.parse().ok()).collect();
+    if span.len() != 2 || span[1] - span[0] > 20.0 || span[0] > 74.0 || span[1] < 74.0 {
+        return Err(format!("the flat 74 % humidity got the axis {range}"));
+    }
+    let readings: usize = attr(b, "#chart-tmp", "data-readings")
+        .await?
+        .parse()
+        .unwrap_or(0);
+    let buckets: usize = attr(b, "#chart-tmp", "data-buckets")
+        .await?
+        .parse()
+        .unwrap_or(0);
+    if !(1400..=1500).contains(&readings) || !(300..=400).contains(&buckets) {
+        return Err(format!(
+            "{readings} readings in {buckets} buckets for 24 h of one a minute"
+        ));
+    }
+    let words = if lang == "de" {
+        "Messwerte in"
+    } else {
+        "readings in"
+    };
+    b.wait_text("#history-status", SOON, |t| {
+        t.contains(words) && t.contains(&buckets.to_string())
+    })
+    .await?;
+    let limits = attr(b, "#chart-tmp", "data-thresholds").await?;
+    if !limits.contains("Temperature high") || !limits.contains("30") {
+        return Err(format!("the limit lines are not the rules': {limits}"));
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dashboard_story_in_both_languages_and_viewports() {
+    let mut app = TestApp::start().await;
+    let token = app.login().await;
+    app.add_device("hist");
+    seed_history(&app, "hist");
+    app.add_device("fresh");
+    let gone = app.device("gone").await;
+    gone.publish("status", "online").await;
+    gone.publish("telemetry", r#"{"tmp":37.5,"lf":50.0,"locked":true}"#)
+        .await;
+    gone.publish("incident", r#"{"type":"tamper","message":"lid open"}"#)
+        .await;
+    assert!(app.wait_rows(&token, "gone", 1).await);
+    gone.publish("status", "offline").await;
+    assert!(
+        wait_until(SOON, || async {
+            let (_, d) = app.get("/devices", Some(&token)).await;
+            d["devices"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|d| d["id"] == "gone" && d["online"] == false)
+        })
+        .await
+    );
+
+    let b = Browser::start().await;
+    step(&b, "story-login", async {
+        b.c().goto(&app.url("/")).await.map_err(|e| e.to_string())?;
+        b.fill("#login-user", "admin").await?;
+        b.fill("#login-password", ADMIN_PASSWORD).await?;
+        b.click("#login-submit").await?;
+        b.wait("#tiles", SOON).await.map(drop)
+    })
+    .await;
+    for lang in ["en", "de"] {
+        for size in VIEWPORTS {
+            let tag = format!("{lang}-{}", size.0);
+            step(&b, &format!("overview-{tag}"), async {
+                setup(&b, lang, size).await?;
+                overview(&b, lang).await
+            })
+            .await;
+            step(&b, &format!("chart-{tag}"), chart(&b, lang)).await;
+        }
+    }
+    // The server goes away: no tile may keep claiming a presence. (Not a `step`: the failed
+    // reconnects are console errors here, on purpose.)
+    let lost = async {
+        setup(&b, "en", VIEWPORTS[0]).await?;
+        b.wait("[data-device=\"gone\"][data-state=\"stale\"]", SOON).await?;
+        app.shutdown().await.map_err(|e| e.to_string())?;
+        b.wait_text("#conn-state", SOON, |t| t.contains("retrying")).await?;
+        let states = b
+            .c()
+            .execute(
+                "return [...document.querySelectorAll('.tile')].map((t) => t.dataset.state + ':' + t.querySelector('[data-field=online]').textContent)",
+                vec![],
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+        let all_lost = states
+            .as_array()
+            .is_some_and(|s| s.len() == 3 && s.iter().all(|v| v == "lost:connection lost"));
+        if all_lost { Ok(()) } else { Err(format!("tiles after the server stopped: {states}")) }
+    }
+    .await;
+    let shot = b.screenshot("ok-connection-lost-en-1280").await;
+    if let Err(e) = lost {
+        panic!("step \"connection-lost\" failed: {e}\nscreenshot: {shot}");
+    }
+    b.close().await;
+}
