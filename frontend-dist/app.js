@@ -8,10 +8,11 @@ import history from './js/history.js';
 import incidents from './js/incidents.js';
 import alerts, { startBadge } from './js/alerts.js';
 import access from './js/access.js';
+import timeline from './js/timeline.js';
 import devices from './js/devices.js';
 import account from './js/account.js';
 
-const routes = { overview, history, alerts, incidents, access, devices, account };
+const routes = { overview, history, alerts, incidents, access, timeline, devices, account };
 const $ = (id) => document.getElementById(id);
 let cleanup = null;
 let currentRoute = null;

@@ -196,9 +196,27 @@ pub struct IntegrationSettings {
     #[arg(long, env = "RZMON_BRIDGE_RATE", default_value_t = 1000,
           value_parser = int::<u32>("RZMON_BRIDGE_RATE", 1, 100_000))]
     pub bridge_rate: u32,
+
+    /// External broker that takes over from the embedded broker and gate, e.g.
+    /// `mqtt://rzmon-a:pass@broker.example:1883`; unset = the embedded broker.
+    #[arg(long, env = "RZMON_BROKER", hide_env_values = true, value_parser = secret)]
+    pub broker: Option<Secret>,
+
+    /// Shared-subscription group on the external broker (`$share/<group>/...`, so several rzmon
+    /// readers split the messages); empty = a plain subscription.
+    #[arg(long, env = "RZMON_BROKER_SHARE", default_value = "rzmon", value_parser = share_group)]
+    pub broker_share: String,
 }
 
 impl IntegrationSettings {
+    /// `RZMON_BROKER`, parsed.
+    pub fn broker(&self) -> Result<Option<BrokerUrl>, String> {
+        self.broker
+            .as_ref()
+            .map(|u| BrokerUrl::parse(u.expose(), "RZMON_BROKER"))
+            .transpose()
+    }
+
     /// `RZMON_HA_BROKER`, parsed (the error never shows the value).
     pub fn ha_broker(&self) -> Result<Option<BrokerUrl>, String> {
         self.ha_broker
@@ -303,6 +321,7 @@ impl ServeSettings {
         // Broker URLs carry passwords: checked here, so clap never prints the value.
         self.integrations.ha_broker()?;
         self.integrations.bridge_url()?;
+        self.integrations.broker()?;
         if let Some(s) = &self.jwt_secret
             && s.expose().len() < policy::MIN_SECRET_LEN
         {
@@ -395,6 +414,15 @@ fn topic_level(var: &'static str) -> impl Fn(&str) -> Result<String, String> + C
                 "{var} must be 1-64 characters of A-Z a-z 0-9 - _, got {s:?}"
             ))
         }
+    }
+}
+
+/// Empty, or one topic level.
+fn share_group(s: &str) -> Result<String, String> {
+    if s.is_empty() {
+        Ok(String::new())
+    } else {
+        topic_level("RZMON_BROKER_SHARE")(s)
     }
 }
 

@@ -28,6 +28,7 @@ pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod device_auth;
+pub mod external;
 pub mod ha;
 pub mod health;
 pub mod hub;

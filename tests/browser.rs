@@ -627,9 +627,9 @@ async fn devices_page_offers_the_ca_when_tls_is_on() {
     })
     .await;
     step(&b, "tls-devices", async {
-        b.wait_text("#esp-tls-port", SOON, |t| t.contains(&mqtts.to_string()))
+        b.wait_text("#esp-mqtts-port", SOON, |t| t.contains(&mqtts.to_string()))
             .await?;
-        let link = b.wait("#ca-download", SOON).await?;
+        let link = b.wait("#esp-ca", SOON).await?;
         let href = link.attr("href").await.map_err(|e| e.to_string())?;
         if href.as_deref() != Some("/tls/ca.pem") {
             return Err(format!("CA link: {href:?}"));

@@ -1,6 +1,7 @@
 //! The dashboard's story pages in a real headless Chromium, in English and German at a desktop
 //! (1280×800) and a phone (390×844) viewport: the chart's time axis and number format, the
-//! min–max band of a summarised range, the stale / never-connected / connection-lost tiles.
+//! min–max band of a summarised range, the stale / never-connected / connection-lost tiles, the
+//! timeline around a card swipe; once: access-log filter and "allow this card", device re-key.
 //! Screenshots of every step stay in `target/browser-screenshots/ok-<step>-<lang>-<width>.png`.
 
 use crate::browser::{Browser, step};
@@ -262,6 +263,57 @@ async fn chart(b: &Browser, lang: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// From the access log's row of Erika's swipe to the timeline: who, the door, the room.
+async fn timeline(b: &Browser, lang: &str) -> Result<(), String> {
+    b.c()
+        .execute("location.hash = '#/access'", vec![])
+        .await
+        .map_err(|e| e.to_string())?;
+    b.click("#access-log tr[data-access-id=\"CAFE0042\"] [data-timeline]")
+        .await?;
+    let name = if lang == "de" {
+        "Karte Erika (CAFE0042): Zutritt gewährt"
+    } else {
+        "card Erika (CAFE0042): granted"
+    };
+    let open = if lang == "de" {
+        "Tür entriegelt"
+    } else {
+        "door unlocked"
+    };
+    b.wait_text("#tl-events", SOON, |t| t.contains(name) && t.contains(open))
+        .await?;
+    b.wait("#tl-at-mark", SOON).await?;
+    let tmp = b
+        .wait_text(
+            "#tl-moment [data-device=\"gone\"] [data-field=\"tmp\"]",
+            SOON,
+            |t| t.contains("37"),
+        )
+        .await?;
+    let want = if lang == "de" { "37,5 °C" } else { "37.5 °C" };
+    if tmp.trim() != want {
+        return Err(format!(
+            "the room at the moment shows {tmp:?}, wanted {want:?}"
+        ));
+    }
+    let at = b
+        .wait("#tl-at", SOON)
+        .await?
+        .prop("value")
+        .await
+        .map_err(|e| e.to_string())?
+        .unwrap_or_default();
+    let date = at.split(' ').next().unwrap_or_default();
+    let sep = if lang == "de" { '.' } else { '/' };
+    if date.split(sep).count() != 3 || !at.contains(':') {
+        return Err(format!(
+            "the moment is not written in the {lang} format: {at:?}"
+        ));
+    }
+    b.wait("#tl-chart canvas", SOON).await.map(drop)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dashboard_story_in_both_languages_and_viewports() {
     let mut app = TestApp::start().await;
@@ -273,8 +325,23 @@ async fn dashboard_story_in_both_languages_and_viewports() {
     gone.publish("status", "online").await;
     gone.publish("telemetry", r#"{"tmp":37.5,"lf":50.0,"locked":true}"#)
         .await;
+    let (status, _) = app
+        .post(
+            "/addAccessID",
+            Some(&token),
+            json!({"access_id": "CAFE0042", "name": "Erika"}),
+        )
+        .await;
+    assert_eq!(status, 201);
+    gone.publish("access", r#"{"access_id":"F00DF00D","granted":false}"#)
+        .await;
+    gone.publish("access", r#"{"access_id":"CAFE0042","granted":true}"#)
+        .await;
+    gone.publish("telemetry", r#"{"tmp":37.5,"lf":50.0,"locked":false}"#)
+        .await;
     gone.publish("incident", r#"{"type":"tamper","message":"lid open"}"#)
         .await;
+    assert!(wait_until(SOON, || async { app.count("access_events") == 2 }).await);
     assert!(app.wait_rows(&token, "gone", 1).await);
     gone.publish("status", "offline").await;
     assert!(
@@ -307,8 +374,69 @@ async fn dashboard_story_in_both_languages_and_viewports() {
             })
             .await;
             step(&b, &format!("chart-{tag}"), chart(&b, lang)).await;
+            step(&b, &format!("timeline-{tag}"), timeline(&b, lang)).await;
         }
     }
+    step(&b, "access-allow-en-1280", async {
+        setup(&b, "en", VIEWPORTS[0]).await?;
+        b.c()
+            .execute("location.hash = '#/access'", vec![])
+            .await
+            .map_err(|e| e.to_string())?;
+        b.click("#acclog-result option[value=\"false\"]").await?;
+        b.click("#acclog-apply").await?;
+        b.wait_text("#acclog-page", SOON, |t| t.contains("1–1 of 1"))
+            .await?;
+        b.click("[data-allow=\"F00DF00D\"]").await?;
+        b.c()
+            .send_alert_text("Max")
+            .await
+            .map_err(|e| e.to_string())?;
+        b.c().accept_alert().await.map_err(|e| e.to_string())?;
+        b.wait_text("#access-list", SOON, |t| {
+            t.contains("F00DF00D") && t.contains("Max")
+        })
+        .await?;
+        let (_, ids) = app.get("/accessIDs", Some(&token)).await;
+        let added = ids["access_ids"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|r| r["access_id"] == "F00DF00D" && r["name"] == "Max");
+        if !added {
+            return Err(format!("the card was not added with its name: {ids}"));
+        }
+        b.wait_text("#access-log", SOON, |t| t.contains("Max (F00DF00D)"))
+            .await
+            .map(drop)
+    })
+    .await;
+    step(&b, "device-rekey-en-1280", async {
+        b.c()
+            .execute("location.hash = '#/devices'", vec![])
+            .await
+            .map_err(|e| e.to_string())?;
+        let port = b.wait_text("#esp-port", SOON, |t| !t.is_empty()).await?;
+        if port.trim() != app.mqtt.port().to_string() {
+            return Err(format!(
+                "the instructions name port {port}, the broker listens on {}",
+                app.mqtt.port()
+            ));
+        }
+        b.click("#esp-device option[value=\"fresh\"]").await?;
+        b.wait_text("#esp-sub", SOON, |t| t.trim() == "rz/fresh/command")
+            .await?;
+        b.click("[data-rekey=\"fresh\"]").await?;
+        b.c().accept_alert().await.map_err(|e| e.to_string())?;
+        let pw = b
+            .wait_text("#device-rekey-password", SOON, |t| t.len() >= 20)
+            .await?;
+        let d = Device::connect(app.mqtt, "fresh", Some(("fresh", pw.trim()))).await;
+        d.wait_connack()
+            .await
+            .map_err(|e| format!("the new password does not work: {e}"))
+    })
+    .await;
     // The server goes away: no tile may keep claiming a presence. (Not a `step`: the failed
     // reconnects are console errors here, on purpose.)
     let lost = async {

@@ -30,7 +30,7 @@ impl Drop for Mosquitto {
     }
 }
 
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .expect("free port")
@@ -41,8 +41,12 @@ impl Mosquitto {
     /// Anonymous clients allowed, persistence in its temp dir; `extra` is appended to the
     /// config (e.g. `password_file` / `acl_file` lines).
     pub async fn start(extra: &str) -> Self {
+        Self::start_on(free_port(), extra).await
+    }
+
+    /// `start` on a given port.
+    pub async fn start_on(port: u16, extra: &str) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
-        let port = free_port();
         let anonymous = if extra.contains("password_file") {
             "false"
         } else {
@@ -96,6 +100,15 @@ impl Mosquitto {
                 .args(["-TERM", &c.id().to_string()])
                 .status();
             let _ = c.wait();
+        }
+    }
+
+    /// SIGHUP: mosquitto reloads its password file and ACL.
+    pub fn reload(&self) {
+        if let Some(c) = &self.child {
+            let _ = Command::new("kill")
+                .args(["-HUP", &c.id().to_string()])
+                .status();
         }
     }
 

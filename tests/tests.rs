@@ -19,6 +19,7 @@ mod damaged;
 mod delivery;
 mod disk_full;
 mod durability;
+mod external;
 mod first_hour;
 mod flow;
 mod ha;

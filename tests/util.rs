@@ -8,9 +8,11 @@
 #![allow(dead_code)]
 
 mod device;
+mod external;
 mod process;
 
 pub use device::*;
+pub use external::*;
 
 use futures_util::{SinkExt, StreamExt};
 use rzmon::app::{self, Listeners, Running};
@@ -48,6 +50,8 @@ pub struct TestApp {
     pub stdout: Arc<Mutex<Vec<String>>>,
     env: Vec<(String, String)>,
     pub client: reqwest::Client,
+    /// The external broker of `start_external` (`None`: the embedded broker).
+    pub external: Option<Arc<External>>,
     mode: Mode,
 }
 
@@ -169,15 +173,17 @@ impl TestApp {
                 .http_addr
                 .or(running.https_addr)
                 .expect("an HTTP port"),
+            // With an external broker, `start_external` sets its address.
             mqtt: running
                 .mqtt_addr
                 .or(running.mqtts_addr)
-                .expect("an MQTT port"),
+                .unwrap_or(([127, 0, 0, 1], 0).into()),
             https: running.https_addr,
             mqtts: running.mqtts_addr,
             stdout: Arc::default(),
             env,
             client: http_client(),
+            external: None,
             mode: Mode::InProcess(Some(Box::new(running))),
         }
     }
@@ -294,9 +300,14 @@ impl TestApp {
             .expect("run rzmon cli")
     }
 
-    /// Registers a device with the CLI; returns its password.
+    /// Registers a device with the CLI; returns its password. With an external broker, also
+    /// adds the device's line to the broker's password file and reloads it.
     pub fn add_device(&self, id: &str) -> String {
-        let out = self.cli(&["device", "add", id, "--json"]);
+        let mut args = vec!["device", "add", id, "--json"];
+        if self.external.is_some() {
+            args.extend(["--broker-config", "mosquitto"]);
+        }
+        let out = self.cli(&args);
         assert!(
             out.status.success(),
             "{}",
@@ -305,16 +316,31 @@ impl TestApp {
         let v: Value = serde_json::from_slice(&out.stdout).expect("device add --json");
         assert_eq!(v["device"], id);
         assert_eq!(v["username"], id);
+        if let Some(ext) = &self.external {
+            ext.add_line(v["mosquitto_passwd"].as_str().expect("password-file line"));
+        }
         v["password"].as_str().expect("password").to_owned()
     }
 
     /// Registers `id` and connects it; waits for the CONNACK.
     pub async fn device(&self, id: &str) -> Device {
         let pw = self.add_device(id);
-        let mut d = Device::connect(self.mqtt, id, Some((id, &pw))).await;
-        d.wait_connack().await.expect("device connects");
-        d.password = pw;
-        d
+        let deadline = Instant::now() + SOON;
+        loop {
+            let mut d = Device::connect(self.mqtt, id, Some((id, &pw))).await;
+            match d.wait_connack().await {
+                Ok(()) => {
+                    d.password = pw;
+                    return d;
+                }
+                // An external broker takes the new password-file line once it has reloaded.
+                Err(e) if self.external.is_some() && Instant::now() < deadline => {
+                    let _ = e;
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                Err(e) => panic!("device {id} does not connect: {e}"),
+            }
+        }
     }
 
     /// Registers `id` and runs `rzmon simulate` for it in-process (telemetry every `interval`
@@ -425,13 +451,20 @@ impl TestApp {
     /// clean shutdown, or the binary again).
     pub async fn restart(mut self) -> Self {
         let (dir, env) = (self.dir.clone(), self.env.clone());
+        let (external, mqtt) = (self.external.take(), self.mqtt);
         match &mut self.mode {
             Mode::InProcess(running) => {
                 if let Some(r) = running.take() {
                     r.shutdown().await.expect("clean shutdown before restart");
                 }
                 drop(self);
-                Self::launch_in_process(dir, env).await
+                let mut app = Self::launch_in_process(dir, env).await;
+                if external.is_some() {
+                    app.external = external;
+                    app.mqtt = mqtt;
+                    app.wait_subscribed().await;
+                }
+                app
             }
             Mode::Process { .. } => {
                 drop(self);

@@ -5,10 +5,11 @@ import { h } from './dom.js';
 
 const pad = (n) => String(n).padStart(2, '0');
 
-/** The input text for a Date: the language's numeric date and hh:mm. */
+/** The input text for a Date: the language's numeric date and hh:mm (with :ss when not 0). */
 export function dateText(d) {
   const date = new Intl.DateTimeFormat(locale(), { day: 'numeric', month: 'numeric', year: 'numeric' }).format(d);
-  return `${date} ${pad(d.getHours())}:${pad(d.getMinutes())}`;
+  const secs = d.getSeconds() ? `:${pad(d.getSeconds())}` : '';
+  return `${date} ${pad(d.getHours())}:${pad(d.getMinutes())}${secs}`;
 }
 
 /** Parses what dateText writes (also with seconds, a comma, or ISO yyyy-mm-dd[Thh:mm]); local time.
@@ -62,6 +63,13 @@ export function timeTicks(splits, incr) {
     const time = `${pad(d.getHours())}:${pad(d.getMinutes())}`;
     return first ? `${time}\n${full(d)}` : time;
   });
+}
+
+/** The timeline around an event: the moment is the event's second rounded up, so the event
+ * (stored with milliseconds) lies at or before it. */
+export function timelineHref(iso, device) {
+  const at = new Date(Math.ceil(Date.parse(iso) / 1000) * 1000).toISOString();
+  return `#/timeline?at=${encodeURIComponent(at)}&device=${encodeURIComponent(device)}`;
 }
 
 export { fmtDate };

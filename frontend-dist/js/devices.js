@@ -1,4 +1,5 @@
-// Devices: list, how to add one (CLI + ESP32 settings), config view/edit via getConfig/setConfig, history.
+// Devices: list (remove, new password), how to add one (CLI + the ESP32 settings of the chosen
+// device from GET /settings), config view/edit via getConfig/setConfig, history.
 import { api, ApiError, latest, isStale, settings } from './api.js';
 import { t, fmtDate, fmtRelative } from './i18n.js';
 import { h, clear, setMsg, responsiveTable } from './dom.js';
@@ -48,27 +49,66 @@ export default function devicesView(main, { live }) {
     tbody);
 
   const espSettings = h('dl', { class: 'kv', id: 'esp-settings' });
+  const espDevice = h('select', { id: 'esp-device' });
+  const cliLine = h('div', { id: 'device-add-cli' });
   const addBox = h('section', { class: 'card', id: 'device-add' },
     h('h2', {}, t('dev.add')),
-    h('p', {}, t('dev.addtext')),
-    deviceAddForm(copyLine, () => loadDevices()),
-    copyLine('rzmon device add esp32-1', 'device-add-cmd'),
+    h('div', { 'data-admin': true }, h('p', {}, t('dev.addtext')),
+      deviceAddForm(copyLine, (c) => { loadDevices().then(() => { espDevice.value = c.device; showSettings(); }); }),
+      cliLine),
     h('h3', {}, t('dev.esp')),
+    h('div', { class: 'toolbar' }, h('div', {}, h('label', { for: 'esp-device' }, t('dev.instr')), espDevice)),
     espSettings);
-  // Port and prefix as the server is configured (GET /settings), never assumed.
-  settings().then((s) => {
+  let serverSettings = null;
+  // Port, prefix and TLS as the server is configured (GET /settings), never assumed; the
+  // client id and topics of the device chosen above.
+  function showSettings() {
+    clear(espSettings);
+    const s = serverSettings;
+    if (!s) return;
+    const id = espDevice.value || 'esp32-1';
     const p = s.topic_prefix;
+    clear(cliLine).append(copyLine(`rzmon device add ${espDevice.value ? 'NEW-ID' : id}`, 'device-add-cmd'));
     espSettings.append(
       h('dt', {}, t('dev.host')), h('dd', {}, copyLine(location.hostname, 'esp-host')),
-      ...(s.mqtt_port != null ? [h('dt', {}, t('dev.port')), h('dd', {}, copyLine(String(s.mqtt_port), 'esp-port'))] : []),
-      // MQTT over TLS and the private CA to put into the firmware (only when TLS is on).
-      ...(s.mqtts_port != null ? [h('dt', {}, t('dev.tlsport')), h('dd', {}, copyLine(String(s.mqtts_port), 'esp-tls-port'))] : []),
-      ...(s.ca_url ? [h('dt', {}, t('dev.ca')), h('dd', {}, h('a', { href: s.ca_url, download: 'rzmon-ca.pem', id: 'ca-download' }, t('dev.cadownload')))] : []),
-      h('dt', {}, t('dev.clientid')), h('dd', {}, h('span', {}, 'esp32-1'), ' (MQTT 3.1.1, keepalive 30–60 s)'),
-      h('dt', {}, t('dev.lwt')), h('dd', {}, h('code', {}, `${p}/esp32-1/status`), ' = offline'),
-      h('dt', {}, t('dev.pub')), h('dd', {}, h('code', {}, `${p}/esp32-1/{telemetry,incident,access,reply,status}`)),
-      h('dt', {}, t('dev.sub')), h('dd', {}, h('code', {}, `${p}/esp32-1/command`)));
-  }, (e) => espSettings.append(h('dd', { class: 'msg error' }, e.message)));
+      // Plain MQTT is off (null) with RZMON_PLAIN=off.
+      ...(s.mqtt_port != null ? [h('dt', {}, t('dev.port')), h('dd', {}, copyLine(String(s.mqtt_port), 'esp-port'))] : []));
+    if (s.mqtts_port != null) espSettings.append(h('dt', {}, t('dev.tlsport')), h('dd', {}, copyLine(String(s.mqtts_port), 'esp-mqtts-port')));
+    if (s.ca_url != null) espSettings.append(h('dt', {}, t('dev.ca')), h('dd', {}, h('a', { href: s.ca_url, id: 'esp-ca', download: 'rzmon-ca.pem' }, s.ca_url)));
+    if (s.https_port != null) espSettings.append(h('dt', {}, t('dev.httpsport')), h('dd', {}, copyLine(`https://${location.hostname}:${s.https_port}/`, 'esp-https')));
+    espSettings.append(
+      h('dt', {}, t('dev.prefix')), h('dd', {}, h('code', { id: 'esp-prefix' }, p)),
+      h('dt', {}, t('dev.clientid')), h('dd', {}, h('code', { id: 'esp-clientid' }, id), ' (MQTT 3.1.1, keepalive 30–60 s)'),
+      h('dt', {}, t('dev.lwt')), h('dd', {}, h('code', {}, `${p}/${id}/status`), ' = offline'),
+      h('dt', {}, t('dev.pub')), h('dd', {}, h('code', { id: 'esp-pub' }, `${p}/${id}/{telemetry,incident,access,reply,status}`)),
+      h('dt', {}, t('dev.sub')), h('dd', {}, h('code', { id: 'esp-sub' }, `${p}/${id}/command`)));
+  }
+  espDevice.addEventListener('change', showSettings);
+  settings().then((s) => { serverSettings = s; showSettings(); }, (e) => espSettings.append(h('dd', { class: 'msg error' }, e.message)));
+
+  // remove / new password, each after a confirmation; a new password is shown once
+  const keyResult = h('div', { id: 'device-rekey-result', class: 'card', hidden: true });
+  async function remove(id) {
+    if (!window.confirm(t('dev.confirmremove', { device: id }))) return;
+    try {
+      await api(`/devices/${encodeURIComponent(id)}`, { method: 'DELETE' });
+      setMsg(status, t('dev.removed', { device: id }), 'ok');
+      loadDevices();
+    } catch (e) { setMsg(status, e.message, 'error'); }
+  }
+  async function rekey(id) {
+    if (!window.confirm(t('dev.confirmrekey', { device: id }))) return;
+    try {
+      const c = await api(`/devices/${encodeURIComponent(id)}/password`, { method: 'POST' });
+      keyResult.replaceChildren(h('p', { class: 'msg ok' }, t('dev.rekeyed', { device: c.device })),
+        h('dl', { class: 'kv' },
+          h('dt', {}, t('dev.clientid')), h('dd', {}, copyLine(c.username, 'device-rekey-username')),
+          h('dt', {}, t('dev.password')), h('dd', {}, copyLine(c.password, 'device-rekey-password'))),
+        h('p', { class: 'meta' }, t('dev.once')));
+      keyResult.hidden = false;
+      keyResult.scrollIntoView({ block: 'nearest' });
+    } catch (e) { setMsg(status, e.message, 'error'); }
+  }
 
   // config
   const cfgDev = h('select', { id: 'config-device' });
@@ -90,7 +130,7 @@ export default function devicesView(main, { live }) {
 
   responsiveTable(table);
   responsiveTable(histTable);
-  main.append(h('h1', {}, t('dev.title')), status, h('section', {}, h('div', { class: 'table-wrap card' }, table)), cfgBox, addBox);
+  main.append(h('h1', {}, t('dev.title')), status, h('section', {}, h('div', { class: 'table-wrap card' }, table), keyResult), cfgBox, addBox);
 
   let current = null; // { device, config }: what the form shows and Save posts to
   const listSlot = latest();
@@ -103,19 +143,30 @@ export default function devicesView(main, { live }) {
       clear(tbody);
       const keep = cfgDev.value;
       clear(cfgDev);
+      const keepEsp = espDevice.value;
+      clear(espDevice);
       for (const d of res.devices) {
         const cfgLink = h('button', { type: 'button', dataset: { configure: d.id } }, t('dev.config'));
         cfgLink.addEventListener('click', () => { cfgDev.value = d.id; loadConfig(); cfgBox.scrollIntoView({ behavior: 'smooth' }); });
+        const rekeyBtn = h('button', { type: 'button', 'data-admin': true, dataset: { rekey: d.id } }, t('dev.rekey'));
+        rekeyBtn.addEventListener('click', () => rekey(d.id));
+        const removeBtn = h('button', { type: 'button', class: 'danger', 'data-admin': true, dataset: { remove: d.id } }, t('dev.remove'));
+        removeBtn.addEventListener('click', () => remove(d.id));
+        // One child per cell, so a phone's stacked row keeps "last seen" in the value column.
+        const seen = d.last_seen ? t('ov.lastseen', { when: fmtRelative(d.last_seen) }) : t('dev.never');
         tbody.append(h('tr', { dataset: { device: d.id } },
           h('td', {}, h('strong', {}, d.id)),
-          h('td', { dataset: { level: d.online ? 'ok' : 'alarm' } }, d.online ? t('ov.online') : t('ov.offline'),
-            d.last_seen ? h('div', { class: 'meta' }, t('ov.lastseen', { when: fmtRelative(d.last_seen) })) : null),
+          h('td', { dataset: { level: d.online ? 'ok' : 'stale' } },
+            h('div', {}, d.online ? t('ov.online') : t('ov.offline'), h('div', { class: 'meta', dataset: { field: 'last_seen' } }, seen))),
           h('td', { class: 'num opt' }, fmtDate(d.created)),
           h('td', { dataset: { level: d.access_in_sync ? 'ok' : 'warn' } }, d.access_in_sync ? t('ov.sync') : t('ov.nosync')),
-          h('td', {}, cfgLink)));
+          h('td', {}, h('div', { class: 'device-actions' }, cfgLink, rekeyBtn, removeBtn))));
         cfgDev.append(h('option', { value: d.id }, d.id));
+        espDevice.append(h('option', { value: d.id }, d.id));
       }
       if (keep) cfgDev.value = keep;
+      if (keepEsp && res.devices.some((d) => d.id === keepEsp)) espDevice.value = keepEsp;
+      showSettings();
       setMsg(status, res.devices.length ? '' : t('dev.none'));
     } catch (e) { if (!isStale(e)) setMsg(status, e.message, 'error'); }
   }

@@ -58,7 +58,7 @@ export function deviceAddForm(copyLine, onAdded) {
         h('dt', {}, t('dev.password')), h('dd', {}, copyLine(c.password, 'device-add-password'))),
       h('p', { class: 'meta' }, t('dev.once')));
       form.reset();
-      onAdded();
+      onAdded(c);
     } catch (e) {
       setMsg(status, e.message, 'error');
     }

@@ -2,7 +2,7 @@
 import { api, latest, isStale } from './api.js';
 import { t, fmtDate } from './i18n.js';
 import { h, clear, setMsg, responsiveTable, deviceOptions } from './dom.js';
-import { dateInput } from './dates.js';
+import { dateInput, timelineHref } from './dates.js';
 
 const KNOWN = ['unauthorized_access', 'door_forced', 'forced_entry', 'tamper', 'intrusion', 'door_open_too_long', 'temperature_high'];
 
@@ -29,7 +29,8 @@ function details(data) {
 export function incidentRow(r, isNew = false) {
   return h('tr', { class: isNew ? 'new' : '', dataset: { device: r.device, type: r.type, timestamp: r.timestamp } },
     h('td', { class: 'num' }, h('time', { datetime: r.timestamp }, fmtDate(r.timestamp))),
-    typeCell(r.type), h('td', {}, h('a', { href: `#/history?device=${encodeURIComponent(r.device)}` }, r.device)), h('td', {}, details(r.data || {})));
+    typeCell(r.type), h('td', {}, h('a', { href: `#/history?device=${encodeURIComponent(r.device)}` }, r.device)),
+    h('td', {}, details(r.data || {}), ' ', h('a', { href: timelineHref(r.timestamp, r.device), class: 'meta' }, t('acc.timeline'))));
 }
 
 export default function incidentsView(main, { live }) {

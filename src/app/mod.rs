@@ -3,6 +3,7 @@
 //! `Running::shutdown` stops the parts in order with real time limits; `serve` is bind + start
 //! + wait for a signal or a failure + shutdown. Every task is a service of [`Services`].
 
+mod devices;
 mod services;
 
 pub use services::{Services, Stage};
@@ -10,12 +11,9 @@ pub use services::{Services, Stage};
 use crate::alerts::{self, Alerts};
 use crate::api::server::{HttpListeners, Plain};
 use crate::api::{self, ApiConfig};
-use crate::auth::policy;
 use crate::broker::MqttListeners;
-use crate::broker::{self, Broker, BrokerConfig, GateConfig, Sessions};
 use crate::commands::{Commands, access_sync};
 use crate::config::{Common, ServeSettings};
-use crate::device_auth::DeviceAuth;
 use crate::health::{self, Health};
 use crate::hub::{self, Hub};
 use crate::ingest::Sinks;
@@ -35,13 +33,12 @@ use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-/// How often `/health`'s broker check is refreshed.
-const BROKER_CHECK_INTERVAL: Duration = Duration::from_secs(2);
 /// Longest wait for the store writer to commit its last batch once every sender is gone.
 const WRITER_CLOSE: Duration = Duration::from_secs(10);
 
 /// The public ports, bound before `start` (port 0 = any free port): the plain ones unless
-/// `RZMON_PLAIN=off`, the TLS ones when TLS is on.
+/// `RZMON_PLAIN=off`, the TLS ones when TLS is on; no MQTT port with an external broker
+/// (`RZMON_BROKER`).
 pub struct Listeners {
     pub http: Option<TcpListener>,
     pub mqtt: Option<TcpListener>,
@@ -51,25 +48,22 @@ pub struct Listeners {
 
 impl Listeners {
     /// Binds `RZMON_HTTP_ADDR`, `RZMON_MQTT_ADDR`, `RZMON_HTTPS_ADDR` and `RZMON_MQTTS_ADDR` as
-    /// the TLS settings ask; a port in use names its setting.
+    /// the TLS and broker settings ask; a port in use names its setting.
     pub async fn bind(settings: &ServeSettings) -> anyhow::Result<Self> {
         let plain = settings.tls.plain() != PlainMode::Off;
         let tls = settings.tls.enabled();
+        let embedded = settings.integrations.broker.is_none();
         Ok(Self {
             http: bind_if(plain, settings.http_addr, "RZMON_HTTP_ADDR").await?,
-            mqtt: bind_if(plain, settings.mqtt_addr, "RZMON_MQTT_ADDR").await?,
+            mqtt: bind_if(plain && embedded, settings.mqtt_addr, "RZMON_MQTT_ADDR").await?,
             https: bind_if(tls, settings.tls.https_addr, "RZMON_HTTPS_ADDR").await?,
-            mqtts: bind_if(tls, settings.tls.mqtts_addr, "RZMON_MQTTS_ADDR").await?,
+            mqtts: bind_if(tls && embedded, settings.tls.mqtts_addr, "RZMON_MQTTS_ADDR").await?,
         })
     }
 }
 
 async fn bind_if(yes: bool, addr: SocketAddr, var: &str) -> anyhow::Result<Option<TcpListener>> {
-    Ok(if yes {
-        Some(bind(addr, var).await?)
-    } else {
-        None
-    })
+    Ok(if yes { Some(bind(addr, var).await?) } else { None })
 }
 
 async fn bind(addr: SocketAddr, var: &str) -> anyhow::Result<TcpListener> {
@@ -97,8 +91,8 @@ pub struct Parts {
     pub alerts: Alerts,
 }
 
-/// A started app: its bound addresses (`None`: not served), its parts, and the handle that
-/// stops it.
+/// A started app: its bound addresses (`None`: not served; no MQTT ports with an external
+/// broker), its parts, and the handle that stops it.
 pub struct Running {
     pub http_addr: Option<SocketAddr>,
     pub mqtt_addr: Option<SocketAddr>,
@@ -143,9 +137,19 @@ pub async fn start(
     };
     // Reported at once, so a later startup failure cannot swallow the one-time password.
     print_first_start(&first_start(&store, &settings).await?);
+    let external = settings.integrations.broker().map_err(anyhow::Error::msg)?;
     let addr = |l: &Option<TcpListener>| l.as_ref().map(TcpListener::local_addr).transpose();
     let (http_addr, mqtt_addr) = (addr(&listeners.http)?, addr(&listeners.mqtt)?);
     let (https_addr, mqtts_addr) = (addr(&listeners.https)?, addr(&listeners.mqtts)?);
+    let mqtt_port = match (&mqtt_addr, &external) {
+        (Some(a), _) => Some(a.port()),
+        (None, Some(url)) => Some(url.port),
+        (None, None) => None,
+    };
+    anyhow::ensure!(
+        mqtt_addr.is_some() || mqtts_addr.is_some() || external.is_some(),
+        "no MQTT listener and no RZMON_BROKER"
+    );
     let tls = {
         let (args, dir) = (settings.tls.clone(), data_dir(&store));
         tokio::task::spawn_blocking(move || Tls::setup(&args, &dir))
@@ -153,8 +157,8 @@ pub async fn start(
             .context("TLS setup")?
     };
     anyhow::ensure!(
-        tls.is_none() || (listeners.https.is_some() && listeners.mqtts.is_some()),
-        "TLS is on but the HTTPS/MQTTS listeners were not bound"
+        tls.is_none() || listeners.https.is_some(),
+        "TLS is on but the HTTPS listener was not bound"
     );
     let ca = tls.as_ref().and_then(Tls::ca).cloned();
     let settings = Arc::new(settings);
@@ -170,16 +174,6 @@ pub async fn start(
     };
     let hub = Hub::new(hub::DEFAULT_CAPACITY.max(settings.ws_queue as usize));
     let writer = store.spawn_writer(metrics.clone(), health.clone())?;
-    let device_auth = DeviceAuth::new(store.clone());
-    let verifier = device_auth.verifier();
-    let max_packet = settings.mqtt_max_packet as usize;
-    let mut broker = Broker::start(BrokerConfig {
-        max_packet,
-        max_connections: settings.mqtt_max_connections as usize,
-        verifier: verifier.clone(),
-    })
-    .context("the embedded MQTT broker did not start")?;
-    let link = broker.link.take().context("broker link already taken")?;
     let s = store.clone();
     tokio::task::spawn_blocking(move || s.reset_presence()).await??;
     let presence = Arc::new(Presence::default());
@@ -201,17 +195,6 @@ pub async fn start(
         metrics,
         commands,
     };
-    let (sessions, ended_rx) = Sessions::with_end_reports();
-    let ingest_exited = CancellationToken::new();
-    let gate_cfg = GateConfig {
-        prefix: settings.topic_prefix.clone(),
-        max_packet,
-        connect_timeout: Duration::from_secs(5),
-        rate_per_device: settings.mqtt_rate,
-        max_connections: settings.mqtt_max_connections as usize,
-        login_failures: policy::IP_MAX_FAILURES,
-        login_lock: policy::IP_LOCK,
-    };
     let api_ctx = |shutdown| api::Context {
         notifier: parts.notifier.clone(),
         store: parts.store.clone(),
@@ -231,7 +214,7 @@ pub async fn start(
             enrol_timeout: Duration::from_secs(settings.enrol_timeout),
             metrics_token: settings.metrics_token.clone(),
             device: api::DeviceSettings {
-                mqtt_port: mqtt_addr.map(|a| a.port()),
+                mqtt_port,
                 mqtts_port: mqtts_addr.map(|a| a.port()),
                 https_port: https_addr.map(|a| a.port()),
                 ca_url: ca.as_ref().map(|_| api::CA_URL.to_owned()),
@@ -254,40 +237,32 @@ pub async fn start(
         plain: listeners.http.map(|l| (l, plain)),
         tls: listeners.https.zip(tls.clone()),
     };
-    s.spawn("http", Stage::Front, |stop| api::serve(http, api_ctx(stop)));
+    s.spawn("http", Stage::Front, |stop| {
+        api::serve(http, api_ctx(stop))
+    });
     let mqtt = MqttListeners {
         plain: listeners.mqtt,
         tls: listeners.mqtts.zip(tls.clone()),
     };
     if let Some(tls) = tls {
-        s.spawn("tls reload", Stage::Front, |stop| {
-            tls::reload::run(tls, stop)
-        });
+        s.spawn("tls reload", Stage::Front, |stop| tls::reload::run(tls, stop));
     }
-    // Device publishes: gate → ingest (bounded; a full queue stops the gate reading sockets).
+    // Device publishes: gate or external client → ingest (bounded; a full queue stops the
+    // gate reading sockets, or the client reading from the external broker).
     let (inbound_tx, inbound_rx) = mpsc::channel(ingest::QUEUE);
-    s.spawn("mqtt gate", Stage::Devices, |stop| {
-        broker::run_gate(
-            mqtt,
-            broker.internal_addr,
-            gate_cfg,
-            verifier,
-            sessions.clone(),
-            p.metrics.clone(),
-            inbound_tx,
-            stop,
-        )
-    });
-    s.spawn("device auth", Stage::Devices, |stop| {
-        device_auth.watch(sessions, stop)
-    });
-    let exited = ingest_exited.clone();
+    let side = match external {
+        Some(url) => devices::external(&mut s, p, url, inbound_tx, outbound_rx),
+        None => devices::embedded(&mut s, p, mqtt, inbound_tx, outbound_rx)?,
+    };
+    let exited = side.ingest_exited;
+    let (link, outbound) = (side.link, side.outbound);
     let ingest_sinks = sinks.clone();
     s.spawn("ingest", Stage::Ingest, |stop| async move {
-        let r = ingest::run(inbound_rx, link, ingest_sinks, outbound_rx, stop).await;
+        let r = ingest::run(inbound_rx, link, ingest_sinks, outbound, stop).await;
         exited.cancel();
         r
     });
+    let ended_rx = side.ended;
     s.spawn("liveness", Stage::Ingest, |stop| {
         let stale = Duration::from_secs(settings.stale_after);
         ingest::liveness::run(sinks, ended_rx, stale, stop)
@@ -301,9 +276,6 @@ pub async fn start(
             timeout,
             stop,
         )
-    });
-    s.spawn("broker check", Stage::Devices, |stop| {
-        watch_broker(broker, ingest_exited, p.health.clone(), stop)
     });
     if let Some(deps) = ha_deps(&settings, p) {
         s.spawn("home assistant", Stage::Events, |stop| ha::run(deps, stop));
@@ -479,12 +451,13 @@ async fn first_start(store: &Store, settings: &ServeSettings) -> anyhow::Result<
 }
 
 fn print_banner(r: &Running) {
+    let settings = &r.parts.settings;
     println!("rzmon {} is running", env!("CARGO_PKG_VERSION"));
     if let Some(a) = r.https_addr {
         println!("  Dashboard: https://{a}/");
     }
     match (r.http_addr, r.https_addr) {
-        (Some(a), Some(_)) if r.parts.settings.tls.plain() == PlainMode::Redirect => {
+        (Some(a), Some(_)) if settings.tls.plain() == PlainMode::Redirect => {
             println!("  HTTP:      {a}   (redirects to HTTPS)")
         }
         (Some(a), _) => println!("  Dashboard: http://{a}/"),
@@ -493,12 +466,18 @@ fn print_banner(r: &Running) {
     if let Some(a) = r.mqtts_addr {
         println!("  MQTT/TLS:  {a}   (register a device: rzmon device add <id>)");
     }
-    if let Some(a) = r.mqtt_addr {
-        println!("  MQTT:      {a}   (register a device: rzmon device add <id>)");
+    match (r.mqtt_addr, settings.integrations.broker()) {
+        (Some(mqtt), _) => {
+            println!("  MQTT:      {mqtt}   (register a device: rzmon device add <id>)")
+        }
+        (None, Ok(Some(url))) => println!(
+            "  MQTT:      external broker {}   (register a device: rzmon device add <id> --broker-config mosquitto)",
+            url.address()
+        ),
+        (None, _) => {}
     }
-    let dir = data_dir(&r.parts.store);
     if r.https_addr.is_some()
-        && let Ok(Some(ca)) = tls::CaInfo::read(&dir)
+        && let Ok(Some(ca)) = tls::CaInfo::read(&data_dir(&r.parts.store))
     {
         println!("  TLS CA:    {}", ca.path.display());
         println!("  CA SHA-256 fingerprint: {}", ca.fingerprint);
@@ -528,31 +507,5 @@ fn print_first_start(first: &FirstStart) {
             println!("  Created user admin with the password from RZMON_ADMIN_PASSWORD.")
         }
         FirstStart::Existing => {}
-    }
-}
-
-/// Keeps the broker check ok only while the internal listener answers and ingest runs.
-async fn watch_broker(
-    broker: Broker,
-    ingest_exited: CancellationToken,
-    health: Health,
-    stop: CancellationToken,
-) -> anyhow::Result<()> {
-    let mut tick = tokio::time::interval(BROKER_CHECK_INTERVAL);
-    loop {
-        tokio::select! {
-            () = stop.cancelled() => return Ok(()),
-            _ = tick.tick() => {}
-        }
-        if ingest_exited.is_cancelled() {
-            health.set_failed(health::BROKER, "the ingest link to the broker stopped");
-        } else if broker.is_up().await {
-            health.set_ok(health::BROKER);
-        } else {
-            health.set_failed(
-                health::BROKER,
-                "the internal MQTT broker does not accept connections",
-            );
-        }
     }
 }

@@ -16,6 +16,7 @@ use crate::model::{Ack, Body, DeviceId, Inbound, Kind, Message, Status, now_ms};
 use crate::store::WriterTx;
 use anyhow::Context;
 use rumqttd::Notification;
+use rumqttd::local::LinkRx;
 use std::sync::Arc;
 use tokio::sync::mpsc::{Receiver, UnboundedReceiver};
 use tokio_util::sync::CancellationToken;
@@ -69,15 +70,19 @@ impl Sinks {
 /// Takes device messages from `inbound` until `shutdown`, then what is still queued (the gate
 /// has closed every connection by then) until the channel is empty. Valid messages go to the
 /// writer and the hub; invalid ones are logged with the device id and reason and counted.
-/// Publishes what arrives on `outbound` to the devices through the broker link.
+/// With the embedded broker (`link`), publishes what arrives on `outbound` to the devices
+/// through the broker link; with an external broker both are `None` (its client publishes).
 pub async fn run(
     mut inbound: Receiver<Inbound>,
-    link: Link,
+    link: Option<Link>,
     sinks: Sinks,
-    mut outbound: UnboundedReceiver<Outbound>,
+    mut outbound: Option<UnboundedReceiver<Outbound>>,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    let Link { mut tx, mut rx } = link;
+    let (mut tx, mut rx) = match link {
+        Some(Link { tx, rx }) => (Some(tx), Some(rx)),
+        None => (None, None),
+    };
     loop {
         tokio::select! {
             () = shutdown.cancelled() => break,
@@ -86,14 +91,18 @@ pub async fn run(
                 sinks.metrics.ingest_queue.set(inbound.len() as i64);
                 handle(m, &sinks).await?;
             }
-            n = rx.next() => {
+            n = next_notification(&mut rx) => {
                 // The link subscribes to nothing; only `Unschedule` needs an answer.
-                if let Some(Notification::Unschedule) = n.context("the broker's local link closed")? {
+                if let Some(Notification::Unschedule) = n.context("the broker's local link closed")?
+                    && let Some(rx) = rx.as_mut()
+                {
                     rx.wake().await.context("link wake failed")?;
                 }
             }
-            Some(o) = outbound.recv() => {
-                if let Err(e) = tx.publish(o.topic, o.payload) {
+            Some(o) = next_outbound(&mut outbound) => {
+                if let Some(tx) = tx.as_mut()
+                    && let Err(e) = tx.publish(o.topic, o.payload)
+                {
                     tracing::error!(error = %e, "cannot publish a command");
                 }
             }
@@ -104,6 +113,24 @@ pub async fn run(
         handle(m, &sinks).await?;
     }
     Ok(())
+}
+
+/// The broker link's next notification; never, without a link.
+async fn next_notification(
+    rx: &mut Option<LinkRx>,
+) -> Result<Option<Notification>, rumqttd::local::LinkError> {
+    match rx {
+        Some(rx) => rx.next().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The next command to publish; never, when the external client publishes them.
+async fn next_outbound(outbound: &mut Option<UnboundedReceiver<Outbound>>) -> Option<Outbound> {
+    match outbound {
+        Some(o) => o.recv().await,
+        None => std::future::pending().await,
+    }
 }
 
 /// Decodes and delivers one message. The gate lets a device publish only on its own topics,

@@ -100,6 +100,7 @@ impl TestApp {
             stdout,
             env,
             client: http_client(),
+            external: None,
             mode: Mode::Process {
                 child: Some(child),
                 stderr,
