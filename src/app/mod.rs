@@ -63,7 +63,11 @@ impl Listeners {
 }
 
 async fn bind_if(yes: bool, addr: SocketAddr, var: &str) -> anyhow::Result<Option<TcpListener>> {
-    Ok(if yes { Some(bind(addr, var).await?) } else { None })
+    Ok(if yes {
+        Some(bind(addr, var).await?)
+    } else {
+        None
+    })
 }
 
 async fn bind(addr: SocketAddr, var: &str) -> anyhow::Result<TcpListener> {
@@ -237,15 +241,15 @@ pub async fn start(
         plain: listeners.http.map(|l| (l, plain)),
         tls: listeners.https.zip(tls.clone()),
     };
-    s.spawn("http", Stage::Front, |stop| {
-        api::serve(http, api_ctx(stop))
-    });
+    s.spawn("http", Stage::Front, |stop| api::serve(http, api_ctx(stop)));
     let mqtt = MqttListeners {
         plain: listeners.mqtt,
         tls: listeners.mqtts.zip(tls.clone()),
     };
     if let Some(tls) = tls {
-        s.spawn("tls reload", Stage::Front, |stop| tls::reload::run(tls, stop));
+        s.spawn("tls reload", Stage::Front, |stop| {
+            tls::reload::run(tls, stop)
+        });
     }
     // Device publishes: gate or external client → ingest (bounded; a full queue stops the
     // gate reading sockets, or the client reading from the external broker).
