@@ -8,7 +8,9 @@
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tokio::sync::{Barrier, Semaphore};
 
 const BIN: &str = env!("CARGO_BIN_EXE_rzmon");
 
@@ -44,6 +46,8 @@ fn start(dir: &std::path::Path) -> Server {
         .env("RZMON_MQTT_ADDR", "127.0.0.1:0")
         .env("RZMON_ADMIN_PASSWORD", "bench-password-1234")
         .env("RZMON_MQTT_RATE", "0")
+        // Every bench device connects from 127.0.0.1.
+        .env("RZMON_MQTT_PER_ADDRESS", "100000")
         .env("RZMON_LOG", "warn")
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -79,21 +83,6 @@ fn rss_kib(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
-fn add_device(dir: &std::path::Path, id: &str) -> String {
-    let out = Command::new(BIN)
-        .args(["device", "add", id, "--json"])
-        .env("RZMON_DATA_DIR", dir)
-        .output()
-        .expect("device add");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
-    v["password"].as_str().expect("password").to_owned()
-}
-
 fn stored(db: &std::path::Path) -> u64 {
     let conn =
         rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
@@ -102,8 +91,8 @@ fn stored(db: &std::path::Path) -> u64 {
         .map_or(0, |n| n as u64)
 }
 
-/// Switches every alert rule off through the API.
-async fn disable_rules(http: &str) {
+/// Logs in as the bench's admin.
+async fn login(http: &str) -> (reqwest::Client, String) {
     let client = reqwest::Client::new();
     let login: serde_json::Value = client
         .post(format!("{http}/login"))
@@ -115,6 +104,27 @@ async fn disable_rules(http: &str) {
         .await
         .expect("login json");
     let token = login["access_token"].as_str().expect("token").to_owned();
+    (client, token)
+}
+
+/// Registers a device through the API; its password.
+async fn add_device(client: &reqwest::Client, token: &str, http: &str, id: &str) -> String {
+    let v: serde_json::Value = client
+        .post(format!("{http}/devices"))
+        .bearer_auth(token)
+        .json(&serde_json::json!({ "id": id }))
+        .send()
+        .await
+        .expect("add device")
+        .json()
+        .await
+        .expect("device json");
+    v["password"].as_str().expect("password").to_owned()
+}
+
+/// Switches every alert rule off through the API.
+async fn disable_rules(http: &str) {
+    let (client, token) = login(http).await;
     let rules: serde_json::Value = client
         .get(format!("{http}/alert-rules"))
         .bearer_auth(&token)
@@ -138,14 +148,14 @@ async fn disable_rules(http: &str) {
 
 async fn run(devices: usize, per_device: usize, rules: bool) {
     let dir = tempfile::tempdir().expect("tempdir");
-    let creds: Vec<(String, String)> = (1..=devices)
-        .map(|i| {
-            let id = format!("bench-{i}");
-            let pw = add_device(dir.path(), &id);
-            (id, pw)
-        })
-        .collect();
     let server = start(dir.path());
+    let (client, token) = login(&server.http).await;
+    let mut creds = Vec::new();
+    for i in 1..=devices {
+        let id = format!("bench-{i}");
+        let pw = add_device(&client, &token, &server.http, &id).await;
+        creds.push((id, pw));
+    }
     let pid = server.child.id();
     if !rules {
         disable_rules(&server.http).await;
@@ -155,10 +165,14 @@ async fn run(devices: usize, per_device: usize, rules: bool) {
     let total = (devices * per_device) as u64;
     let db = dir.path().join("rzmon.db");
 
-    let t0 = Instant::now();
+    // Devices log in a few at a time (the gate lets 4 connections per address wait for their
+    // CONNACK), then all start publishing together.
+    let connecting = Arc::new(Semaphore::new(4));
+    let ready = Arc::new(Barrier::new(devices + 1));
     let mut publishers = Vec::new();
     for (id, pw) in creds {
         let port = server.mqtt_port;
+        let (connecting, ready) = (connecting.clone(), ready.clone());
         publishers.push(tokio::spawn(async move {
             let mut opts = MqttOptions::new(&id, "127.0.0.1", port);
             opts.set_credentials(&id, &pw)
@@ -166,6 +180,16 @@ async fn run(devices: usize, per_device: usize, rules: bool) {
                 .set_inflight(100)
                 .set_request_channel_capacity(1000);
             let (client, mut eventloop) = AsyncClient::new(opts, 1000);
+            let permit = connecting.acquire().await.expect("semaphore");
+            loop {
+                match eventloop.poll().await {
+                    Ok(Event::Incoming(Packet::ConnAck(_))) => break,
+                    Ok(_) => {}
+                    Err(e) => panic!("{id}: MQTT connect error {e}"),
+                }
+            }
+            drop(permit);
+            ready.wait().await;
             let topic = format!("rz/{id}/telemetry");
             let sender = tokio::spawn(async move {
                 for seq in 0..per_device {
@@ -195,6 +219,8 @@ async fn run(devices: usize, per_device: usize, rules: bool) {
             acked
         }));
     }
+    ready.wait().await;
+    let t0 = Instant::now();
     let mut acked = 0;
     for p in publishers {
         acked += p.await.expect("publisher");

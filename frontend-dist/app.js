@@ -1,5 +1,5 @@
 // Entry: login, hash router, connection state, language switch.
-import { api, getToken, setToken, clearToken, onUnauthorized, ApiError } from './js/api.js';
+import { api, getToken, setToken, clearToken, onUnauthorized, ApiError, getRole, setRole, isAdmin } from './js/api.js';
 import { t, translateDom, setLang, getLang, onLangChange, fmtDuration } from './js/i18n.js';
 import { live } from './js/ws.js';
 import { clear, setMsg } from './js/dom.js';
@@ -11,8 +11,11 @@ import access from './js/access.js';
 import timeline from './js/timeline.js';
 import devices from './js/devices.js';
 import account from './js/account.js';
+import users from './js/users.js';
 
-const routes = { overview, history, alerts, incidents, access, timeline, devices, account };
+const routes = { overview, history, alerts, incidents, access, timeline, devices, users, account };
+/** Pages only admins see (viewers are sent to the overview). */
+const ADMIN_ONLY = new Set(['users']);
 const $ = (id) => document.getElementById(id);
 let cleanup = null;
 let currentRoute = null;
@@ -44,7 +47,24 @@ export function logout({ everywhere = false } = {}) {
 
 function history_replace(hash) { window.history.replaceState(null, '', hash); }
 
+// A viewer sees no control that changes something: everything marked data-admin is hidden by
+// the `viewer` class (css). The role comes from the login answer and is re-read from
+// /user/profile whenever the app starts, so a promotion or demotion shows after a reload.
+function applyRole(role) {
+  document.body.classList.toggle('viewer', role !== 'admin');
+}
+
+function refreshRole() {
+  api('/user/profile').then((p) => {
+    if (!p || p.role === getRole()) return;
+    setRole(p.role);
+    applyRole(p.role);
+    rerender();
+  }).catch(() => {});
+}
+
 function showApp() {
+  applyRole(getRole());
   $('login-view').hidden = true;
   $('topbar').hidden = false;
   $('main').hidden = false;
@@ -56,8 +76,8 @@ function showApp() {
 function route() {
   if (!getToken()) { showLogin(); return; }
   const name = (location.hash.match(/^#\/(\w+)/) || [])[1];
-  if (!routes[name]) { history_replace('#/overview'); }
-  const r = routes[name] ? name : 'overview';
+  const r = routes[name] && (isAdmin() || !ADMIN_ONLY.has(name)) ? name : 'overview';
+  if (r !== name) history_replace('#/overview');
   if (r === currentRoute && location.hash === currentHash) return;
   currentHash = location.hash;
   if (cleanup) { try { cleanup(); } catch (e) { console.warn(e); } cleanup = null; }
@@ -105,8 +125,10 @@ async function doLogin(ev) {
   $('login-submit').disabled = true;
   setMsg(err, t('login.busy'), 'info');
   try {
-    const res = await api('/login', { method: 'POST', body: { username, password } });
-    setToken(res.access_token);
+    const remember = $('login-remember').checked;
+    const res = await api('/login', { method: 'POST', body: { username, password, remember } });
+    setToken(res.access_token, { remember });
+    setRole(res.role);
     setMsg(err, '');
     $('login-password').value = '';
     if (!routes[(location.hash.match(/^#\/(\w+)/) || [])[1]]) history_replace('#/overview');
@@ -172,7 +194,7 @@ function init() {
     if (location.hash === '#/login' && getToken()) { logout(); return; }
     if (getToken()) { route(); $('main').focus({ preventScroll: true }); } else showLogin();
   });
-  if (getToken()) showApp(); else showLogin();
+  if (getToken()) { showApp(); refreshRole(); } else showLogin();
 }
 
 init();

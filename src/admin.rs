@@ -3,7 +3,7 @@
 
 use crate::auth::{self, policy};
 use crate::broker_config;
-use crate::cli::{BrokerConfigCommand, DeviceCommand, SimulateArgs, UserCommand};
+use crate::cli::{BrokerConfigCommand, DeviceCommand, ExportArgs, SimulateArgs, UserCommand};
 use crate::config::Common;
 use crate::model::{AuditAction, DEVICE_ID_RULE, DeviceId, Role, format_ts};
 use crate::secrets;
@@ -336,6 +336,73 @@ pub fn backup(store: &Store, file: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `rzmon restore FILE`: see `lifecycle::restore`.
+pub fn restore(data_dir: &Path, file: &Path, json: bool) -> anyhow::Result<()> {
+    let db = data_dir.join(crate::store::DB_FILE);
+    let done = crate::lifecycle::restore::restore(data_dir, &db, file)?;
+    let aside = done.kept_aside.as_ref().map(|p| p.display().to_string());
+    if json {
+        println!(
+            "{}",
+            json!({"restored": file.display().to_string(), "database": db.display().to_string(),
+                   "kept_aside": aside, "schema_version": done.check.schema_version,
+                   "rows": done.check.rows})
+        );
+    } else {
+        println!("Restored {} into {}.", file.display(), db.display());
+        if let Some(a) = aside {
+            println!("The replaced database is kept as {a}.");
+        }
+    }
+    Ok(())
+}
+
+/// `rzmon export`: CSV on standard output, streamed page by page.
+pub fn export(store: &Store, args: &ExportArgs) -> anyhow::Result<()> {
+    use crate::api::params::{Bound, parse_instant};
+    use crate::lifecycle::csv::{Export, export};
+    use std::io::Write;
+    let instant = |v: &Option<String>, bound, flag: &str| {
+        v.as_deref()
+            .map(|s| parse_instant(s, bound).map_err(|e| anyhow::anyhow!("--{flag}: {e}")))
+            .transpose()
+    };
+    let device = args
+        .device
+        .as_deref()
+        .map(|d| {
+            DeviceId::parse(d)
+                .with_context(|| format!("--device {d:?} is not a device id: use {DEVICE_ID_RULE}"))
+        })
+        .transpose()?;
+    let q = crate::store::RangeQuery {
+        start_ms: instant(&args.since, Bound::Start, "since")?,
+        end_ms: instant(&args.until, Bound::End, "until")?,
+        limit: 0,
+        device,
+    };
+    let what = if args.incidents {
+        Export::Incidents(q, args.kind.clone())
+    } else {
+        Export::Telemetry(q)
+    };
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    let mut write_error = None;
+    export(store, &what, |chunk| match out.write_all(&chunk) {
+        Ok(()) => true,
+        Err(e) => {
+            write_error = Some(e);
+            false
+        }
+    })?;
+    if let Some(e) = write_error {
+        return Err(e).context("cannot write to standard output");
+    }
+    out.flush().context("cannot write to standard output")?;
+    Ok(())
+}
+
 /// `rzmon token USER`: checks the password from stdin against the database and prints a token
 /// signed with the server's secret, so scripts fail loudly on a wrong password instead of
 /// carrying an error message as their token.
@@ -380,13 +447,11 @@ fn parse_role(name: &str) -> anyhow::Result<Role> {
 }
 
 fn check_username(name: &str) -> anyhow::Result<()> {
-    let ok = !name.is_empty()
-        && name.len() <= 64
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"._-@".contains(&b));
-    if !ok {
-        bail!("{name:?} is not a valid user name: use 1-64 characters of A-Z a-z 0-9 . _ - @");
+    if !policy::username_ok(name) {
+        bail!(
+            "{name:?} is not a valid user name: use {}",
+            policy::USERNAME_RULE
+        );
     }
     Ok(())
 }

@@ -19,7 +19,8 @@ pub struct Limits {
     pub pending_total: usize,
 }
 
-/// The MQTT port's: 16 connections per address, 4 of them before CONNECT, 64 pending overall.
+/// The MQTT port's defaults: 16 connections per address (`RZMON_MQTT_PER_ADDRESS`), 4 of them
+/// before CONNECT, 64 pending overall.
 pub const MQTT: Limits = Limits {
     per_address: 16,
     pending_per_address: 4,
@@ -64,10 +65,14 @@ pub struct Ticket {
 }
 
 impl Budget {
+    /// A budget with `limits` (at least 1 connection per address).
     pub fn new(limits: Limits) -> Self {
         Self {
             inner: Arc::default(),
-            limits,
+            limits: Limits {
+                per_address: limits.per_address.max(1),
+                ..limits
+            },
         }
     }
 
@@ -163,6 +168,19 @@ mod tests {
         }
         assert!(b.admit(a).is_err(), "{per} open connections per address");
         held.clear();
+        let wide = Budget::new(Limits {
+            per_address: 40,
+            ..MQTT
+        });
+        let held: Vec<Ticket> = (0..40)
+            .map(|_| {
+                let mut t = wide.admit(a).unwrap();
+                t.authenticated();
+                t
+            })
+            .collect();
+        assert!(wide.admit(a).is_err(), "a configured limit is kept too");
+        drop(held);
         assert!(b.admit(a).is_ok(), "freed on drop");
     }
 }

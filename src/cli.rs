@@ -1,5 +1,6 @@
 //! The command line (clap definitions only): `serve` (the default when no command is given),
-//! `user …`, `device …`, `simulate`, `backup`. Only the data directory and logging are global;
+//! `user …`, `device …`, `simulate`, `backup`, `restore`,
+//! `export`. Only the data directory and logging are global;
 //! the server's settings belong to `serve`, so other commands' `--help` lists only their own.
 
 use crate::config::{Common, ServeSettings};
@@ -41,11 +42,13 @@ impl Cli {
     }
 }
 
+// Parsed once at start and moved out at once: the size of the serve variant does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 #[allow(clippy::large_enum_variant)] // parsed once at startup
 pub enum Command {
     /// Run the appliance: MQTT broker, ingest, REST API, WebSocket and dashboard (default).
-    Serve(ServeSettings),
+    Serve(Box<ServeSettings>),
     /// Manage dashboard users.
     #[command(subcommand)]
     User(UserCommand),
@@ -78,6 +81,36 @@ pub enum Command {
         /// Destination file; must not exist.
         file: PathBuf,
     },
+    /// Replace the database by a backup (stop the server first). The replaced database is
+    /// kept as rzmon.db.before-restore-<time>.
+    Restore {
+        /// The backup to restore (checked first; a damaged or newer file is refused).
+        file: PathBuf,
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write telemetry (or incidents) as CSV to standard output, oldest first.
+    Export(ExportArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ExportArgs {
+    /// From this instant (a date, a date-time, or epoch seconds, as the API's start_date).
+    #[arg(long)]
+    pub since: Option<String>,
+    /// Until this instant (a date alone means the end of that day).
+    #[arg(long)]
+    pub until: Option<String>,
+    /// Only this device.
+    #[arg(long)]
+    pub device: Option<String>,
+    /// Export incidents instead of telemetry.
+    #[arg(long)]
+    pub incidents: bool,
+    /// Only incidents of this type (with --incidents).
+    #[arg(long = "type", requires = "incidents")]
+    pub kind: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]

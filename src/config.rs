@@ -101,6 +101,12 @@ pub struct ServeSettings {
           value_parser = int::<u64>("RZMON_TOKEN_TTL", 60, 2_592_000))]
     pub token_ttl: u64,
 
+    /// Lifetime in seconds of a login with "keep me signed in on this device" (a wall
+    /// display); revocable like every session (logout, sign out everywhere, password change).
+    #[arg(long, env = "RZMON_REMEMBER_TTL", default_value_t = 2_592_000,
+          value_parser = int::<u64>("RZMON_REMEMBER_TTL", 3600, 31_536_000))]
+    pub remember_ttl: u64,
+
     /// Largest MQTT packet a device may send, in bytes (whole packet, header included).
     #[arg(long, env = "RZMON_MQTT_MAX_PACKET", default_value_t = 16_384,
           value_parser = int::<u32>("RZMON_MQTT_MAX_PACKET", 256, 1_048_576))]
@@ -115,6 +121,12 @@ pub struct ServeSettings {
     #[arg(long, env = "RZMON_MQTT_MAX_CONNECTIONS", default_value_t = 256,
           value_parser = int::<u32>("RZMON_MQTT_MAX_CONNECTIONS", 1, 100_000))]
     pub mqtt_max_connections: u32,
+
+    /// Concurrent MQTT connections from one IP address (raise it when many devices share one
+    /// address, e.g. behind NAT).
+    #[arg(long, env = "RZMON_MQTT_PER_ADDRESS", default_value_t = 16,
+          value_parser = int::<u32>("RZMON_MQTT_PER_ADDRESS", 1, 100_000))]
+    pub mqtt_per_address: u32,
 
     /// Live events a WebSocket client may fall behind before it is disconnected.
     #[arg(long, env = "RZMON_WS_QUEUE", default_value_t = 256,
@@ -146,6 +158,9 @@ pub struct ServeSettings {
     #[arg(long, env = "RZMON_STALE_AFTER", default_value_t = 180,
           value_parser = int::<u64>("RZMON_STALE_AFTER", 5, 86_400))]
     pub stale_after: u64,
+
+    #[command(flatten)]
+    pub lifecycle: LifecycleSettings,
 
     #[command(flatten)]
     pub notify: NotifyArgs,
@@ -338,6 +353,10 @@ impl ServeSettings {
         Duration::from_secs(self.token_ttl)
     }
 
+    pub fn remember_ttl(&self) -> Duration {
+        Duration::from_secs(self.remember_ttl)
+    }
+
     /// Settings from explicit `RZMON_*` pairs plus the defaults — never from the process
     /// environment or the command line, so tests on parallel threads can each start an app with
     /// their own values. The same parsers run, so errors name the variable as at startup; a
@@ -463,6 +482,76 @@ fn origin(s: &str) -> Result<String, String> {
             "RZMON_ALLOWED_ORIGINS entries must look like https://host[:port] (no path, no *), got {s:?}"
         ))
     }
+}
+
+/// How long data is kept, how big the file may grow, when backups are made.
+#[derive(Debug, Clone, Args)]
+pub struct LifecycleSettings {
+    /// Days raw telemetry is kept (0 = forever); rollups keep the history beyond.
+    #[arg(
+        long,
+        env = "RZMON_RETENTION_DAYS",
+        default_value_t = 30,
+        global = true
+    )]
+    pub retention_days: u32,
+
+    /// Days the 5-minute and hourly rollups are kept (0 = forever).
+    #[arg(
+        long,
+        env = "RZMON_ROLLUP_RETENTION_DAYS",
+        default_value_t = 0,
+        global = true
+    )]
+    pub rollup_retention_days: u32,
+
+    /// Days incidents (alerts included) are kept (0 = forever).
+    #[arg(
+        long,
+        env = "RZMON_INCIDENT_RETENTION_DAYS",
+        default_value_t = 365,
+        global = true
+    )]
+    pub incident_retention_days: u32,
+
+    /// Days the access log is kept (0 = forever).
+    #[arg(
+        long,
+        env = "RZMON_ACCESS_RETENTION_DAYS",
+        default_value_t = 365,
+        global = true
+    )]
+    pub access_retention_days: u32,
+
+    /// Days the audit log and the config history are kept (0 = forever).
+    #[arg(
+        long,
+        env = "RZMON_AUDIT_RETENTION_DAYS",
+        default_value_t = 365,
+        global = true
+    )]
+    pub audit_retention_days: u32,
+
+    /// Largest database size in MiB; beyond it the oldest raw readings are pruned first.
+    #[arg(long, env = "RZMON_MAX_DB_MB", global = true,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_db_mb: Option<u64>,
+
+    /// Seconds between pruning passes.
+    #[arg(long, env = "RZMON_PRUNE_EVERY", default_value_t = 600, global = true,
+          value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub prune_every: u64,
+
+    /// When backups are made: `daily@HH:MM` (local time), `hourly`, a number of seconds, or
+    /// `off`.
+    #[arg(long, env = "RZMON_BACKUP_EVERY", default_value = "daily@03:30", global = true,
+          value_parser = crate::lifecycle::BackupEvery::parse)]
+    pub backup_every: crate::lifecycle::BackupEvery,
+
+    /// Scheduled backups kept in `<data>/backups/`; older ones are deleted.
+    #[arg(long, env = "RZMON_BACKUP_KEEP", default_value_t = 7, global = true,
+          value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub backup_keep: u32,
 }
 
 #[cfg(test)]

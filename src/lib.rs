@@ -33,6 +33,7 @@ pub mod ha;
 pub mod health;
 pub mod hub;
 pub mod ingest;
+pub mod lifecycle;
 pub mod lockout;
 pub mod metrics;
 pub mod model;

@@ -40,7 +40,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             rt.block_on(async {
                 let shutdown = CancellationToken::new();
                 tokio::spawn(cancel_on_signal(shutdown.clone()));
-                app::serve(&cli.common, settings, shutdown).await
+                app::serve(&cli.common, *settings, shutdown).await
             })
         }
         Command::User(cmd) => admin::user(&admin::open_existing(&cli.common.data_dir)?, cmd),
@@ -71,6 +71,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Backup { file } => {
             admin::backup(&admin::open_existing(&cli.common.data_dir)?, &file)
         }
+        Command::Restore { file, json } => admin::restore(&cli.common.data_dir, &file, json),
+        Command::Export(args) => admin::export(&admin::open_existing(&cli.common.data_dir)?, &args),
     }
 }
 

@@ -510,7 +510,8 @@ async fn dashboard_end_to_end() {
         let rows = || {
             app.db()
                 .query_row(
-                    "SELECT count(*) FROM telemetry WHERE device = 'door'",
+                    "SELECT count(*) FROM telemetry t JOIN device_keys k ON k.id = t.device_key
+                     WHERE k.name = 'door'",
                     [],
                     |r| r.get::<_, i64>(0),
                 )

@@ -11,40 +11,24 @@ use std::time::Duration;
 
 const VIEWPORTS: [(u32, u32); 2] = [(1280, 800), (390, 844)];
 
-/// Two days of one reading a minute for `device`, written straight into the real database file
-/// (a device cannot backdate its messages): a daily temperature swing with noise, a flat 74 %
+/// Two days of one reading a minute for `device`, written through the store writer into the
+/// real database file (a device cannot backdate its messages): a daily temperature swing with noise, a flat 74 %
 /// humidity, and the door unlocked for 20 minutes every 6 hours.
 fn seed_history(app: &TestApp, device: &str) {
-    let conn = rusqlite::Connection::open(app.db_path()).expect("open db");
-    conn.busy_timeout(Duration::from_secs(10)).unwrap();
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_millis() as i64;
-    let tx = conn.unchecked_transaction().unwrap();
-    {
-        let mut insert = tx
-            .prepare(
-                "INSERT INTO telemetry (device, ts_ms, tmp, lf, locked, payload) VALUES (?1, ?2, ?3, 74.0, ?4, ?5)",
-            )
-            .unwrap();
-        for i in 1..=2880_i64 {
+    let readings = (1..=2880_i64)
+        .map(|i| {
             let noise = ((i * 7919) % 100) as f64 / 100.0;
             let tmp = ((22.0 + 2.5 * (i as f64 / 229.0).sin() + noise) * 10.0).round() / 10.0;
             let locked = i % 360 >= 20;
-            let payload = json!({"tmp": tmp, "lf": 74.0, "locked": locked}).to_string();
-            insert
-                .execute(rusqlite::params![
-                    device,
-                    now - 120_000 - i * 60_000,
-                    tmp,
-                    locked,
-                    payload
-                ])
-                .expect("seed history");
-        }
-    }
-    tx.commit().unwrap();
+            let payload = json!({"tmp": tmp, "lf": 74.0, "locked": locked});
+            (now - 120_000 - i * 60_000, payload)
+        })
+        .collect();
+    write_readings(&app.db_path(), device, readings);
 }
 
 /// Switches the dashboard's language (kept in localStorage) and the window size, reloads.

@@ -19,12 +19,15 @@ async fn used_data_dir() -> (tempfile::TempDir, std::path::PathBuf) {
     assert!(app.sigterm().success());
     let path = app.db_path();
     let conn = rusqlite::Connection::open(&path).unwrap();
-    conn.execute_batch(
-        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 5000)
-         INSERT INTO telemetry (device, ts_ms, seq, tmp, lf, locked, payload)
-         SELECT 'esp32-1', 1700000000000 + i, i, 21.5, 40.0, 1, '{\"tmp\":21.5,\"pad\":\"' || hex(randomblob(60)) || '\"}' FROM n;
-         PRAGMA wal_checkpoint(TRUNCATE);",
-    )
+    // Recent readings (older ones would be pruned by the retention pass at start).
+    let start_ms = rzmon::model::now_ms() - 3_600_000;
+    conn.execute_batch(&format!(
+        "INSERT INTO device_keys (name) VALUES ('esp32-1');
+         WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 5000)
+         INSERT INTO telemetry (id, device_key, seq, tmp, lf, locked, extra)
+         SELECT ({start_ms} + i) << 10, 1, i, 21.5, 40.0, 1, '{{\"pad\":\"' || hex(randomblob(60)) || '\"}}' FROM n;
+         PRAGMA wal_checkpoint(TRUNCATE);"
+    ))
     .unwrap();
     drop(conn);
     let dir = tempfile::tempdir().unwrap();

@@ -24,6 +24,10 @@ const RULES: &[(&str, &[&str])] = &[
     ("src/api/", &["app", "admin"]),
     ("src/admin.rs", &["app"]),
     ("src/commands/", &["api", "app"]),
+    (
+        "src/lifecycle/",
+        &["api", "app", "admin", "broker", "ingest", "commands"],
+    ),
     // Integrations read the store and the hub; they never reach into ingest or the broker.
     ("src/ha/", &["api", "app", "admin", "broker", "ingest"]),
     (

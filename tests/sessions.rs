@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 
 /// The close code the server sends, skipping other frames; `None` if none comes within 5 s.
-async fn close_code(ws: &mut Ws) -> Option<u16> {
+pub async fn close_code(ws: &mut Ws) -> Option<u16> {
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
     loop {
         match tokio::time::timeout_at(deadline, ws.next()).await {

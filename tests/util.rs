@@ -9,10 +9,12 @@
 
 mod device;
 mod external;
+mod history;
 mod process;
 
 pub use device::*;
 pub use external::*;
+pub use history::write_readings;
 
 use futures_util::{SinkExt, StreamExt};
 use rzmon::app::{self, Listeners, Running};

@@ -3,6 +3,7 @@ import { api } from './api.js';
 import { t, fmtDate, getLang, setLang } from './i18n.js';
 import { h, setMsg } from './dom.js';
 import { passwordForm } from './forms.js';
+import { tokensSection } from './users.js';
 
 export default function accountView(main, { logout }) {
   const status = h('p', { class: 'msg', role: 'status' }, t('loading'));
@@ -21,7 +22,8 @@ export default function accountView(main, { logout }) {
       h('dl', { class: 'kv' }, h('dt', {}, t('acct.user')), user, h('dt', {}, t('acct.created')), created),
       h('p', {}, h('label', { for: 'account-lang' }, t('acct.lang')), lang),
       h('p', { class: 'toolbar' }, out, all)),
-    passwordForm());
+    passwordForm(),
+    tokensSection());
   api('/user/profile').then((p) => {
     user.textContent = p.username; created.textContent = fmtDate(p.created); setMsg(status, '');
   }).catch((e) => setMsg(status, e.message, 'error'));

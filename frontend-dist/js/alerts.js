@@ -24,7 +24,7 @@ function noticesText(a) {
 function activeCard(a, onAck) {
   const msg = h('p', { class: 'msg', role: 'status' });
   const ack = a.state === 'firing'
-    ? h('button', { type: 'button', class: 'primary', id: `alert-ack-${a.id}`, dataset: { ack: a.id },
+    ? h('button', { type: 'button', class: 'primary', id: `alert-ack-${a.id}`, dataset: { ack: a.id }, 'data-admin': true,
       onclick: async (ev) => {
         ev.target.disabled = true;
         try { await api(`/alerts/${a.id}/ack`, { method: 'POST', body: {} }); onAck(); } catch (e) { setMsg(msg, e.message, 'error'); ev.target.disabled = false; }
@@ -122,7 +122,7 @@ export default function alertsView(main, { live }) {
     return h('div', {},
       h('div', { class: 'table-wrap card' }, responsiveTable(h('table', { id: 'alert-rules-table' },
         h('thead', {}, h('tr', {}, ...['al.rname', 'al.rwhat', 'al.severity', 'al.enabled', 'al.snooze', ''].map((k) => h('th', {}, k ? t(k) : '')))), body))),
-      h('p', {}, h('button', { type: 'button', id: 'alert-rule-new', onclick: () => edit(null) }, t('al.newrule'))),
+      h('p', { 'data-admin': true }, h('button', { type: 'button', id: 'alert-rule-new', onclick: () => edit(null) }, t('al.newrule'))),
       editorBox);
   }
 
@@ -134,8 +134,8 @@ export default function alertsView(main, { live }) {
     const snooze = async (secs) => {
       try { await api(`/alert-rules/${r.id}/snooze`, { method: 'POST', body: { for_secs: secs } }); rulesChanged(); } catch (e) { setMsg(msg, e.message, 'error'); }
     };
-    const enabled = h('input', { type: 'checkbox', checked: r.enabled, 'aria-label': t('al.enabled'), dataset: { ruleEnabled: r.id }, onchange: (ev) => put({ enabled: ev.target.checked }) });
-    const snoozeSel = h('select', { 'aria-label': t('al.snooze'), dataset: { ruleSnooze: r.id }, onchange: (ev) => { if (ev.target.value !== '') snooze(Number(ev.target.value)); } },
+    const enabled = h('input', { type: 'checkbox', checked: r.enabled, 'aria-label': t('al.enabled'), dataset: { ruleEnabled: r.id }, 'data-admin-lock': true, onchange: (ev) => put({ enabled: ev.target.checked }) });
+    const snoozeSel = h('select', { 'aria-label': t('al.snooze'), dataset: { ruleSnooze: r.id }, 'data-admin-lock': true, onchange: (ev) => { if (ev.target.value !== '') snooze(Number(ev.target.value)); } },
       h('option', { value: '' }, r.snoozed_until ? t('al.snoozed', { until: fmtDate(r.snoozed_until) }) : t('al.notsnoozed')),
       ...[[3600, '1h'], [8 * 3600, '8h'], [86400, '24h']].map(([s, k]) => h('option', { value: s }, t(`al.snooze.${k}`))),
       r.snoozed_until ? h('option', { value: 0 }, t('al.unsnooze')) : null);
@@ -143,7 +143,7 @@ export default function alertsView(main, { live }) {
       h('td', {}, r.name), h('td', {}, describeRule(r)),
       h('td', {}, h('span', { class: 'pill', dataset: { level: level(r.severity) } }, t(`al.sev.${r.severity}`))),
       h('td', {}, enabled), h('td', {}, snoozeSel),
-      h('td', {}, h('button', { type: 'button', dataset: { ruleEdit: r.id }, onclick: () => edit(r) }, t('al.edit')), msg));
+      h('td', {}, h('button', { type: 'button', dataset: { ruleEdit: r.id }, 'data-admin': true, onclick: () => edit(r) }, t('al.edit')), msg));
   }
 
   let devices = [];

@@ -1,13 +1,32 @@
-// fetch wrapper: bearer token from sessionStorage, 401 ends the session, {"error"} becomes the message.
+// fetch wrapper: bearer token, 401 ends the session, {"error"} becomes the message.
+// The token lives in sessionStorage (this tab only), or in localStorage when "Keep me signed in on
+// this device" was chosen at login (a wall display; shared by the tabs of this browser). Never in a URL.
 import { t } from './i18n.js';
 
 const KEY = 'rzmon.token';
+const ROLE = 'rzmon.role';
 let unauthorized = () => {};
 let settingsOnce = null;
 
-export const getToken = () => sessionStorage.getItem(KEY);
-export const setToken = (tok) => sessionStorage.setItem(KEY, tok);
-export const clearToken = () => { sessionStorage.removeItem(KEY); settingsOnce = null; };
+const kept = () => localStorage.getItem(KEY) !== null;
+const where = () => (kept() ? localStorage : sessionStorage);
+export const getToken = () => sessionStorage.getItem(KEY) || localStorage.getItem(KEY);
+/** `remember` picks the storage (at login); without it the token stays where the session is. */
+export function setToken(tok, { remember } = {}) {
+  if (remember !== undefined) {
+    for (const s of [localStorage, sessionStorage]) { s.removeItem(KEY); s.removeItem(ROLE); }
+  }
+  const s = remember === undefined ? where() : (remember ? localStorage : sessionStorage);
+  s.setItem(KEY, tok);
+}
+export const clearToken = () => {
+  for (const s of [localStorage, sessionStorage]) { s.removeItem(KEY); s.removeItem(ROLE); }
+  settingsOnce = null;
+};
+/** The signed-in user's role as the server said at login or in /user/profile ('admin' | 'viewer'). */
+export const getRole = () => where().getItem(ROLE) || 'viewer';
+export const setRole = (role) => where().setItem(ROLE, role);
+export const isAdmin = () => getRole() === 'admin';
 export function onUnauthorized(fn) { unauthorized = fn; }
 
 export class ApiError extends Error {
@@ -49,6 +68,42 @@ export async function api(path, { method = 'GET', query, body, signal } = {}) {
     throw new ApiError(msg, res.status, res.headers.get('Retry-After'));
   }
   return data;
+}
+
+/**
+ * Downloads a file answer (CSV, backup) with the Bearer token in the header — never in the URL:
+ * fetch + blob + a temporary object URL. Errors are thrown like api()'s.
+ */
+export async function download(path, { query, filename } = {}) {
+  const url = new URL(path, location.origin);
+  for (const [k, v] of Object.entries(query || {})) {
+    if (v !== undefined && v !== null && v !== '') url.searchParams.set(k, v);
+  }
+  const headers = {};
+  const token = getToken();
+  if (token) headers.Authorization = `Bearer ${token}`;
+  let res;
+  try {
+    res = await fetch(url, { headers, cache: 'no-store' });
+  } catch {
+    throw new ApiError(t('err.network'), 0);
+  }
+  if (!res.ok) {
+    let msg = t('err.status', { status: res.status });
+    try { const d = await res.json(); if (typeof d.error === 'string') msg = d.error; } catch { /* not JSON */ }
+    if (res.status === 401) { clearToken(); unauthorized(t('err.session')); }
+    throw new ApiError(msg, res.status);
+  }
+  const blob = await res.blob();
+  const href = URL.createObjectURL(blob);
+  const a = document.createElement('a');
+  a.href = href;
+  a.download = filename || path.split('/').pop();
+  document.body.append(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(href), 60000);
+  return blob.size;
 }
 
 /** The server's settings and rules (GET /settings), fetched once per session: the dashboard

@@ -30,7 +30,7 @@ export function mountChannels(el) {
     h('thead', {}, h('tr', {}, ...['ch.name', 'ch.kind', 'ch.status', 'ch.last', ''].map((k) => h('th', { scope: 'col' }, k ? t(k) : '')))),
     body));
   const editorBox = h('div', { id: 'channel-editor-box' });
-  const addBtn = h('button', { type: 'button', class: 'primary', id: 'channel-add' }, t('ch.add'));
+  const addBtn = h('button', { type: 'button', class: 'primary', id: 'channel-add', 'data-admin': true }, t('ch.add'));
   addBtn.addEventListener('click', () => openEditor(null));
   clear(el).append(h('h2', {}, t('ch.title')), h('p', { class: 'meta' }, t('ch.intro')), status,
     h('div', { class: 'table-wrap card' }, table), testMsg, addBtn, editorBox);
@@ -54,7 +54,7 @@ export function mountChannels(el) {
         `${t(`ch.st.${c.last_delivery.state}`)} ${fmtDate(c.last_delivery.at)}${c.last_delivery.detail ? ` – ${c.last_delivery.detail}` : ''}`)
       : '–';
     const btn = (label, id, fn, cls = '') => {
-      const b = h('button', { type: 'button', class: cls, dataset: { action: id, channel: c.id } }, label);
+      const b = h('button', { type: 'button', class: cls, dataset: { action: id, channel: c.id }, 'data-admin': true }, label);
       b.addEventListener('click', fn);
       return b;
     };

@@ -4,6 +4,7 @@ import { api, ApiError, latest, isStale, settings } from './api.js';
 import { t, fmtDate, fmtRelative } from './i18n.js';
 import { h, clear, setMsg, responsiveTable } from './dom.js';
 import { deviceAddForm } from './forms.js';
+import { backupsSection } from './backups.js';
 
 async function copy(text, btn) {
   try {
@@ -18,7 +19,7 @@ async function copy(text, btn) {
   } catch { /* copying is a convenience */ }
 }
 
-function copyLine(text, id) {
+export function copyLine(text, id) {
   const btn = h('button', { type: 'button', class: 'copy', 'aria-label': `${t('dev.copy')}: ${text}` }, t('dev.copy'));
   btn.addEventListener('click', () => copy(text, btn));
   return h('div', { class: 'copyline' }, h('code', { id }, text), btn);
@@ -114,7 +115,7 @@ export default function devicesView(main, { live }) {
   const cfgDev = h('select', { id: 'config-device' });
   const loadBtn = h('button', { type: 'button', id: 'config-load' }, t('dev.load'));
   const fields = h('div', { class: 'stack', id: 'config-fields' });
-  const saveBtn = h('button', { type: 'submit', class: 'primary', id: 'config-save', disabled: true }, t('dev.save'));
+  const saveBtn = h('button', { type: 'submit', class: 'primary', id: 'config-save', disabled: true, 'data-admin': true }, t('dev.save'));
   const cfgStatus = h('p', { class: 'msg', id: 'config-status', role: 'status', 'aria-live': 'polite' });
   const cfgForm = h('form', { id: 'config-form', class: 'stack', novalidate: true, hidden: true }, fields, saveBtn);
   const histBody = h('tbody');
@@ -130,7 +131,7 @@ export default function devicesView(main, { live }) {
 
   responsiveTable(table);
   responsiveTable(histTable);
-  main.append(h('h1', {}, t('dev.title')), status, h('section', {}, h('div', { class: 'table-wrap card' }, table), keyResult), cfgBox, addBox);
+  main.append(h('h1', {}, t('dev.title')), status, h('section', {}, h('div', { class: 'table-wrap card' }, table), keyResult), cfgBox, addBox, backupsSection());
 
   let current = null; // { device, config }: what the form shows and Save posts to
   const listSlot = latest();

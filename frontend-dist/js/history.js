@@ -1,7 +1,7 @@
 // History: temperature and humidity charts (uPlot) for one or several devices, with a min–max
 // band for summarised ranges, labelled alert limits, incident lines and door-open spans.
 import uPlot from '../vendor/uplot/uPlot.esm.js';
-import { api, latest, isStale } from './api.js';
+import { api, download, latest, isStale } from './api.js';
 import { t, fmtDate, fmtNumber } from './i18n.js';
 import { h, clear, setMsg } from './dom.js';
 import { dateInput, timeTicks } from './dates.js';
@@ -133,7 +133,8 @@ export default function historyView(main, { live }) {
   const chartLf = h('div', { id: 'chart-lf', class: 'chart card', 'aria-label': t('hist.lf') });
   const bandNote = h('p', { class: 'meta', id: 'history-band-note', hidden: true }, t('hist.band'));
   main.append(h('h1', {}, t('hist.title')),
-    h('div', { class: 'toolbar' }, devBox, h('div', {}, h('span', { class: 'sr-only' }, t('hist.range')), seg)),
+    h('div', { class: 'toolbar' }, devBox, h('div', {}, h('span', { class: 'sr-only' }, t('hist.range')), seg),
+      h('button', { type: 'button', id: 'history-csv', onclick: () => csv() }, t('csv.download'))),
     customBox, status,
     h('div', { class: 'charts' }, h('h2', {}, t('hist.tmp')), chartTmp, h('h2', {}, t('hist.lf')), chartLf),
     bandNote, h('p', { class: 'meta' }, t('hist.markers')));
@@ -240,6 +241,16 @@ export default function historyView(main, { live }) {
     if (lastRange === 'custom') return [from.epoch(), to.epoch()];
     const now = Math.floor(Date.now() / 1000);
     return [now - RANGES[lastRange], now];
+  }
+
+  /** One CSV file per selected device, of the shown range (the token stays in the header). */
+  async function csv() {
+    const [start, end] = range();
+    try {
+      for (const device of selected()) {
+        await download('/data.csv', { query: { device, start_date: start, end_date: end }, filename: `${device}.csv` });
+      }
+    } catch (e) { setMsg(status, e.message, 'error'); }
   }
 
   /** Columns {x, tmp, lf} (raw) or {x, tmp:{avg,min,max}, lf:{...}} (summary), and door spans. */

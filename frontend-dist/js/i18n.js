@@ -1,7 +1,13 @@
 // German and English strings; language from localStorage, else navigator.language.
+import USERS from './i18n-users.js';
 import STORY from './i18n-story.js';
 const STRINGS = {
   en: {
+    'csv.download': 'Download CSV',
+    'bk.title': 'Backups', 'bk.text': 'Verified copies of the database in the data directory (backups/). Restore one with: rzmon restore FILE (server stopped).',
+    'bk.time': 'Taken', 'bk.size': 'Size', 'bk.verified': 'Check', 'bk.ok': 'verified', 'bk.failed': 'failed',
+    'bk.download': 'Download', 'bk.now': 'Back up now', 'bk.running': 'Backing up…', 'bk.done': 'Backup {name} written and verified.',
+    'bk.none': 'No backups yet.',
     'app.title': 'rzmon', 'nav.overview': 'Overview', 'nav.history': 'History', 'nav.incidents': 'Incidents',
     'nav.access': 'Access', 'nav.devices': 'Devices', 'nav.account': 'Account', 'nav.menu': 'Menu',
     'conn.connecting': 'Connecting…', 'conn.live': 'Live', 'conn.offline': 'Disconnected – retrying', 'conn.in': 'in {s} s',
@@ -111,6 +117,11 @@ const STRINGS = {
     'ch.f.to': 'To (comma-separated)', 'ch.f.chat_id': 'Chat id', 'ch.f.api_url': 'Bot API URL',
   },
   de: {
+    'csv.download': 'CSV herunterladen',
+    'bk.title': 'Sicherungen', 'bk.text': 'Geprüfte Kopien der Datenbank im Datenverzeichnis (backups/). Zurückspielen mit: rzmon restore DATEI (Server gestoppt).',
+    'bk.time': 'Erstellt', 'bk.size': 'Größe', 'bk.verified': 'Prüfung', 'bk.ok': 'geprüft', 'bk.failed': 'fehlgeschlagen',
+    'bk.download': 'Herunterladen', 'bk.now': 'Jetzt sichern', 'bk.running': 'Sichere…', 'bk.done': 'Sicherung {name} geschrieben und geprüft.',
+    'bk.none': 'Noch keine Sicherungen.',
     'app.title': 'rzmon', 'nav.overview': 'Übersicht', 'nav.history': 'Verlauf', 'nav.incidents': 'Vorfälle',
     'nav.access': 'Zutritt', 'nav.devices': 'Geräte', 'nav.account': 'Konto', 'nav.menu': 'Menü',
     'conn.connecting': 'Verbinde…', 'conn.live': 'Live', 'conn.offline': 'Getrennt – neuer Versuch', 'conn.in': 'in {s} s',
@@ -221,6 +232,7 @@ const STRINGS = {
   },
 };
 
+for (const l of Object.keys(USERS)) Object.assign(STRINGS[l], USERS[l]);
 for (const l of Object.keys(STORY)) Object.assign(STRINGS[l], STORY[l]);
 
 const KEY = 'rzmon.lang';

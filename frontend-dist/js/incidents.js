@@ -1,5 +1,5 @@
 // Incidents: filterable table, newest first, paged by time cursor; live incidents prepended.
-import { api, latest, isStale } from './api.js';
+import { api, download, latest, isStale } from './api.js';
 import { t, fmtDate } from './i18n.js';
 import { h, clear, setMsg, responsiveTable, deviceOptions } from './dom.js';
 import { dateInput, timelineHref } from './dates.js';
@@ -46,7 +46,8 @@ export default function incidentsView(main, { live }) {
     h('div', {}, h('label', { for: 'inc-from' }, t('inc.from')), from),
     h('div', {}, h('label', { for: 'inc-to' }, t('inc.to')), to),
     h('div', {}, h('label', { for: 'inc-limit' }, t('inc.limit')), limit),
-    h('button', { type: 'submit', class: 'primary', id: 'inc-apply' }, t('inc.apply')));
+    h('button', { type: 'submit', class: 'primary', id: 'inc-apply' }, t('inc.apply')),
+    h('button', { type: 'button', id: 'inc-csv', onclick: () => csv() }, t('csv.download')));
   const status = h('p', { class: 'msg', role: 'status', id: 'inc-status' });
   const tbody = h('tbody');
   const table = h('table', { id: 'incidents-table' },
@@ -68,6 +69,12 @@ export default function incidentsView(main, { live }) {
 
   function filters() {
     return { type: type.value.trim(), device: device.value, start_date: from.epoch(), end_date: to.epoch() };
+  }
+
+  async function csv() {
+    try {
+      await download('/incidents.csv', { query: filters(), filename: 'incidents.csv' });
+    } catch (e) { setMsg(status, e.message, 'error'); }
   }
 
   const slot = latest(); // a slower, older answer must not overwrite a newer one

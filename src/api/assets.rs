@@ -20,6 +20,7 @@ const INDEX: &str = "index.html";
 /// applies, and it has to work when the assets do not).
 const NOT_FOUND_PAGE: &str = "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
 <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+<link rel=\"icon\" href=\"/favicon.svg\" type=\"image/svg+xml\">\
 <title>Not found · rzmon</title></head><body>\
 <h1>Not found</h1><p>There is no page at this address. <a href=\"/\">Open the rzmon dashboard</a>.</p>\
 <p lang=\"de\">Unter dieser Adresse gibt es keine Seite. <a href=\"/\">Zum rzmon-Dashboard</a>.</p>\

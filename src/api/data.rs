@@ -1,6 +1,7 @@
 //! `GET /data`: telemetry rows, newest first, filtered by time range, device and limit →
 //! `{"data":[{"timestamp","device","data"}]}`; `GET /data/summary`: the same range downsampled
-//! to min/avg/max per time bucket for charts.
+//! to min/avg/max per time bucket for charts (from the rollups when a bucket is ≥ 5 minutes;
+//! `start`, `end` and `bucket_ms` of the answer are then aligned to the rollup span).
 
 use super::auth_filter::Principal;
 use super::error::{ApiError, json_response};
@@ -8,6 +9,7 @@ use super::params::{RangeParams, present};
 use super::routes::{Endpoints, Table, finish, query};
 use super::{Shared, blocking};
 use crate::model::{DeviceId, format_ts};
+use crate::store::SummarySource;
 use serde::{Deserialize, Serialize};
 use warp::Filter;
 use warp::http::StatusCode;
@@ -91,14 +93,16 @@ async fn data_summary(
                 ))
             })?,
     };
-    let width = ((end - start) / buckets + 1).max(1);
+    // `buckets` buckets cover [start, end] (inclusive); a whole hour stays a whole hour.
+    let width = ((end - start + buckets) / buckets).max(1);
     let device = range.device.map(|d| d.to_string());
     let dev = device.clone();
-    let rows = blocking(&state.ctx.store, move |s| {
-        s.telemetry_summary(dev.as_deref(), start, end, width)
+    let summary = blocking(&state.ctx.store, move |s| {
+        s.telemetry_summary(dev.as_deref(), start, end, width, SummarySource::Auto)
     })
     .await?;
-    let rows: Vec<serde_json::Value> = rows.into_iter().map(bucket_json).collect();
+    let rows: Vec<serde_json::Value> = summary.buckets.into_iter().map(bucket_json).collect();
+    let (start, end, width) = (summary.start_ms, summary.end_ms, summary.width_ms);
     Ok(json_response(
         StatusCode::OK,
         &serde_json::json!({

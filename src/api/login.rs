@@ -28,6 +28,9 @@ const BAD_LOGIN: &str = "Invalid username or password.";
 pub struct LoginRequest {
     username: String,
     password: String,
+    /// "Keep me signed in on this device": a token for `RZMON_REMEMBER_TTL`.
+    #[serde(default)]
+    remember: bool,
 }
 
 pub fn routes(t: &Table) -> Endpoints {
@@ -89,13 +92,22 @@ async fn login(
     })
     .await?
     .ok_or(ApiError::Unauthorized(BAD_LOGIN))?;
-    let token = issue(state, &row)?;
+    let ttl = if req.remember {
+        state.ctx.config.remember_ttl
+    } else {
+        state.keys.ttl()
+    };
+    let (token, _) = state
+        .keys
+        .issue_for(&row.username, row.uid, row.token_gen, ttl)
+        .map_err(ApiError::internal)?;
     Ok(json_response(
         StatusCode::OK,
         &serde_json::json!({
             "access_token": token,
             "token_type": "Bearer",
-            "expires_in": state.keys.ttl().as_secs().max(1),
+            "expires_in": ttl.as_secs().max(1),
+            "remember": req.remember,
             "username": row.username,
             "role": row.role,
         }),

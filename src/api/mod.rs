@@ -10,6 +10,7 @@ mod alert_rules;
 mod alerts;
 mod assets;
 mod auth_filter;
+mod backups;
 mod body;
 mod ca;
 mod channels;
@@ -19,11 +20,12 @@ mod cors;
 mod data;
 mod devices;
 mod error;
+mod export;
 mod health;
 mod incidents;
 mod login;
 mod metrics;
-mod params;
+pub mod params;
 mod profile;
 mod routes;
 pub mod server;
@@ -31,6 +33,8 @@ mod session;
 mod settings;
 mod target;
 mod timeline;
+mod tokens;
+mod users;
 mod ws;
 
 use crate::alerts::Alerts;
@@ -73,6 +77,8 @@ pub struct ApiConfig {
     pub trusted_proxies: Vec<crate::cidr::Cidr>,
     /// Lifetime of an issued JWT.
     pub token_ttl: Duration,
+    /// Lifetime of a login with `"remember": true` ("keep me signed in on this device").
+    pub remember_ttl: Duration,
     /// Largest accepted request body in bytes.
     pub body_limit: u64,
     /// Events a WebSocket client may fall behind before it is dropped.
@@ -106,6 +112,8 @@ pub struct Context {
     /// The process's health checks, shown by `/health`.
     pub health: Health,
     pub config: ApiConfig,
+    /// The backups of the data directory (list, take one now, download).
+    pub backups: Arc<crate::lifecycle::Backups>,
     /// Cancelled on SIGINT/SIGTERM: stop accepting, close WebSockets.
     pub shutdown: CancellationToken,
 }
@@ -197,7 +205,11 @@ const RESOURCES: &[fn(&Table) -> Endpoints] = &[
     channels::routes,
     session::routes,
     ca::routes,
+    backups::routes,
+    export::routes,
     timeline::routes,
+    users::routes,
+    tokens::routes,
 ];
 
 /// Every route of the server.

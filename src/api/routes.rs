@@ -201,10 +201,29 @@ impl Table {
         self.with_access_param(method, path, access)
     }
 
+    /// An endpoint with one `{param}` segment for admins only, also for reading: for what
+    /// holds secrets (a backup is the whole database: password hashes, channel secrets).
+    pub fn admin_param(
+        &self,
+        method: Method,
+        path: &'static str,
+    ) -> BoxedFilter<(String, Principal)> {
+        self.with_access_param(method, path, Access::Admin)
+    }
+
     /// A change every signed-in user may make, viewers too: only for what concerns the
     /// caller's own account (logout, own password, own API tokens).
     pub fn signed_in(&self, method: Method, path: &'static str) -> BoxedFilter<(Principal,)> {
         self.with_access(method, path, Access::SignedIn)
+    }
+
+    /// `signed_in` with one `{param}` segment.
+    pub fn signed_in_param(
+        &self,
+        method: Method,
+        path: &'static str,
+    ) -> BoxedFilter<(String, Principal)> {
+        self.with_access_param(method, path, Access::SignedIn)
     }
 
     fn with_access(

@@ -41,8 +41,17 @@ fn fixture(origins: &[&str]) -> Fixture {
         Arc::default(),
     )
     .expect("notifier");
+    let backups = Arc::new(crate::lifecycle::Backups::new(
+        store.clone(),
+        dir.path(),
+        2,
+        Arc::default(),
+        Health::new(),
+        Arc::default(),
+    ));
     let ctx = Context {
         notifier,
+        backups,
         store,
         hub: Hub::new(16),
         commands,
@@ -54,6 +63,7 @@ fn fixture(origins: &[&str]) -> Fixture {
             allowed_origins: origins.iter().map(|o| (*o).to_owned()).collect(),
             trusted_proxies: Vec::new(),
             token_ttl: Duration::from_secs(60),
+            remember_ttl: Duration::from_secs(3600),
             body_limit: BODY_LIMIT,
             ws_queue: 16,
             command_timeout: Duration::from_secs(1),

@@ -8,7 +8,7 @@ use super::params::{Bound, parse_device, parse_instant, present};
 use super::routes::{Endpoints, Table, finish, query};
 use super::{Shared, blocking};
 use crate::model::format_ts;
-use crate::store::RangeQuery;
+use crate::store::{RangeQuery, SummarySource};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use std::collections::HashMap;
@@ -95,8 +95,10 @@ async fn timeline(
                 .collect();
             devices.dedup();
             for id in devices {
-                let buckets = s.telemetry_summary(Some(&id), start, end, width)?;
-                course.push((id, buckets));
+                // Raw rows: the window is short, and `bucket_ms` stays exactly `width`.
+                let summary =
+                    s.telemetry_summary(Some(&id), start, end, width, SummarySource::Raw)?;
+                course.push((id, summary.buckets));
             }
             Ok((
                 s.access_events(&range, None)?,

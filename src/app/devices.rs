@@ -60,6 +60,7 @@ pub(super) fn embedded(
         connect_timeout: Duration::from_secs(5),
         rate_per_device: settings.mqtt_rate,
         max_connections: settings.mqtt_max_connections as usize,
+        per_address: settings.mqtt_per_address as usize,
         login_failures: crate::auth::policy::IP_MAX_FAILURES,
         login_lock: crate::auth::policy::IP_LOCK,
     };

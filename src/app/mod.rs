@@ -22,7 +22,7 @@ use crate::notify::{self, Notifier};
 use crate::presence::Presence;
 use crate::store::{Store, Writer};
 use crate::tls::{PlainMode, Tls};
-use crate::{auth, bridge, ha, ingest, secrets, tls};
+use crate::{auth, bridge, ha, ingest, lifecycle, secrets, tls};
 use anyhow::Context;
 use std::io::IsTerminal as _;
 use std::net::SocketAddr;
@@ -89,6 +89,8 @@ pub struct Parts {
     pub health: Health,
     /// Requests to devices and their presence.
     pub commands: Commands,
+    /// The backups of the data directory (scheduled, on demand, listed, downloaded).
+    pub backups: Arc<lifecycle::Backups>,
     /// Notification delivery: the rule engine submits notices here.
     pub notifier: Notifier,
     /// The rule engine's handle: tell it that rules or acknowledgements changed.
@@ -105,6 +107,8 @@ pub struct Running {
     pub parts: Parts,
     services: Services,
     writer: Writer,
+    /// Held while running, so `rzmon restore` (and a second server) can tell.
+    _lock: lifecycle::ServerLock,
 }
 
 /// Runs the appliance until `shutdown` is cancelled or a part fails, then stops it in order.
@@ -133,6 +137,15 @@ pub async fn start(
     settings: ServeSettings,
     store: Store,
 ) -> anyhow::Result<Running> {
+    let data_dir = store.path().parent().unwrap_or(Path::new(".")).to_owned();
+    let lock = lifecycle::ServerLock::try_acquire(&data_dir)
+        .with_context(|| format!("cannot lock {}", data_dir.display()))?
+        .with_context(|| {
+            format!(
+                "another rzmon is already running on the data directory {}",
+                data_dir.display()
+            )
+        })?;
     let jwt_secret = match &settings.jwt_secret {
         Some(s) => s.expose().as_bytes().to_vec(),
         None => {
@@ -155,7 +168,7 @@ pub async fn start(
         "no MQTT listener and no RZMON_BROKER"
     );
     let tls = {
-        let (args, dir) = (settings.tls.clone(), data_dir(&store));
+        let (args, dir) = (settings.tls.clone(), data_dir.clone());
         tokio::task::spawn_blocking(move || Tls::setup(&args, &dir))
             .await?
             .context("TLS setup")?
@@ -183,7 +196,18 @@ pub async fn start(
     let presence = Arc::new(Presence::default());
     let (outbound_tx, outbound_rx) = mpsc::unbounded_channel();
     let (commands, online_rx) = Commands::new(settings.topic_prefix.clone(), outbound_tx, presence);
+    // The data lifecycle: pruning and backups never run at once.
+    let exclusive = Arc::new(tokio::sync::Mutex::new(()));
+    let backups = Arc::new(lifecycle::Backups::new(
+        store.clone(),
+        &data_dir,
+        settings.lifecycle.backup_keep,
+        exclusive.clone(),
+        health.clone(),
+        metrics.clone(),
+    ));
     let parts = Parts {
+        backups,
         settings: settings.clone(),
         store: store.clone(),
         hub: hub.clone(),
@@ -208,10 +232,12 @@ pub async fn start(
         jwt_secret: Arc::new(jwt_secret),
         metrics: parts.metrics.clone(),
         health: parts.health.clone(),
+        backups: parts.backups.clone(),
         config: ApiConfig {
             allowed_origins: settings.allowed_origins.clone(),
             trusted_proxies: settings.trusted_proxies.clone(),
             token_ttl: settings.token_ttl(),
+            remember_ttl: settings.remember_ttl(),
             body_limit: settings.body_limit,
             ws_queue: settings.ws_queue as usize,
             command_timeout: Duration::from_secs(settings.command_timeout),
@@ -281,6 +307,17 @@ pub async fn start(
             stop,
         )
     });
+    s.spawn("retention", Stage::Front, |stop| {
+        let (store, lifecycle, metrics) = (
+            p.store.clone(),
+            settings.lifecycle.clone(),
+            p.metrics.clone(),
+        );
+        lifecycle::retention::run(store, lifecycle, exclusive, metrics, stop)
+    });
+    s.spawn("backups", Stage::Front, |stop| {
+        lifecycle::backups::run(p.backups.clone(), settings.lifecycle.backup_every, stop)
+    });
     if let Some(deps) = ha_deps(&settings, p) {
         s.spawn("home assistant", Stage::Events, |stop| ha::run(deps, stop));
     }
@@ -339,6 +376,7 @@ pub async fn start(
         parts,
         services: s,
         writer,
+        _lock: lock,
     })
 }
 

@@ -79,6 +79,17 @@ impl JwtKeys {
     /// A token for `username` (id `uid`, token generation `tgen`), valid from now for the
     /// configured lifetime.
     pub fn issue(&self, username: &str, uid: i64, tgen: i64) -> Result<(String, Claims), KeyError> {
+        self.issue_for(username, uid, tgen, self.ttl)
+    }
+
+    /// `issue` with another lifetime ("keep me signed in").
+    pub fn issue_for(
+        &self,
+        username: &str,
+        uid: i64,
+        tgen: i64,
+        ttl: Duration,
+    ) -> Result<(String, Claims), KeyError> {
         let iat = jsonwebtoken::get_current_timestamp();
         let claims = Claims {
             sub: username.to_owned(),
@@ -86,7 +97,7 @@ impl JwtKeys {
             tgen,
             jti: hex::encode(rand::random::<[u8; 16]>()),
             iat,
-            exp: iat.saturating_add(self.ttl.as_secs().max(1)),
+            exp: iat.saturating_add(ttl.as_secs().max(1)),
         };
         self.sign(&claims).map(|t| (t, claims))
     }

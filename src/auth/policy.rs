@@ -35,6 +35,18 @@ pub fn check_password(password: &str) -> Result<(), String> {
     }
 }
 
+/// The user-name rule as a sentence fragment.
+pub const USERNAME_RULE: &str = "1-64 characters of A-Z a-z 0-9 . _ - @";
+
+/// Whether `name` is a valid dashboard user name (`USERNAME_RULE`).
+pub fn username_ok(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-@".contains(&b))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -63,7 +63,10 @@ pub async fn run(
     let gate = Arc::new(Gate {
         lockout: Lockout::new(cfg.login_failures, cfg.login_lock),
         slots: Arc::new(Semaphore::new(cfg.max_connections)),
-        budget: Budget::new(budget::MQTT),
+        budget: Budget::new(budget::Limits {
+            per_address: cfg.per_address,
+            ..budget::MQTT
+        }),
         cfg,
         upstream,
         verifier,

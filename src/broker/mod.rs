@@ -77,6 +77,8 @@ pub struct GateConfig {
     pub rate_per_device: u32,
     /// Concurrent device connections.
     pub max_connections: usize,
+    /// Concurrent connections from one IP address (`RZMON_MQTT_PER_ADDRESS`).
+    pub per_address: usize,
     /// Failed logins per IP before that IP is refused for `login_lock`.
     pub login_failures: u32,
     pub login_lock: Duration,

@@ -262,6 +262,30 @@ fn register(reg: &mut Registry, m: &Metrics) {
         "Messages published to the Home Assistant broker",
         &m.ha_published,
     );
+    c(
+        reg,
+        "pruned_rows",
+        "Rows deleted by retention and the database size limit",
+        &m.pruned_rows,
+    );
+    c(
+        reg,
+        "prune_passes",
+        "Pruning passes completed",
+        &m.prune_passes,
+    );
+    c(
+        reg,
+        "backups_made",
+        "Backups written and verified",
+        &m.backups_made,
+    );
+    c(
+        reg,
+        "backups_failed",
+        "Backups that failed (writing or verification)",
+        &m.backups_failed,
+    );
 }
 
 fn register_devices(reg: &mut Registry, devices: &[DeviceReading]) {

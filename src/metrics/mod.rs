@@ -256,5 +256,13 @@ pub struct Metrics {
     pub bridge_forwarded: Counter,
     /// Messages published to the Home Assistant broker.
     pub ha_published: Counter,
+    /// Rows deleted by retention and the size limit.
+    pub pruned_rows: Counter,
+    /// Pruning passes completed (with or without something to delete).
+    pub prune_passes: Counter,
+    /// Backups written and verified.
+    pub backups_made: Counter,
+    /// Backups that failed (writing or verification).
+    pub backups_failed: Counter,
     pub started: Started,
 }

@@ -419,22 +419,11 @@ impl Store {
 
     /// Each device's newest telemetry payload (what the rule engine re-reads after it lagged).
     pub fn latest_telemetry(&self) -> Result<Vec<(String, i64, serde_json::Value)>> {
-        self.with_conn(|c| {
-            let mut stmt = c.prepare_cached(
-                "SELECT t.device, t.ts_ms, t.payload FROM device_status d
-                 JOIN telemetry t ON t.id = (SELECT id FROM telemetry WHERE device = d.device
-                                             ORDER BY ts_ms DESC, id DESC LIMIT 1)",
-            )?;
-            let rows = stmt.query_map([], |r| {
-                let text: String = r.get(2)?;
-                Ok((
-                    r.get(0)?,
-                    r.get(1)?,
-                    serde_json::from_str(&text).unwrap_or(serde_json::Value::Null),
-                ))
-            })?;
-            Ok(rows.collect::<rusqlite::Result<_>>()?)
-        })
+        Ok(self
+            .newest_telemetry_per_device()?
+            .into_iter()
+            .map(|r| (r.device.to_string(), r.ts_ms, r.data))
+            .collect())
     }
 }
 

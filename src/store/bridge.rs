@@ -2,7 +2,7 @@
 //! access events; alerts are incidents `alert:<rule>`), merged in time order, and the cursor
 //! itself (last forwarded id per table), persisted so an outage or a restart loses nothing.
 
-use super::{Result, Store};
+use super::{Result, Store, telemetry};
 use rusqlite::Connection;
 
 /// The tables the bridge forwards, in tie-break order.
@@ -26,9 +26,11 @@ impl Source {
 
     fn select(self) -> &'static str {
         match self {
+            // The compact row: time from the id, payload rebuilt (see `rows_after`).
             Source::Telemetry => {
-                "SELECT id, ts_ms, device, NULL, NULL, NULL, payload FROM telemetry
-                 WHERE id > ?1 ORDER BY id LIMIT ?2"
+                "SELECT t.id, k.name, t.seq, t.tmp, t.lf, t.locked, t.extra
+                 FROM telemetry t JOIN device_keys k ON k.id = t.device_key
+                 WHERE t.id > ?1 ORDER BY t.id LIMIT ?2"
             }
             Source::Incident => {
                 "SELECT id, ts_ms, device, type, NULL, NULL, payload FROM incidents
@@ -85,6 +87,22 @@ pub struct BridgeRow {
 
 fn rows_after(c: &Connection, s: Source, after: i64, limit: u32) -> Result<Vec<BridgeRow>> {
     let mut stmt = c.prepare_cached(s.select())?;
+    if s == Source::Telemetry {
+        let rows = stmt.query_map((after, limit), |r| {
+            let id = r.get(0)?;
+            let (ts_ms, data) = telemetry::reading_at(r, 2, id)?;
+            Ok(BridgeRow {
+                source: s,
+                id,
+                ts_ms,
+                device: r.get(1)?,
+                kind: None,
+                access: None,
+                payload: data.to_string(),
+            })
+        })?;
+        return Ok(rows.collect::<rusqlite::Result<_>>()?);
+    }
     let rows = stmt.query_map((after, limit), |r| {
         let access_id: Option<String> = r.get(4)?;
         let granted: Option<bool> = r.get(5)?;
@@ -147,18 +165,18 @@ impl Store {
         })
     }
 
-    /// Rows stored after `cursor` (ids are dense unless retention pruned, then this is an upper
-    /// bound).
+    /// Rows stored after `cursor`, counted (telemetry ids carry the time, so they are not
+    /// dense; a count walks only the rows after the cursor).
     pub fn bridge_lag(&self, cursor: &Cursor) -> Result<u64> {
         self.with_conn(|c| {
             let mut lag = 0u64;
             for s in Source::ALL {
-                let max: i64 = c.query_row(
-                    &format!("SELECT COALESCE(MAX(id), 0) FROM {}", s.as_str()),
-                    [],
+                let n: i64 = c.query_row(
+                    &format!("SELECT count(*) FROM {} WHERE id > ?1", s.as_str()),
+                    [cursor.get(s)],
                     |r| r.get(0),
                 )?;
-                lag += u64::try_from(max - cursor.get(s)).unwrap_or(0);
+                lag += u64::try_from(n).unwrap_or(0);
             }
             Ok(lag)
         })

@@ -3,6 +3,7 @@
 //! telemetry, and each device's reading in force at a moment.
 
 use super::events::AccessRow;
+use super::telemetry::{first_id, last_id, ts_of};
 use super::{RangeQuery, Result, Store};
 use crate::model::DeviceId;
 use rusqlite::params_from_iter;
@@ -126,18 +127,19 @@ impl Store {
     ) -> Result<Vec<DoorChange>> {
         self.with_conn(|c| {
             let mut stmt = c.prepare_cached(
-                "SELECT ts_ms, device, locked, prev IS NOT NULL FROM (
-                     SELECT ts_ms, device, locked,
-                            lag(locked) OVER (PARTITION BY device ORDER BY ts_ms, id) AS prev
-                     FROM telemetry
-                     WHERE ts_ms BETWEEN ?1 AND ?2 AND locked IS NOT NULL
-                       AND (?3 IS NULL OR device = ?3))
+                "SELECT id, name, locked, prev IS NOT NULL FROM (
+                     SELECT t.id, k.name, t.locked,
+                            lag(t.locked) OVER (PARTITION BY t.device_key ORDER BY t.id) AS prev
+                     FROM telemetry t JOIN device_keys k ON k.id = t.device_key
+                     WHERE t.id BETWEEN ?1 AND ?2 AND t.locked IS NOT NULL
+                       AND (?3 IS NULL OR k.name = ?3))
                  WHERE prev IS NULL OR prev != locked
-                 ORDER BY ts_ms LIMIT ?4",
+                 ORDER BY id LIMIT ?4",
             )?;
-            let rows = stmt.query_map((start_ms, end_ms, device, limit), |r| {
+            let (lo, hi) = (first_id(start_ms), last_id(end_ms));
+            let rows = stmt.query_map((lo, hi, device, limit), |r| {
                 Ok(DoorChange {
-                    ts_ms: r.get(0)?,
+                    ts_ms: ts_of(r.get(0)?),
                     device: super::device_at(r, 1)?,
                     locked: r.get(2)?,
                     changed: r.get(3)?,
@@ -155,15 +157,16 @@ impl Store {
         at_ms: i64,
     ) -> Result<Vec<ReadingAt>> {
         self.with_conn(|c| {
-            // SQLite takes the bare columns from the row that holds max(ts_ms).
+            // SQLite takes the bare columns from the row that holds max(id), the newest.
             let mut stmt = c.prepare_cached(
-                "SELECT max(ts_ms), device, tmp, lf, locked FROM telemetry
-                 WHERE ts_ms BETWEEN ?1 AND ?2 AND (?3 IS NULL OR device = ?3)
-                 GROUP BY device ORDER BY device",
+                "SELECT max(t.id), k.name, t.tmp, t.lf, t.locked
+                 FROM telemetry t JOIN device_keys k ON k.id = t.device_key
+                 WHERE t.id BETWEEN ?1 AND ?2 AND (?3 IS NULL OR k.name = ?3)
+                 GROUP BY t.device_key ORDER BY k.name",
             )?;
-            let rows = stmt.query_map((start_ms, at_ms, device), |r| {
+            let rows = stmt.query_map((first_id(start_ms), last_id(at_ms), device), |r| {
                 Ok(ReadingAt {
-                    ts_ms: r.get(0)?,
+                    ts_ms: ts_of(r.get(0)?),
                     device: super::device_at(r, 1)?,
                     tmp: r.get(2)?,
                     lf: r.get(3)?,

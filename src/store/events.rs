@@ -1,7 +1,8 @@
-//! Read queries over what devices sent: telemetry, incidents and access events ("newest N in a
+//! Read queries over what devices sent: incidents and access events (telemetry has its own
+//! file) ("newest N in a
 //! time range", optionally per device) and the per-device online status.
 
-use super::{IncidentRow, RangeQuery, Result, Store, TelemetryRow};
+use super::{IncidentRow, RangeQuery, Result, Store};
 use crate::model::DeviceId;
 use rusqlite::params_from_iter;
 use rusqlite::types::ToSqlOutput;
@@ -72,21 +73,6 @@ pub(super) fn json(text: &str, column: usize) -> rusqlite::Result<serde_json::Va
 }
 
 impl Store {
-    pub fn telemetry(&self, q: &RangeQuery) -> Result<Vec<TelemetryRow>> {
-        let sql = range_sql("SELECT ts_ms, device, payload FROM telemetry", q, None);
-        self.with_conn(|c| {
-            let mut stmt = c.prepare_cached(&sql)?;
-            let rows = stmt.query_map(params_from_iter(range_params(q, None)), |r| {
-                Ok(TelemetryRow {
-                    ts_ms: r.get(0)?,
-                    device: super::device_at(r, 1)?,
-                    data: json(r.get_ref(2)?.as_str()?, 2)?,
-                })
-            })?;
-            Ok(rows.collect::<rusqlite::Result<_>>()?)
-        })
-    }
-
     pub fn incidents(&self, q: &RangeQuery, kind: Option<&str>) -> Result<Vec<IncidentRow>> {
         let extra = kind.map(|_| "type");
         let sql = range_sql(
@@ -106,6 +92,50 @@ impl Store {
             })?;
             Ok(rows.collect::<rusqlite::Result<_>>()?)
         })
+    }
+
+    /// Every incident of `q`'s range (and `kind`), oldest first, page by page (see
+    /// `telemetry_each`); `each` returning `false` stops.
+    pub fn incidents_each(
+        &self,
+        q: &RangeQuery,
+        kind: Option<&str>,
+        mut each: impl FnMut(Vec<IncidentRow>) -> bool,
+    ) -> Result<()> {
+        const PAGE: i64 = 1_000;
+        let mut after = (q.start_ms.unwrap_or(i64::MIN), i64::MIN);
+        let end = q.end_ms.unwrap_or(i64::MAX);
+        let device = q.device.as_ref().map(|d| d.as_str());
+        loop {
+            let rows = self.with_conn(|c| {
+                let mut stmt = c.prepare_cached(
+                    "SELECT id, ts_ms, device, type, payload FROM incidents INDEXED BY incidents_ts
+                     WHERE ts_ms BETWEEN ?1 AND ?2 AND (ts_ms > ?1 OR id > ?3)
+                       AND (?4 IS NULL OR device = ?4) AND (?5 IS NULL OR type = ?5)
+                     ORDER BY ts_ms, id LIMIT ?6",
+                )?;
+                let rows = stmt.query_map((after.0, end, after.1, device, kind, PAGE), |r| {
+                    Ok((
+                        r.get::<_, i64>(0)?,
+                        IncidentRow {
+                            ts_ms: r.get(1)?,
+                            device: super::device_at(r, 2)?,
+                            kind: r.get(3)?,
+                            data: json(r.get_ref(4)?.as_str()?, 4)?,
+                        },
+                    ))
+                })?;
+                Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+            })?;
+            let Some((id, last)) = rows.last() else {
+                return Ok(());
+            };
+            after = (last.ts_ms, *id);
+            let full = rows.len() as i64 == PAGE;
+            if !each(rows.into_iter().map(|(_, r)| r).collect()) || !full {
+                return Ok(());
+            }
+        }
     }
 
     /// The access log, optionally for one card (`access_id`), newest first.

@@ -4,6 +4,7 @@
 
 mod accounts;
 mod alerts;
+mod backup;
 mod bridge;
 mod broker_auth;
 mod browse;
@@ -14,12 +15,16 @@ mod events;
 mod latest;
 mod outbox;
 mod overview;
+mod prune;
+mod rollups;
 mod schema;
 mod summary;
+mod telemetry;
 mod tokens;
 mod writer;
 
 pub use alerts::{AlertQuery, AlertRow, AlertState, NewAlert, PendingRow, RuleRow};
+pub use backup::{BackupCheck, Bounds, check_backup};
 pub use bridge::{BridgeRow, Cursor, Source};
 pub use browse::{AccessFilter, AccessPage, DoorChange, ReadingAt};
 pub use channels::{ChannelRow, ChannelSpec};
@@ -29,7 +34,10 @@ pub use events::{AccessRow, DeviceStatusRow};
 pub use latest::{ActiveAlerts, LatestRow};
 pub use outbox::{DeliveryChange, DeliveryRow, NewNotice, OpenDelivery};
 pub use overview::DeviceOverview;
-pub use summary::Bucket;
+pub use prune::{Kept, Space};
+pub use rollups::SPANS_MS as ROLLUP_SPANS_MS;
+pub use summary::{Bucket, Summary, SummarySource};
+pub use telemetry::Order;
 pub use writer::{QUEUE as WRITER_QUEUE, Stopped, Writer, WriterTx};
 
 use crate::health::{self, Health};
@@ -145,6 +153,11 @@ pub struct DeviceRow {
     pub created_ms: i64,
 }
 
+/// The schema version this binary writes.
+pub fn latest_schema_version() -> i64 {
+    schema::latest_version()
+}
+
 /// The device id in column `idx`: stored ids obey the rule, so one that does not is a
 /// conversion error, not a second parse at every caller.
 pub(crate) fn device_at(r: &rusqlite::Row<'_>, idx: usize) -> rusqlite::Result<DeviceId> {
@@ -177,7 +190,11 @@ impl Store {
         check_file(path)?;
         create_private(path)?;
         let mut conn = open_connection(path)?;
+        // Takes effect only on a new file (before the first table); older files are
+        // converted once by `incremental_vacuum_on` below.
+        conn.pragma_update(None, "auto_vacuum", "INCREMENTAL")?;
         schema::migrate(&mut conn)?;
+        incremental_vacuum_on(&conn);
         Ok(Self {
             path: Arc::new(path.to_owned()),
             readers: Arc::new(Mutex::new(vec![conn])),
@@ -321,6 +338,24 @@ fn create_private(path: &Path) -> Result<()> {
             .map_err(|e| io_error(path, &e))?;
     }
     Ok(())
+}
+
+/// `auto_vacuum=INCREMENTAL`, so pruned pages can be handed back to the file system. A file
+/// created without it needs one full `VACUUM` (rewrites the file; needs its size free once).
+/// A failure (another process holds the file, disk too full) is logged and retried at the
+/// next start: the file then only keeps its freed pages for reuse.
+fn incremental_vacuum_on(conn: &Connection) {
+    let mode = conn.pragma_query_value(None, "auto_vacuum", |r| r.get::<_, i64>(0));
+    if matches!(mode, Ok(2)) {
+        return;
+    }
+    tracing::info!("converting the database to incremental auto-vacuum (one full VACUUM)");
+    let converted = conn
+        .pragma_update(None, "auto_vacuum", "INCREMENTAL")
+        .and_then(|()| conn.execute_batch("VACUUM"));
+    if let Err(e) = converted {
+        tracing::warn!(error = %e, "cannot convert the database to incremental auto-vacuum yet");
+    }
 }
 
 /// Opens one connection with the settings every connection needs. `journal_mode` is stored

@@ -2,7 +2,7 @@
 //! version it confirmed, its newest telemetry row and the current list version, instead of one
 //! telemetry query per device.
 
-use super::{Result, Store};
+use super::{Result, Store, telemetry};
 use crate::model::DeviceId;
 use rusqlite::types::Type;
 
@@ -20,18 +20,18 @@ pub struct DeviceOverview {
     pub last_telemetry: Option<(i64, serde_json::Value)>,
 }
 
-/// The newest telemetry row per device is found through `telemetry_device_ts` (one index
-/// probe per device, newest first, ties by insertion order like `/data`). The list version
-/// comes first so that even without devices there is one row.
+/// The newest telemetry row per device is found through `telemetry_device` (one index probe
+/// per device: the highest row id is the newest, ties by insertion order like `/data`). The
+/// list version comes first so that even without devices there is one row.
 pub(super) const OVERVIEW_SQL: &str = "
     SELECT v.value, d.id, d.enabled, d.created_ms, s.since_ms, s.last_seen_ms,
-           y.access_version, t.ts_ms, t.payload
+           y.access_version, t.id, t.seq, t.tmp, t.lf, t.locked, t.extra
     FROM counters v
     LEFT JOIN devices d ON 1
     LEFT JOIN device_status s ON s.device = d.id
     LEFT JOIN device_sync y ON y.device = d.id
-    LEFT JOIN telemetry t ON t.id = (
-        SELECT id FROM telemetry WHERE device = d.id ORDER BY ts_ms DESC, id DESC LIMIT 1)
+    LEFT JOIN device_keys k ON k.name = d.id
+    LEFT JOIN telemetry t ON t.id = (SELECT max(id) FROM telemetry WHERE device_key = k.id)
     WHERE v.name = 'access_version'
     ORDER BY d.id";
 
@@ -67,12 +67,9 @@ fn overview(r: &rusqlite::Row<'_>) -> rusqlite::Result<Option<DeviceOverview>> {
         (Some(since), Some(seen)) => Some((since, seen)),
         _ => None,
     };
-    let last_telemetry = match (r.get::<_, Option<i64>>(7)?, r.get_ref(8)?.as_str_or_null()?) {
-        (Some(ts), Some(text)) => Some((
-            ts,
-            serde_json::from_str(text).map_err(|e| bad(8, Box::new(e)))?,
-        )),
-        _ => None,
+    let last_telemetry = match r.get::<_, Option<i64>>(7)? {
+        Some(id) => Some(telemetry::reading_at(r, 8, id)?),
+        None => None,
     };
     Ok(Some(DeviceOverview {
         id,

@@ -231,6 +231,72 @@ const MIGRATIONS: &[&str] = &[
         last_used_ms INTEGER
     ) STRICT;
     CREATE INDEX api_tokens_uid ON api_tokens (uid);",
+    // 8: compact telemetry (≤ 80 bytes a row with its indexes) and per-device rollups.
+    // The row id carries the time, `(ts_ms << 10) + n`, so the table itself is the time index;
+    // the device is a small integer key; `extra` keeps only what the typed columns cannot
+    // reproduce exactly (NULL when nothing), so every field a device sent comes back.
+    // Rollups: one row per (span, device, bucket) with count, n/min/sum/max of tmp and lf and
+    // the locked share; maintained by the writer in each commit (see `rollups`).
+    "CREATE TABLE device_keys (
+        id   INTEGER PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE
+    ) STRICT;
+    INSERT INTO device_keys (name) SELECT DISTINCT device FROM telemetry ORDER BY device;
+    CREATE TABLE telemetry_compact (
+        id         INTEGER PRIMARY KEY,
+        device_key INTEGER NOT NULL,
+        seq        INTEGER,
+        tmp        REAL,
+        lf         REAL,
+        locked     INTEGER,
+        extra      TEXT
+    ) STRICT;
+    WITH a AS (SELECT id, ts_ms, device, seq, tmp, lf, locked, payload AS p FROM telemetry),
+    b AS (SELECT id, ts_ms, device, seq, tmp, lf, locked,
+            CASE WHEN json_type(p, '$.tmp') = 'real' AND json_extract(p, '$.tmp') = tmp
+                 THEN json_remove(p, '$.tmp') ELSE p END AS p FROM a),
+    c AS (SELECT id, ts_ms, device, seq, tmp, lf, locked,
+            CASE WHEN json_type(p, '$.lf') = 'real' AND json_extract(p, '$.lf') = lf
+                 THEN json_remove(p, '$.lf') ELSE p END AS p FROM b),
+    d AS (SELECT id, ts_ms, device, seq, tmp, lf, locked,
+            CASE WHEN json_type(p, '$.locked') IN ('true', 'false')
+                      AND json_extract(p, '$.locked') = locked
+                 THEN json_remove(p, '$.locked') ELSE p END AS p FROM c),
+    e AS (SELECT id, ts_ms, device, seq, tmp, lf, locked,
+            CASE WHEN json_type(p, '$.seq') = 'integer' AND json_extract(p, '$.seq') = seq
+                 THEN json_remove(p, '$.seq') ELSE p END AS p FROM d)
+    INSERT INTO telemetry_compact (id, device_key, seq, tmp, lf, locked, extra)
+    SELECT (e.ts_ms << 10) + row_number() OVER (PARTITION BY e.ts_ms ORDER BY e.id) - 1,
+           k.id, e.seq, e.tmp, e.lf, e.locked, CASE WHEN e.p = '{}' THEN NULL ELSE e.p END
+    FROM e JOIN device_keys k ON k.name = e.device ORDER BY e.ts_ms, e.id;
+    DROP TABLE telemetry;
+    ALTER TABLE telemetry_compact RENAME TO telemetry;
+    CREATE INDEX telemetry_device ON telemetry (device_key);
+    CREATE INDEX telemetry_device_seq ON telemetry (device_key, seq) WHERE seq IS NOT NULL;
+    CREATE TABLE rollups (
+        span_ms    INTEGER NOT NULL,
+        device_key INTEGER NOT NULL,
+        bucket_ms  INTEGER NOT NULL,
+        count      INTEGER NOT NULL,
+        tmp_n      INTEGER NOT NULL,
+        tmp_min    REAL,
+        tmp_sum    REAL,
+        tmp_max    REAL,
+        lf_n       INTEGER NOT NULL,
+        lf_min     REAL,
+        lf_sum     REAL,
+        lf_max     REAL,
+        locked_n   INTEGER NOT NULL,
+        locked_on  INTEGER NOT NULL,
+        PRIMARY KEY (span_ms, device_key, bucket_ms)
+    ) STRICT, WITHOUT ROWID;
+    CREATE INDEX rollups_span_bucket ON rollups (span_ms, bucket_ms);
+    INSERT INTO rollups
+    SELECT s.span, device_key, ((id >> 10) / s.span) * s.span, count(*),
+           count(tmp), min(tmp), sum(tmp), max(tmp), count(lf), min(lf), sum(lf), max(lf),
+           count(locked), coalesce(sum(locked), 0)
+    FROM telemetry, (SELECT 300000 AS span UNION ALL SELECT 3600000) AS s
+    GROUP BY s.span, device_key, ((id >> 10) / s.span);",
 ];
 
 /// The schema version this binary writes.
@@ -251,6 +317,11 @@ pub fn current_version(conn: &Connection) -> rusqlite::Result<i64> {
 /// transaction that re-checks the version, so two processes opening the file at once (server
 /// and CLI) cannot apply one twice.
 pub fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
+    migrate_to(conn, latest_version())
+}
+
+/// `migrate`, stopping after migration `last` (tests build old files with it).
+pub(super) fn migrate_to(conn: &mut Connection, last: i64) -> rusqlite::Result<()> {
     conn.execute_batch(
         "CREATE TABLE IF NOT EXISTS schema_migrations (
             version    INTEGER PRIMARY KEY,
@@ -258,7 +329,10 @@ pub fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
         ) STRICT;",
     )?;
     let seen = current_version(conn)?;
-    for (version, sql) in (1..).zip(MIGRATIONS).filter(|(v, _)| *v > seen) {
+    for (version, sql) in (1..)
+        .zip(MIGRATIONS)
+        .filter(|(v, _)| *v > seen && *v <= last)
+    {
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         if current_version(&tx)? < version {
             tx.execute_batch(sql)?;

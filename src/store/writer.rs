@@ -4,10 +4,11 @@
 //! message's `Ack` runs only after its batch is committed; a batch that cannot be committed is
 //! retried and never acknowledged.
 
+use super::telemetry::TelemetryBatch;
 use super::{Result, StoreError};
 use crate::health::{self, Health};
 use crate::metrics::Metrics;
-use crate::model::{AccessEvent, Ack, Body, Message, Status, Telemetry};
+use crate::model::{AccessEvent, Ack, Body, Message, Status};
 use rusqlite::{Connection, Transaction, TransactionBehavior};
 use serde_json::{Map, Value};
 use std::collections::HashMap;
@@ -249,12 +250,13 @@ fn commit_with_retry(conn: &mut Connection, batch: &[Message], ctx: &Ctx) -> boo
 fn write_batch(conn: &mut Connection, batch: &[Message]) -> rusqlite::Result<Outcome> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let mut out = Outcome::default();
+    let mut telemetry = TelemetryBatch::default();
     let mut last_seen: HashMap<&str, i64> = HashMap::new();
     for m in batch {
         let seen = last_seen.entry(m.device.as_str()).or_insert(m.ts_ms);
         *seen = (*seen).max(m.ts_ms);
         let written = match &m.body {
-            Body::Telemetry(t) => insert_event(&tx, m, t.seq, &t.payload, Table::Telemetry(t))?,
+            Body::Telemetry(t) => telemetry.insert(&tx, m, t, DEDUP_WINDOW_MS)?,
             Body::Incident(i) => {
                 let seq = seq_of(&i.payload);
                 insert_event(&tx, m, seq, &i.payload, Table::Incident(&i.kind))?
@@ -281,6 +283,7 @@ fn write_batch(conn: &mut Connection, batch: &[Message]) -> rusqlite::Result<Out
         bump.execute((device, ts_ms))?;
     }
     drop(bump);
+    telemetry.rollups.write(&tx)?;
     tx.commit()?;
     Ok(out)
 }
@@ -288,9 +291,6 @@ fn write_batch(conn: &mut Connection, batch: &[Message]) -> rusqlite::Result<Out
 /// "Is this a redelivery?" per event table. `INDEXED BY` pins the `(device, seq)` index: left
 /// alone, the planner prefers `(device, ts_ms)` for the time-window term and then walks every
 /// row the device sent in the last ten minutes, once per message (measured: 335 rows/s).
-pub(super) const DUPLICATE_TELEMETRY: &str = "SELECT EXISTS (SELECT 1 FROM telemetry
-    INDEXED BY telemetry_device_seq
-    WHERE device = ?1 AND seq = ?2 AND ts_ms >= ?3 AND payload = ?4)";
 pub(super) const DUPLICATE_INCIDENT: &str = "SELECT EXISTS (SELECT 1 FROM incidents
     INDEXED BY incidents_device_seq
     WHERE device = ?1 AND seq = ?2 AND ts_ms >= ?3 AND payload = ?4)";
@@ -300,13 +300,12 @@ pub(super) const DUPLICATE_ACCESS: &str = "SELECT EXISTS (SELECT 1 FROM access_e
 
 /// The event table a message goes to, with the columns only that table has.
 enum Table<'a> {
-    Telemetry(&'a Telemetry),
     Incident(&'a str),
     Access(&'a AccessEvent),
 }
 
 /// What became of one event message.
-enum Written {
+pub(super) enum Written {
     Stored,
     Duplicate,
     /// Its payload could not be turned into JSON text (cannot happen for a `serde_json` map;
@@ -336,7 +335,6 @@ fn insert_event(
     let device = m.device.as_str();
     if let Some(seq) = seq {
         let sql = match table {
-            Table::Telemetry(_) => DUPLICATE_TELEMETRY,
             Table::Incident(_) => DUPLICATE_INCIDENT,
             Table::Access(_) => DUPLICATE_ACCESS,
         };
@@ -349,12 +347,6 @@ fn insert_event(
         }
     }
     match table {
-        Table::Telemetry(t) => tx
-            .prepare_cached(
-                "INSERT INTO telemetry (device, ts_ms, seq, tmp, lf, locked, payload)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            )?
-            .execute((device, m.ts_ms, seq, t.tmp, t.lf, t.locked, &json))?,
         Table::Incident(kind) => tx
             .prepare_cached(
                 "INSERT INTO incidents (device, ts_ms, seq, type, payload)

@@ -3,6 +3,7 @@
 //! build messages as ingest would.
 
 mod queries;
+mod rollups;
 mod writer;
 
 use super::*;

@@ -99,7 +99,23 @@ fn incidents_filter_by_type() {
 #[test]
 fn range_queries_use_indexes() {
     let (_dir, store) = temp_store();
-    for (device, kind) in [(None, None), (Some("a"), None), (None, Some("overheat"))] {
+    for by_device in [false, true] {
+        for order in [Order::NewestFirst, Order::OldestFirst] {
+            let sql = telemetry::page_sql(by_device, order);
+            let plan: Vec<String> = store
+                .with_conn(|c| {
+                    let mut stmt = c.prepare(&format!("EXPLAIN QUERY PLAN {sql}"))?;
+                    let key = by_device.then_some(1);
+                    let rows = stmt.query_map((0, i64::MAX, 10, key), |r| r.get(3))?;
+                    Ok(rows.collect::<rusqlite::Result<_>>()?)
+                })
+                .expect("plan");
+            let plan = plan.join(" | ");
+            assert!(plan.contains("rowid>? AND rowid<?"), "{sql}: {plan}");
+            assert!(!plan.contains("TEMP B-TREE"), "{sql}: {plan}");
+        }
+    }
+    for (device, kind) in [(Some("a"), Some("overheat")), (None, Some("overheat"))] {
         let q = RangeQuery {
             device: device.map(dev),
             limit: 10,
@@ -169,6 +185,6 @@ fn device_overview_in_one_query() {
         })
         .expect("plan");
     let plan = plan.join(" | ");
-    assert!(plan.contains("telemetry_device_ts"), "{plan}");
+    assert!(plan.contains("telemetry_device"), "{plan}");
     assert!(!plan.contains("SCAN telemetry"), "{plan}");
 }

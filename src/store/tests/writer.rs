@@ -113,8 +113,21 @@ fn incident_and_access_duplicates_are_ignored() {
 #[test]
 fn duplicate_checks_use_the_seq_index() {
     let (_dir, store) = temp_store();
+    let plan: Vec<String> = store
+        .with_conn(|c| {
+            let sql = crate::store::telemetry::DUPLICATE_TELEMETRY;
+            let mut stmt = c.prepare(&format!("EXPLAIN QUERY PLAN {sql}"))?;
+            let none: Option<f64> = None;
+            let rows = stmt.query_map((1, 1, 0, none, none, none, none), |r| r.get(3))?;
+            Ok(rows.collect::<rusqlite::Result<_>>()?)
+        })
+        .expect("plan");
+    let plan = plan.join(" | ");
+    assert!(
+        plan.contains("_device_seq (device_key=? AND seq=?"),
+        "{plan}"
+    );
     for sql in [
-        crate::store::writer::DUPLICATE_TELEMETRY,
         crate::store::writer::DUPLICATE_INCIDENT,
         crate::store::writer::DUPLICATE_ACCESS,
     ] {

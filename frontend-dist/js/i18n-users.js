@@ -1,0 +1,38 @@
+// Strings of the Users page, API tokens and "keep me signed in" (kept apart from i18n.js so
+// parallel work on other pages does not collide); merged into it.
+export default {
+  en: {
+    'nav.users': 'Users', 'login.remember': 'Keep me signed in on this device',
+    'login.rememberhint': 'For a wall display: stays signed in (also after a restart of the browser) until you sign out.',
+    'usr.title': 'Users', 'usr.name': 'Username', 'usr.role': 'Role', 'usr.created': 'Created', 'usr.actions': 'Actions',
+    'usr.admin': 'Admin', 'usr.viewer': 'Viewer (read only)', 'usr.add': 'Add a user', 'usr.addbtn': 'Add user',
+    'usr.password': 'Password (empty: generate one)', 'usr.added': 'User {name} added.',
+    'usr.once': 'Shown only now: pass it on, rzmon keeps only a hash.', 'usr.newpw': 'Password of {name}',
+    'usr.reset': 'Reset password', 'usr.remove': 'Remove', 'usr.confirmRemove': 'Remove user {name}? Their sessions and API tokens end at once.',
+    'usr.confirmReset': 'Reset the password of {name}? Their sessions end at once.', 'usr.removed': 'User {name} removed.',
+    'usr.roleSet': '{name} is now {role}.', 'usr.you': '(you)', 'usr.none': 'No users.',
+    'usr.roles': 'Admins can change everything; viewers can see everything but change nothing (a wall display, a colleague on call).',
+    'tok.title': 'API tokens', 'tok.text': 'For scripts, Home Assistant or Grafana: send the token as "Authorization: Bearer <token>". A token never expires; revoke it here.',
+    'tok.name': 'Name', 'tok.role': 'Role', 'tok.created': 'Created', 'tok.used': 'Last used', 'tok.never': 'never',
+    'tok.add': 'Create token', 'tok.revoke': 'Revoke', 'tok.confirmRevoke': 'Revoke the token {name}? Scripts using it stop working at once.',
+    'tok.made': 'Token {name} created. Copy it now: it is shown only once.', 'tok.none': 'No API tokens yet.',
+    'tok.revoked': 'Token {name} revoked.',
+  },
+  de: {
+    'nav.users': 'Benutzer', 'login.remember': 'Auf diesem Gerät angemeldet bleiben',
+    'login.rememberhint': 'Für eine Wandanzeige: bleibt angemeldet (auch nach einem Neustart des Browsers), bis Sie sich abmelden.',
+    'usr.title': 'Benutzer', 'usr.name': 'Benutzername', 'usr.role': 'Rolle', 'usr.created': 'Angelegt', 'usr.actions': 'Aktionen',
+    'usr.admin': 'Admin', 'usr.viewer': 'Betrachter (nur lesen)', 'usr.add': 'Benutzer hinzufügen', 'usr.addbtn': 'Hinzufügen',
+    'usr.password': 'Passwort (leer: wird erzeugt)', 'usr.added': 'Benutzer {name} angelegt.',
+    'usr.once': 'Nur jetzt sichtbar: bitte weitergeben, rzmon speichert nur einen Hash.', 'usr.newpw': 'Passwort von {name}',
+    'usr.reset': 'Passwort zurücksetzen', 'usr.remove': 'Entfernen', 'usr.confirmRemove': 'Benutzer {name} entfernen? Seine Sitzungen und API-Tokens enden sofort.',
+    'usr.confirmReset': 'Passwort von {name} zurücksetzen? Seine Sitzungen enden sofort.', 'usr.removed': 'Benutzer {name} entfernt.',
+    'usr.roleSet': '{name} ist jetzt {role}.', 'usr.you': '(Sie)', 'usr.none': 'Keine Benutzer.',
+    'usr.roles': 'Admins dürfen alles ändern; Betrachter sehen alles, ändern aber nichts (eine Wandanzeige, Kollegen in Rufbereitschaft).',
+    'tok.title': 'API-Tokens', 'tok.text': 'Für Skripte, Home Assistant oder Grafana: den Token als „Authorization: Bearer <Token>“ senden. Ein Token läuft nie ab; hier widerrufen.',
+    'tok.name': 'Name', 'tok.role': 'Rolle', 'tok.created': 'Angelegt', 'tok.used': 'Zuletzt benutzt', 'tok.never': 'nie',
+    'tok.add': 'Token erstellen', 'tok.revoke': 'Widerrufen', 'tok.confirmRevoke': 'Token {name} widerrufen? Skripte damit funktionieren sofort nicht mehr.',
+    'tok.made': 'Token {name} erstellt. Jetzt kopieren: er wird nur einmal angezeigt.', 'tok.none': 'Noch keine API-Tokens.',
+    'tok.revoked': 'Token {name} widerrufen.',
+  },
+};
