@@ -45,7 +45,6 @@ impl Cli {
 // Parsed once at start and moved out at once: the size of the serve variant does not matter.
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
-#[allow(clippy::large_enum_variant)] // parsed once at startup
 pub enum Command {
     /// Run the appliance: MQTT broker, ingest, REST API, WebSocket and dashboard (default).
     Serve(Box<ServeSettings>),

@@ -29,8 +29,11 @@ use warp::reply::Response;
 #[derive(Debug, Clone, Copy)]
 pub struct Peer(pub SocketAddr);
 
-/// A client must send a request's headers within this time (also ends idle keep-alives).
-pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// A client must send a request's headers within this time. hyper counts the wait for the
+/// next request on a kept-alive connection too, so this is also the idle limit: 30 s (hyper's
+/// default) keeps clients that reuse a connection every few seconds clear of the race with our
+/// close; a slow client is bounded by the per-address budget meanwhile.
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 /// Request line plus headers; larger is answered with 431.
 pub const MAX_HEADER_BYTES: usize = 16 * 1024;
 /// Browsers keep using HTTPS for this long once they saw it (one year).
@@ -128,7 +131,13 @@ impl Server {
                 None
             } else {
                 match self.budget.admit(ip) {
-                    Ok(t) => Some(t),
+                    Ok(mut t) => {
+                        // Plain HTTP has no handshake: open at once (TLS: after the handshake).
+                        if tls.is_none() {
+                            t.authenticated();
+                        }
+                        Some(t)
+                    }
                     Err(log) => {
                         self.metrics.http_over_budget.inc();
                         if log {
@@ -143,9 +152,6 @@ impl Server {
             self.conns.spawn(async move {
                 let mut ticket = ticket;
                 let Some(tls) = tls else {
-                    if let Some(t) = &mut ticket {
-                        t.authenticated();
-                    }
                     return server.serve(stream, peer, plain, false, stop).await;
                 };
                 match tls.accept(stream).await {
@@ -200,7 +206,7 @@ impl Server {
             self.log_once(peer.ip(), "HTTP request headers over 16 KiB answered with 431 (logged once a minute per address)");
         } else if e.is_timeout() {
             self.metrics.http_header_timeouts.inc();
-            self.log_once(peer.ip(), "HTTP connection closed: no complete request headers within 10 s (logged once a minute per address)");
+            self.log_once(peer.ip(), "HTTP connection closed: no complete request headers within 30 s (logged once a minute per address)");
         } else {
             tracing::debug!(%peer, error = %e, "HTTP connection ended with an error");
         }

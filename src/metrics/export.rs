@@ -148,7 +148,7 @@ fn register(reg: &mut Registry, m: &Metrics) {
     c(
         reg,
         "http_header_timeouts",
-        "HTTP connections closed for not sending their headers within 10 s",
+        "HTTP connections closed for not sending their headers within 30 s",
         &m.http_header_timeouts,
     );
     c(

@@ -215,7 +215,7 @@ pub struct Metrics {
     pub http_over_budget: Counter,
     /// HTTP requests whose headers exceeded 16 KiB (answered 431).
     pub http_headers_too_large: Counter,
-    /// HTTP connections closed for not sending complete headers within 10 s.
+    /// HTTP connections closed for not sending complete headers within 30 s.
     pub http_header_timeouts: Counter,
     /// TLS handshakes that failed or timed out (HTTPS and MQTTS).
     pub tls_handshake_failures: Counter,
