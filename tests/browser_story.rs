@@ -11,6 +11,42 @@ use std::time::Duration;
 
 const VIEWPORTS: [(u32, u32); 2] = [(1280, 800), (390, 844)];
 
+/// chromedriver's Chrome DevTools passthrough (`goog/cdp/execute`): here it switches
+/// `prefers-color-scheme`, which the page follows, without restarting the browser.
+#[derive(Debug)]
+struct ColorScheme(&'static str);
+
+impl fantoccini::wd::WebDriverCompatibleCommand for ColorScheme {
+    fn endpoint(
+        &self,
+        base: &url::Url,
+        session: Option<&str>,
+    ) -> Result<url::Url, url::ParseError> {
+        base.join(&format!(
+            "session/{}/goog/cdp/execute",
+            session.unwrap_or_default()
+        ))
+    }
+
+    fn method_and_body(&self, _: &url::Url) -> (http::Method, Option<String>) {
+        let body = json!({"cmd": "Emulation.setEmulatedMedia",
+            "params": {"features": [{"name": "prefers-color-scheme", "value": self.0}]}});
+        (http::Method::POST, Some(body.to_string()))
+    }
+}
+
+/// The page's colours: body background and the door-span fill.
+async fn theme(b: &Browser) -> Result<serde_json::Value, String> {
+    b.c()
+        .execute(
+            "const s = getComputedStyle(document.documentElement); \
+             return [getComputedStyle(document.body).backgroundColor, s.getPropertyValue('--door-span').trim()];",
+            vec![],
+        )
+        .await
+        .map_err(|e| e.to_string())
+}
+
 /// Two days of one reading a minute for `device`, written through the store writer into the
 /// real database file (a device cannot backdate its messages): a daily temperature swing with noise, a flat 74 %
 /// humidity, and the door unlocked for 20 minutes every 6 hours.
@@ -361,6 +397,48 @@ async fn dashboard_story_in_both_languages_and_viewports() {
             step(&b, &format!("timeline-{tag}"), timeline(&b, lang)).await;
         }
     }
+    // Door-open spans in the dark theme: their own, brighter fill on the dark background.
+    step(&b, "chart-dark-en-1280", async {
+        setup(&b, "en", VIEWPORTS[0]).await?;
+        let light = theme(&b).await?;
+        b.c()
+            .issue_cmd(ColorScheme("dark"))
+            .await
+            .map_err(|e| e.to_string())?;
+        let dark = theme(&b).await?;
+        if dark[0] == light[0]
+            || dark[1] == light[1]
+            || dark[1].as_str().is_none_or(|v| !v.starts_with("rgba(242"))
+        {
+            return Err(format!(
+                "the dark theme did not apply: light {light}, dark {dark}"
+            ));
+        }
+        chart(&b, "en").await
+    })
+    .await;
+    b.c()
+        .issue_cmd(ColorScheme("light"))
+        .await
+        .map_err(|e| e.to_string())
+        .expect("back to light");
+    // Two devices in one chart: each gets its own average line and band, named in the legend.
+    step(&b, "chart-two-devices-en-1280", async {
+        b.click("#history-dev-gone").await?;
+        b.wait_text("#chart-tmp .u-legend", SOON, |t| {
+            t.contains("hist avg") && t.contains("gone avg")
+        })
+        .await?;
+        let readings: usize = attr(&b, "#chart-tmp", "data-readings")
+            .await?
+            .parse()
+            .unwrap_or(0);
+        if !(1402..=1502).contains(&readings) {
+            return Err(format!("{readings} readings for hist and gone together"));
+        }
+        Ok(())
+    })
+    .await;
     step(&b, "access-allow-en-1280", async {
         setup(&b, "en", VIEWPORTS[0]).await?;
         b.c()

@@ -2,7 +2,7 @@
 //! the real `Notifier` and its workers, real HTTP and SMTP receivers on loopback. Notices go in
 //! through `Notifier::submit`, exactly as the rule engine hands them over.
 
-use crate::receiver::{Receiver, SmtpServer, black_hole, free_addr};
+use crate::receiver::{Receiver, SmtpServer, SmtpTls, black_hole, free_addr};
 use crate::util::SOON;
 use rzmon::metrics::Metrics;
 use rzmon::model::{DeviceId, now_ms};
@@ -519,4 +519,49 @@ async fn email_reaches_the_smtp_server() {
     );
     assert!(mails[0].data.contains("36.90"), "{}", mails[0].data);
     assert_eq!(o.settled(90).await[0].1, "sent");
+}
+
+/// STARTTLS and implicit TLS against a loopback SMTP server whose certificate comes from its own
+/// CA, trusted through the channel's `ca` setting; without it the test send names the TLS failure.
+#[tokio::test]
+async fn email_over_starttls_and_implicit_tls() {
+    let o = outbox().await;
+    for (mode, security, alert) in [
+        (SmtpTls::Starttls, "starttls", 91),
+        (SmtpTls::Implicit, "tls", 92),
+    ] {
+        let smtp = SmtpServer::start_tls(mode).await;
+        let settings = json!({"host": "127.0.0.1", "port": smtp.addr.port(),
+            "security": security, "username": "rz", "password": "smtp-pw",
+            "from": "rz@example.com", "to": ["ops@example.com"], "ca": smtp.ca_pem});
+        let id = o.channel("email", settings.clone(), json!({}));
+        o.submit(alert, NoticeKind::Firing, Severity::Critical);
+        let mails = smtp.wait_for(1, SOON).await;
+        assert!(mails[0].tls, "{security}: the mail did not travel over TLS");
+        assert_eq!(mails[0].to, vec!["<ops@example.com>"], "{security}");
+        let states: Vec<String> = o.settled(alert).await.into_iter().map(|d| d.1).collect();
+        assert!(states.iter().all(|s| s == "sent"), "{security}: {states:?}");
+        o.store.delete_channel(id).unwrap();
+        o.notifier.channels_changed(Some(id));
+
+        // The same server without its CA: the certificate is not trusted, and the answer says so.
+        let mut untrusted = settings;
+        untrusted.as_object_mut().unwrap().remove("ca");
+        let spec = ChannelSpec {
+            name: "untrusted".into(),
+            kind: "email".into(),
+            settings: untrusted,
+            policy: json!({}),
+            enabled: true,
+        };
+        let id = o.store.insert_channel(&spec).unwrap();
+        let err = o.notifier.test(id, &spec).await.unwrap_err();
+        assert!(err.contains("TLS with 127.0.0.1"), "{security}: {err}");
+        assert_eq!(
+            smtp.wait_for(1, SOON).await.len(),
+            1,
+            "nothing more arrived"
+        );
+        o.store.delete_channel(id).unwrap();
+    }
 }

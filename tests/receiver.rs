@@ -211,28 +211,84 @@ pub struct Mail {
     pub data: String,
     /// The decoded `AUTH PLAIN` credentials, if the client logged in.
     pub auth: Option<String>,
+    /// Whether the mail arrived over TLS (STARTTLS or implicit).
+    pub tls: bool,
 }
 
-/// A minimal SMTP server (RFC 5321 subset: EHLO, AUTH PLAIN, MAIL, RCPT, DATA, QUIT) on
-/// 127.0.0.1, plain TCP.
+/// How the SMTP server offers TLS.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SmtpTls {
+    Plain,
+    /// Plain greeting, `STARTTLS` offered in EHLO (RFC 3207).
+    Starttls,
+    /// TLS from the first byte (RFC 8314, port 465 style).
+    Implicit,
+}
+
+/// A minimal SMTP server (RFC 5321 subset: EHLO, STARTTLS, AUTH PLAIN, MAIL, RCPT, DATA, QUIT)
+/// on 127.0.0.1; with TLS it serves a certificate for 127.0.0.1 from its own CA (`ca_pem`).
 pub struct SmtpServer {
     pub addr: SocketAddr,
+    /// The PEM of the CA that signed the server's certificate (with TLS).
+    pub ca_pem: String,
     mails: Arc<Mutex<Vec<Mail>>>,
     arrived: Arc<Notify>,
 }
 
+trait Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Io for T {}
+
+/// A CA and a server certificate for 127.0.0.1 signed by it: (CA PEM, acceptor).
+fn tls_acceptor() -> (String, tokio_rustls::TlsAcceptor) {
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
+    let key = KeyPair::generate().unwrap();
+    let cert = CertificateParams::new(vec!["127.0.0.1".to_owned()])
+        .unwrap()
+        .signed_by(&key, &ca)
+        .unwrap();
+    let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
+    let config = tokio_rustls::rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![cert.der().clone()],
+            tokio_rustls::rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
+        )
+        .unwrap();
+    (ca.pem(), tokio_rustls::TlsAcceptor::from(Arc::new(config)))
+}
+
 impl SmtpServer {
     pub async fn start() -> Self {
+        Self::start_tls(SmtpTls::Plain).await
+    }
+
+    pub async fn start_tls(mode: SmtpTls) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
+        let (ca_pem, acceptor) = tls_acceptor();
         let mails: Arc<Mutex<Vec<Mail>>> = Arc::default();
         let arrived = Arc::new(Notify::new());
         let (m, a) = (mails.clone(), arrived.clone());
         tokio::spawn(async move {
             while let Ok((sock, _)) = listener.accept().await {
-                let (m, a) = (m.clone(), a.clone());
+                let (m, a, acceptor) = (m.clone(), a.clone(), acceptor.clone());
                 tokio::spawn(async move {
-                    if let Some(mail) = smtp_session(sock).await {
+                    let session = match mode {
+                        SmtpTls::Plain => smtp_session(Box::new(sock), None, false).await,
+                        SmtpTls::Starttls => {
+                            smtp_session(Box::new(sock), Some(acceptor), false).await
+                        }
+                        SmtpTls::Implicit => match acceptor.accept(sock).await {
+                            Ok(tls) => smtp_session(Box::new(tls), None, true).await,
+                            Err(_) => None,
+                        },
+                    };
+                    if let Some(mail) = session {
                         m.lock().unwrap().push(mail);
                         a.notify_waiters();
                     }
@@ -241,6 +297,7 @@ impl SmtpServer {
         });
         Self {
             addr,
+            ca_pem,
             mails,
             arrived,
         }
@@ -261,16 +318,46 @@ impl SmtpServer {
     }
 }
 
-async fn smtp_session(sock: tokio::net::TcpStream) -> Option<Mail> {
+/// One SMTP conversation. With `starttls`, EHLO offers STARTTLS and the session goes on over
+/// TLS after it (the client greets again); mail is only taken once TLS is up.
+async fn smtp_session(
+    sock: Box<dyn Io>,
+    starttls: Option<tokio_rustls::TlsAcceptor>,
+    tls: bool,
+) -> Option<Mail> {
     use base64::Engine as _;
-    let (r, mut w) = sock.into_split();
-    let mut lines = BufReader::new(r).lines();
-    let mut mail = Mail::default();
-    w.write_all(b"220 receiver.test ESMTP\r\n").await.ok()?;
-    while let Some(line) = lines.next_line().await.ok()? {
+    let mut io = BufReader::new(sock);
+    let mut mail = Mail {
+        tls,
+        ..Mail::default()
+    };
+    let mut starttls = starttls;
+    io.write_all(b"220 receiver.test ESMTP\r\n").await.ok()?;
+    let mut line = String::new();
+    loop {
+        line.clear();
+        if io.read_line(&mut line).await.ok()? == 0 {
+            break;
+        }
+        let line = line.trim_end_matches(['\r', '\n']).to_owned();
         let upper = line.to_ascii_uppercase();
         let reply: &[u8] = if upper.starts_with("EHLO") || upper.starts_with("HELO") {
-            b"250-receiver.test\r\n250-AUTH PLAIN\r\n250 8BITMIME\r\n"
+            if starttls.is_some() {
+                b"250-receiver.test\r\n250-STARTTLS\r\n250 8BITMIME\r\n"
+            } else {
+                b"250-receiver.test\r\n250-AUTH PLAIN\r\n250 8BITMIME\r\n"
+            }
+        } else if upper == "STARTTLS" {
+            let acceptor = starttls.take()?;
+            io.write_all(b"220 2.0.0 go ahead\r\n").await.ok()?;
+            io.flush().await.ok()?;
+            let tls = acceptor.accept(io.into_inner()).await.ok()?;
+            io = BufReader::new(Box::new(tls));
+            mail.tls = true;
+            continue;
+        } else if starttls.is_some() && !upper.starts_with("QUIT") {
+            // RFC 3207: this server requires TLS before anything else.
+            b"530 5.7.0 must issue a STARTTLS command first\r\n"
         } else if let Some(cred) = upper.strip_prefix("AUTH PLAIN ").map(|_| &line[11..]) {
             let raw = base64::engine::general_purpose::STANDARD
                 .decode(cred.trim())
@@ -289,24 +376,30 @@ async fn smtp_session(sock: tokio::net::TcpStream) -> Option<Mail> {
             mail.to.push(line[8..].trim().to_owned());
             b"250 ok\r\n"
         } else if upper == "DATA" {
-            w.write_all(b"354 go on\r\n").await.ok()?;
-            while let Some(l) = lines.next_line().await.ok()? {
+            io.write_all(b"354 go on\r\n").await.ok()?;
+            let mut l = String::new();
+            loop {
+                l.clear();
+                if io.read_line(&mut l).await.ok()? == 0 {
+                    return None;
+                }
+                let l = l.trim_end_matches(['\r', '\n']);
                 if l == "." {
                     break;
                 }
-                mail.data.push_str(&l);
+                mail.data.push_str(l);
                 mail.data.push('\n');
             }
             b"250 queued\r\n"
         } else if upper == "QUIT" {
-            w.write_all(b"221 bye\r\n").await.ok()?;
+            io.write_all(b"221 bye\r\n").await.ok()?;
             return Some(mail);
         } else if upper == "RSET" || upper == "NOOP" {
             b"250 ok\r\n"
         } else {
             b"502 not implemented\r\n"
         };
-        w.write_all(reply).await.ok()?;
+        io.write_all(reply).await.ok()?;
     }
     (!mail.data.is_empty()).then_some(mail)
 }

@@ -27,6 +27,7 @@ mod ha;
 mod health;
 mod lifecycle;
 mod login_flood;
+mod memory;
 mod metrics;
 mod mosquitto;
 mod mqtt;

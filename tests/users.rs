@@ -287,8 +287,8 @@ async fn api_tokens_create_use_revoke() {
     assert_eq!(call(&app, "DELETE", "/tokens/abc", &ops, None).await.0, 404);
 }
 
-/// "Keep me signed in": the token lives for RZMON_REMEMBER_TTL instead of RZMON_TOKEN_TTL and
-/// still ends with logout.
+/// "Keep me signed in": the token lives for RZMON_REMEMBER_TTL instead of RZMON_TOKEN_TTL,
+/// stays that long across a password change, and still ends with logout.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn keep_me_signed_in_is_longer_and_revocable() {
     let app = TestApp::start_with(&[("RZMON_REMEMBER_TTL", "86400")]).await;
@@ -313,6 +313,18 @@ async fn keep_me_signed_in_is_longer_and_revocable() {
     assert_ne!(normal["expires_in"], 86400);
     let kept = token_of(&kept);
     assert_eq!(app.get("/user/profile", Some(&kept)).await.0, 200);
+    // A password change from the kept session keeps it a kept session.
+    let (status, changed) = app
+        .post(
+            "/user/password",
+            Some(&kept),
+            json!({"current_password": ADMIN_PASSWORD, "new_password": "wall-display-pw"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{changed}");
+    let secs = changed["expires_in"].as_u64().unwrap_or_default();
+    assert!((86_390..=86_400).contains(&secs), "{changed}");
+    let kept = token_of(&changed);
     assert_eq!(app.post("/logout", Some(&kept), json!({})).await.0, 200);
     assert_eq!(app.get("/user/profile", Some(&kept)).await.0, 401);
 }

@@ -214,8 +214,9 @@ export default function accessView(main, { live }) {
     const f = filters;
     if (cursor || (f.device && f.device !== r.device) || (f.access_id && f.access_id !== r.access_id)
       || (f.granted && f.granted !== String(r.granted)) || (f.end_date && Date.parse(r.timestamp) / 1000 > f.end_date)) return;
+    // Rows are not trimmed (the Older cursor names the last row shown); a long-open page reloads.
     logBody.prepend(logRow(r, true));
-    while (logBody.children.length > PAGE) { logBody.lastChild.remove(); older.disabled = false; }
+    if (logBody.children.length > 4 * PAGE) loadLog();
     setMsg(logStatus, '');
   });
 

@@ -13,14 +13,14 @@ const KINDS = {
   gotify: [['server', 'url', true], ['token', 'password', true, true]],
   webhook: [['url', 'url', true], ['hmac_key', 'password', false, true], ['headers', 'headers', false, true]],
   email: [['host', 'text', true], ['port', 'number'], ['security', 'security'], ['username', 'text'],
-    ['password', 'password', false, true], ['from', 'email', true], ['to', 'list', true]],
+    ['password', 'password', false, true], ['from', 'email', true], ['to', 'list', true], ['ca', 'pem']],
   telegram: [['token', 'password', true, true], ['chat_id', 'text', true], ['api_url', 'url']],
   discord: [['url', 'password', true, true]],
   slack: [['url', 'password', true, true]],
 };
 const PLACEHOLDER = { server: 'https://ntfy.sh', topic: 'rz-alerts', url: 'https://', host: 'smtp.example.com',
   from: 'rzmon@example.com', to: 'ops@example.com, me@example.com', tags: 'rz, server', chat_id: '-1001234567890',
-  api_url: 'https://api.telegram.org', headers: 'Authorization: Bearer …' };
+  api_url: 'https://api.telegram.org', headers: 'Authorization: Bearer …', ca: '-----BEGIN CERTIFICATE-----' };
 
 export function mountChannels(el) {
   const status = h('p', { class: 'msg', role: 'status', id: 'channels-status' });
@@ -103,6 +103,7 @@ function input(id, type, value, attrs = {}) {
     return h('select', { id }, ...['starttls', 'tls', 'none'].map((v) => h('option', { value: v, selected: v === (value || 'starttls') }, t(`ch.sec.${v}`))));
   }
   if (type === 'headers') return h('textarea', { id, rows: 2, ...attrs }, '');
+  if (type === 'pem') return h('textarea', { id, rows: 3, spellcheck: 'false', ...attrs }, value ?? '');
   const html = { list: 'text', password: 'password', number: 'number', url: 'url', email: 'text' }[type] || 'text';
   return h('input', { id, type: html, value: value ?? '', autocomplete: html === 'password' ? 'new-password' : 'off', spellcheck: 'false', ...attrs });
 }

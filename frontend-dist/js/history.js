@@ -185,7 +185,8 @@ export default function historyView(main, { live }) {
       const base = series.length;
       if (view.summary) {
         tables.push([cols.x, cols[metric].avg, cols[metric].min, cols[metric].max]);
-        series.push({ label: `${name} ${t('hist.avg')}`, stroke: color, width: 2, spanGaps: false, points: { show: false }, value: num },
+        // A device with few buckets (it joined late) gets dots, or a lone bucket would not show.
+        series.push({ label: `${name} ${t('hist.avg')}`, stroke: color, width: 2, spanGaps: false, points: { show: cols.x.length < 60, size: 7 }, value: num },
           { label: t('hist.min'), stroke: alpha(color, 0.5), width: 1, spanGaps: false, points: { show: false }, value: num },
           { label: t('hist.max'), stroke: alpha(color, 0.5), width: 1, spanGaps: false, points: { show: false }, value: num });
         bands.push({ series: [base + 2, base + 1], fill: alpha(color, 0.22) });

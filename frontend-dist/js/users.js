@@ -44,6 +44,8 @@ export default function usersView(main) {
       try {
         const r = await api(`/users/${encodeURIComponent(u.username)}/role`, { method: 'PUT', body: { role: sel.value } });
         setMsg(status, t('usr.roleSet', { name: r.username, role: roleLabel(r.role) }), 'ok');
+        // Demoting oneself: start again as a viewer (the role is read when the app starts).
+        if (me && r.username === me.username && r.role !== 'admin') { location.reload(); return; }
       } catch (e) { sel.value = u.role; setMsg(status, e.message, 'error'); }
       load();
     });

@@ -97,10 +97,7 @@ async fn login(
     } else {
         state.keys.ttl()
     };
-    let (token, _) = state
-        .keys
-        .issue_for(&row.username, row.uid, row.token_gen, ttl)
-        .map_err(ApiError::internal)?;
+    let token = issue(state, &row, ttl)?;
     Ok(json_response(
         StatusCode::OK,
         &serde_json::json!({
@@ -114,11 +111,15 @@ async fn login(
     ))
 }
 
-/// A new token for `user` under its current token generation.
-pub(super) fn issue(state: &Shared, user: &crate::store::UserRow) -> Result<String, ApiError> {
+/// A new token for `user` under its current token generation, valid for `ttl`.
+pub(super) fn issue(
+    state: &Shared,
+    user: &crate::store::UserRow,
+    ttl: Duration,
+) -> Result<String, ApiError> {
     let (token, _) = state
         .keys
-        .issue(&user.username, user.uid, user.token_gen)
+        .issue_for(&user.username, user.uid, user.token_gen, ttl)
         .map_err(ApiError::internal)?;
     Ok(token)
 }

@@ -9,6 +9,7 @@ use super::{Shared, blocking, login};
 use crate::auth::policy;
 use crate::model::{AuditAction, format_ts};
 use serde::Deserialize;
+use std::time::Duration;
 use warp::Filter;
 use warp::http::{Method, StatusCode};
 use warp::reply::Response;
@@ -83,14 +84,23 @@ async fn change(user: Principal, req: PasswordChange, state: Shared) -> Result<R
     if let Some(dir) = state.ctx.store.path().parent() {
         crate::secrets::forget_initial_admin_password(dir, &user.username);
     }
-    let token = login::issue(state, &row)?;
+    // The new token lives as long as the session that asked would have (a "keep me signed in"
+    // session stays one), at least a normal session, at most a remembered one.
+    let left = user
+        .exp
+        .saturating_sub(jsonwebtoken::get_current_timestamp());
+    let ttl = Duration::from_secs(left).clamp(
+        state.keys.ttl(),
+        state.ctx.config.remember_ttl.max(state.keys.ttl()),
+    );
+    let token = login::issue(state, &row, ttl)?;
     Ok(json_response(
         StatusCode::OK,
         &serde_json::json!({
             "changed": true,
             "access_token": token,
             "token_type": "Bearer",
-            "expires_in": state.keys.ttl().as_secs().max(1),
+            "expires_in": ttl.as_secs().max(1),
         }),
     ))
 }

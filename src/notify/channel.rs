@@ -120,6 +120,9 @@ pub struct Email {
     pub password: Option<Secret>,
     pub from: String,
     pub to: Vec<String>,
+    /// A certificate authority (PEM) trusted besides the public ones, for a relay with a
+    /// private or self-signed certificate.
+    pub ca: Option<String>,
 }
 
 impl Email {
@@ -296,6 +299,26 @@ fn email(settings: &Value) -> Result<Email, String> {
         to.parse::<lettre::message::Mailbox>()
             .map_err(|_| format!("settings.to: {to:?} is not an e-mail address"))?;
     }
+    if let Some(ca) = &e.ca {
+        let pem = ca.trim_start();
+        use lettre::transport::smtp::client::{Certificate, TlsParameters};
+        // Building the TLS settings parses the certificate itself, not only its PEM armour.
+        let usable = pem.starts_with("-----BEGIN CERTIFICATE-----")
+            && Certificate::from_pem(pem.as_bytes()).is_ok_and(|c| {
+                TlsParameters::builder(e.host.clone())
+                    .add_root_certificate(c)
+                    .build_rustls()
+                    .is_ok()
+            });
+        if !usable {
+            return Err(
+                "settings.ca must be a PEM certificate (-----BEGIN CERTIFICATE----- ...)".into(),
+            );
+        }
+        if e.security == Security::None {
+            return Err("settings.ca needs settings.security starttls or tls".into());
+        }
+    }
     Ok(e)
 }
 
@@ -342,6 +365,21 @@ mod tests {
         .err()
         .unwrap();
         assert!(e.contains("settings.from"), "{e}");
+        for (ca, security) in [
+            ("not a certificate", "starttls"),
+            (
+                "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
+                "tls",
+            ),
+        ] {
+            let e = Target::parse(
+                Kind::Email,
+                &json!({"host": "h", "from": "a@b.c", "to": ["a@b.c"], "security": security, "ca": ca}),
+            )
+            .err()
+            .unwrap();
+            assert!(e.contains("settings.ca"), "{e}");
+        }
         let e = Target::parse(Kind::Telegram, &json!({"token": "1:A", "chat_id": true}))
             .err()
             .unwrap();

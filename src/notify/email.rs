@@ -7,6 +7,7 @@ use super::send::{Failure, Outcome};
 use lettre::message::Mailbox;
 use lettre::message::header::ContentType;
 use lettre::transport::smtp::authentication::Credentials;
+use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use std::time::Duration;
 
@@ -25,6 +26,18 @@ pub async fn send(e: &Email, batch: &Batch<'_>) -> Outcome {
     }
     .map_err(|_| fatal("the SMTP host cannot be used for TLS"))?;
     let mut builder = builder.port(e.port()).timeout(Some(SMTP_TIMEOUT));
+    if let Some(pem) = &e.ca {
+        let ca = Certificate::from_pem(pem.as_bytes())
+            .map_err(|_| fatal("settings.ca is not a PEM certificate"))?;
+        let params = TlsParameters::builder(e.host.clone())
+            .add_root_certificate(ca)
+            .build_rustls()
+            .map_err(|_| fatal("the TLS settings cannot be built"))?;
+        builder = builder.tls(match e.security {
+            Security::Tls => Tls::Wrapper(params),
+            _ => Tls::Required(params),
+        });
+    }
     if let (Some(user), Some(pw)) = (&e.username, &e.password) {
         builder = builder.credentials(Credentials::new(user.clone(), pw.expose().to_owned()));
     }

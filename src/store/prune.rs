@@ -13,11 +13,12 @@ pub enum Kept {
     Telemetry,
     /// 5-minute and hourly rollups.
     Rollups,
-    /// Incidents (alerts included: they are incidents `alert:<rule>`).
+    /// Incidents (alerts included: they are incidents `alert:<rule>`), resolved alerts with
+    /// their notice records, and the notification outbox's finished notices.
     Incidents,
     /// Access log.
     Access,
-    /// Audit log and the history of config changes.
+    /// Audit log, the history of config changes, and expired revoked tokens.
     Audit,
 }
 
@@ -44,8 +45,26 @@ fn delete_sql(kind: Kept) -> &'static [&'static str] {
             (SELECT id FROM telemetry WHERE id < ?1 ORDER BY id LIMIT ?2)"],
         // WITHOUT ROWID: deleted by key in `prune_batch`.
         Kept::Rollups => &[],
-        Kept::Incidents => &["DELETE FROM incidents WHERE id IN
-            (SELECT id FROM incidents WHERE ts_ms < ?1 ORDER BY ts_ms LIMIT ?2)"],
+        // Alerts go with the incidents: a resolved alert's notice records, the notification
+        // outbox (a notice and its deliveries once none is still open: pending, held or
+        // suppressed ones are never pruned), then the alert row once nothing refers to it.
+        Kept::Incidents => &[
+            "DELETE FROM incidents WHERE id IN
+            (SELECT id FROM incidents WHERE ts_ms < ?1 ORDER BY ts_ms LIMIT ?2)",
+            "DELETE FROM alert_notices WHERE id IN
+            (SELECT n.id FROM alert_notices n JOIN alerts a ON a.id = n.alert_id
+             WHERE a.resolved_ms < ?1 LIMIT ?2)",
+            "DELETE FROM notices WHERE id IN
+            (SELECT n.id FROM notices n WHERE n.at_ms < ?1 AND NOT EXISTS
+               (SELECT 1 FROM deliveries d WHERE d.notice_id = n.id
+                AND d.state IN ('pending', 'held', 'suppressed'))
+             ORDER BY n.id LIMIT ?2)",
+            "DELETE FROM alerts WHERE id IN
+            (SELECT a.id FROM alerts a WHERE a.resolved_ms < ?1
+             AND NOT EXISTS (SELECT 1 FROM notices n WHERE n.alert_id = a.id)
+             AND NOT EXISTS (SELECT 1 FROM alert_notices n WHERE n.alert_id = a.id)
+             ORDER BY a.id LIMIT ?2)",
+        ],
         Kept::Access => &["DELETE FROM access_events WHERE id IN
             (SELECT id FROM access_events WHERE ts_ms < ?1 ORDER BY ts_ms LIMIT ?2)"],
         Kept::Audit => &[
@@ -53,6 +72,9 @@ fn delete_sql(kind: Kept) -> &'static [&'static str] {
             (SELECT id FROM audit WHERE ts_ms < ?1 ORDER BY ts_ms LIMIT ?2)",
             "DELETE FROM config_history WHERE id IN
             (SELECT id FROM config_history WHERE ts_ms < ?1 LIMIT ?2)",
+            // Revoked tokens that expired before the cutoff can never be presented again.
+            "DELETE FROM revoked_tokens WHERE jti IN
+            (SELECT jti FROM revoked_tokens WHERE exp_s < ?1 / 1000 LIMIT ?2)",
         ],
     }
 }

@@ -353,3 +353,42 @@ pub(super) fn migrate_to(conn: &mut Connection, last: i64) -> rusqlite::Result<(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The roles migration keeps every user who existed before as an admin, and the schema
+    /// refuses a role it does not know.
+    #[test]
+    fn users_from_before_roles_are_admins() {
+        let roles = MIGRATIONS
+            .iter()
+            .position(|m| m.contains("ADD COLUMN role"))
+            .expect("the roles migration");
+        let mut conn = Connection::open_in_memory().expect("db");
+        for sql in &MIGRATIONS[..roles] {
+            conn.execute_batch(sql).expect("older migration");
+        }
+        conn.execute_batch(
+            "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied_ms INTEGER NOT NULL) STRICT;
+             INSERT INTO users (username, password_hash, created_ms, uid) VALUES ('old', 'h', 1, 1);",
+        )
+        .expect("an older database with a user");
+        for v in 1..=roles {
+            conn.execute("INSERT INTO schema_migrations VALUES (?1, 0)", [v as i64])
+                .expect("version");
+        }
+        migrate(&mut conn).expect("migrate");
+        let role: String = conn
+            .query_row("SELECT role FROM users WHERE username = 'old'", [], |r| {
+                r.get(0)
+            })
+            .expect("role");
+        assert_eq!(role, "admin");
+        assert!(
+            conn.execute("UPDATE users SET role = 'root'", []).is_err(),
+            "unknown roles are refused"
+        );
+    }
+}

@@ -2,6 +2,7 @@
 //! and file integrity here; the writer and the queries in their own files. Shared fixtures
 //! build messages as ingest would.
 
+mod prune;
 mod queries;
 mod rollups;
 mod writer;
