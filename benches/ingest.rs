@@ -1,76 +1,44 @@
-//! Ingest benchmark through the real path: 10 devices publish QoS 1 telemetry with rumqttc over
-//! TCP to the release binary's gate → rumqttd → ingest → batching writer (`synchronous=FULL`).
-//! Reports persisted messages per second, the share stored, and the server's RSS.
+//! Ingest benchmark through the real path: devices publish QoS 1 telemetry with rumqttc over
+//! TCP, and the release binary stores it (`synchronous=FULL`). Two device sides in one run:
+//! `embedded` (gate → rumqttd → ingest → batching writer; the PUBACK waits for the commit) and
+//! `external` (`RZMON_BROKER`: devices → Debian's mosquitto → rzmon's one subscriber, which
+//! acknowledges to mosquitto after the commit). Reports persisted messages per second, the share
+//! stored, and the server's RSS.
 //!
-//! Run: `cargo bench --bench ingest` (optionally `-- <devices> <messages per device> [no-rules]`;
-//! `no-rules` disables every alert rule through the API first, to measure the rule engine's cost).
+//! Run: `cargo bench --bench ingest` (optionally `-- <devices> <messages per device>
+//! [no-rules] [embedded|external]`; `no-rules` disables every alert rule through the API first;
+//! without a mode both run, embedded first). `RZMON_BENCH_INFLIGHT` sets mosquitto's
+//! `max_inflight_messages` (default 20, mosquitto's own default).
 
+mod common;
+
+use common::{Mosquitto, Server};
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
+use std::path::Path;
 use std::time::{Duration, Instant};
-use tokio::sync::{Barrier, Semaphore};
 
-const BIN: &str = env!("CARGO_BIN_EXE_rzmon");
+const SERVICE: &str = "rzmon-bench";
+const SERVICE_PASSWORD: &str = "bench-service-password-123";
 
 fn main() {
-    let args: Vec<usize> = std::env::args()
-        .skip(1)
-        .filter_map(|a| a.parse().ok())
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let numbers: Vec<usize> = args.iter().filter_map(|a| a.parse().ok()).collect();
+    let devices = numbers.first().copied().unwrap_or(10);
+    let per_device = numbers.get(1).copied().unwrap_or(10_000);
+    let rules = !args.iter().any(|a| a == "no-rules");
+    let modes: Vec<&str> = ["embedded", "external"]
+        .into_iter()
+        .filter(|m| {
+            args.iter().all(|a| a != "embedded" && a != "external") || args.iter().any(|a| a == m)
+        })
         .collect();
-    let devices = args.first().copied().unwrap_or(10);
-    let per_device = args.get(1).copied().unwrap_or(10_000);
-    let rules = !std::env::args().any(|a| a == "no-rules");
+    let inflight: u32 = std::env::var("RZMON_BENCH_INFLIGHT")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20);
     let rt = tokio::runtime::Runtime::new().expect("runtime");
-    rt.block_on(run(devices, per_device, rules));
-}
-
-struct Server {
-    child: Child,
-    mqtt_port: u16,
-    http: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start(dir: &std::path::Path) -> Server {
-    let mut child = Command::new(BIN)
-        .env("RZMON_DATA_DIR", dir)
-        .env("RZMON_HTTP_ADDR", "127.0.0.1:0")
-        .env("RZMON_MQTT_ADDR", "127.0.0.1:0")
-        .env("RZMON_ADMIN_PASSWORD", "bench-password-1234")
-        .env("RZMON_MQTT_RATE", "0")
-        // Every bench device connects from 127.0.0.1.
-        .env("RZMON_MQTT_PER_ADDRESS", "100000")
-        .env("RZMON_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start rzmon");
-    let stdout = child.stdout.take().expect("stdout");
-    let mut lines = BufReader::new(stdout).lines();
-    let mut http = String::new();
-    let mqtt_port = loop {
-        let line = lines.next().expect("rzmon exited").expect("read stdout");
-        if let Some(rest) = line.trim().strip_prefix("Dashboard: ") {
-            http = rest.trim_end_matches('/').to_owned();
-        }
-        if let Some(rest) = line.trim().strip_prefix("MQTT:") {
-            let addr = rest.split_whitespace().next().expect("address");
-            break addr.rsplit(':').next().unwrap().parse().expect("port");
-        }
-    };
-    std::thread::spawn(move || for _ in lines {});
-    Server {
-        child,
-        mqtt_port,
-        http,
+    for mode in modes {
+        rt.block_on(run(mode, devices, per_device, rules, inflight));
     }
 }
 
@@ -83,20 +51,24 @@ fn rss_kib(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
-fn stored(db: &std::path::Path) -> u64 {
-    let conn =
-        rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
-            .expect("open db");
-    conn.query_row("SELECT count(*) FROM telemetry", [], |r| r.get::<_, i64>(0))
-        .map_or(0, |n| n as u64)
+/// Registers `id`; its password and (external mode) its password-file line.
+fn add_device(dir: &Path, id: &str, external: bool) -> (String, Option<String>) {
+    let mut args = vec!["device", "add", id, "--json"];
+    if external {
+        args.extend(["--broker-config", "mosquitto"]);
+    }
+    let v: serde_json::Value =
+        serde_json::from_str(&common::cli(dir, &args, None)).expect("device add json");
+    let line = v["mosquitto_passwd"].as_str().map(str::to_owned);
+    (v["password"].as_str().expect("password").to_owned(), line)
 }
 
-/// Logs in as the bench's admin.
-async fn login(http: &str) -> (reqwest::Client, String) {
+/// Switches every alert rule off through the API.
+async fn disable_rules(http: &str) {
     let client = reqwest::Client::new();
     let login: serde_json::Value = client
         .post(format!("{http}/login"))
-        .json(&serde_json::json!({"username": "admin", "password": "bench-password-1234"}))
+        .json(&serde_json::json!({"username": "admin", "password": common::ADMIN_PASSWORD}))
         .send()
         .await
         .expect("login")
@@ -104,27 +76,6 @@ async fn login(http: &str) -> (reqwest::Client, String) {
         .await
         .expect("login json");
     let token = login["access_token"].as_str().expect("token").to_owned();
-    (client, token)
-}
-
-/// Registers a device through the API; its password.
-async fn add_device(client: &reqwest::Client, token: &str, http: &str, id: &str) -> String {
-    let v: serde_json::Value = client
-        .post(format!("{http}/devices"))
-        .bearer_auth(token)
-        .json(&serde_json::json!({ "id": id }))
-        .send()
-        .await
-        .expect("add device")
-        .json()
-        .await
-        .expect("device json");
-    v["password"].as_str().expect("password").to_owned()
-}
-
-/// Switches every alert rule off through the API.
-async fn disable_rules(http: &str) {
-    let (client, token) = login(http).await;
     let rules: serde_json::Value = client
         .get(format!("{http}/alert-rules"))
         .bearer_auth(&token)
@@ -146,96 +97,98 @@ async fn disable_rules(http: &str) {
     }
 }
 
-async fn run(devices: usize, per_device: usize, rules: bool) {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let server = start(dir.path());
-    let (client, token) = login(&server.http).await;
+/// The server (and in external mode the broker), the device credentials and the MQTT port
+/// devices use.
+async fn setup(
+    dir: &Path,
+    external: bool,
+    devices: usize,
+    inflight: u32,
+) -> (Server, Option<Mosquitto>, Vec<(String, String)>, u16) {
+    let port = common::free_port();
+    let url = format!("mqtt://{SERVICE}:{SERVICE_PASSWORD}@127.0.0.1:{port}");
+    let env: Vec<(&str, &str)> = if external {
+        vec![("RZMON_BROKER", &url)]
+    } else {
+        vec![]
+    };
+    let server = common::start(dir, &env);
     let mut creds = Vec::new();
     for i in 1..=devices {
         let id = format!("bench-{i}");
-        let pw = add_device(&client, &token, &server.http, &id).await;
+        let (pw, _) = add_device(dir, &id, external);
         creds.push((id, pw));
     }
+    if !external {
+        let port = server.mqtt_port.expect("embedded MQTT port");
+        return (server, None, creds, port);
+    }
+    let files = dir.join("broker");
+    std::fs::create_dir_all(&files).expect("broker dir");
+    let out = common::cli(
+        dir,
+        &[
+            "broker-config",
+            "mosquitto",
+            "--out",
+            files.to_str().expect("utf-8"),
+            "--service-user",
+            SERVICE,
+            "--service-password-stdin",
+        ],
+        Some(SERVICE_PASSWORD),
+    );
+    let conf: String = out
+        .split("mosquitto.conf:\n")
+        .nth(1)
+        .expect("mosquitto.conf lines")
+        .lines()
+        .take_while(|l| !l.trim().is_empty())
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let broker = Mosquitto::start(port, &format!("max_inflight_messages {inflight}\n{conf}"));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while common::health(&server.http).await["checks"]["broker"] != "ok" {
+        assert!(Instant::now() < deadline, "rzmon did not subscribe");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    (server, Some(broker), creds, port)
+}
+
+async fn run(mode: &str, devices: usize, per_device: usize, rules: bool, inflight: u32) {
+    let external = mode == "external";
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (server, _broker, creds, port) = setup(dir.path(), external, devices, inflight).await;
     let pid = server.child.id();
     if !rules {
         disable_rules(&server.http).await;
     }
-    tokio::time::sleep(Duration::from_secs(2)).await;
     let idle_rss = rss_kib(pid);
     let total = (devices * per_device) as u64;
     let db = dir.path().join("rzmon.db");
 
-    // Devices log in a few at a time (the gate lets 4 connections per address wait for their
-    // CONNACK), then all start publishing together.
-    let connecting = Arc::new(Semaphore::new(4));
-    let ready = Arc::new(Barrier::new(devices + 1));
+    let t0 = Instant::now();
     let mut publishers = Vec::new();
     for (id, pw) in creds {
-        let port = server.mqtt_port;
-        let (connecting, ready) = (connecting.clone(), ready.clone());
-        publishers.push(tokio::spawn(async move {
-            let mut opts = MqttOptions::new(&id, "127.0.0.1", port);
-            opts.set_credentials(&id, &pw)
-                .set_keep_alive(Duration::from_secs(30))
-                .set_inflight(100)
-                .set_request_channel_capacity(1000);
-            let (client, mut eventloop) = AsyncClient::new(opts, 1000);
-            let permit = connecting.acquire().await.expect("semaphore");
-            loop {
-                match eventloop.poll().await {
-                    Ok(Event::Incoming(Packet::ConnAck(_))) => break,
-                    Ok(_) => {}
-                    Err(e) => panic!("{id}: MQTT connect error {e}"),
-                }
-            }
-            drop(permit);
-            ready.wait().await;
-            let topic = format!("rz/{id}/telemetry");
-            let sender = tokio::spawn(async move {
-                for seq in 0..per_device {
-                    let payload = format!(
-                        r#"{{"tmp":{:.1},"lf":{:.1},"locked":{},"seq":{seq}}}"#,
-                        20.0 + (seq % 100) as f64 / 10.0,
-                        40.0 + (seq % 50) as f64 / 10.0,
-                        seq % 2 == 0
-                    );
-                    client
-                        .publish(&topic, QoS::AtLeastOnce, false, payload)
-                        .await
-                        .expect("publish");
-                }
-                client
-            });
-            let mut acked = 0;
-            while acked < per_device {
-                match eventloop.poll().await {
-                    Ok(Event::Incoming(Packet::PubAck(_))) => acked += 1,
-                    Ok(_) => {}
-                    Err(e) => panic!("{id}: MQTT error {e}"),
-                }
-            }
-            let client = sender.await.expect("sender");
-            let _ = client.disconnect().await;
-            acked
-        }));
+        // One connection at a time: the gate admits at most 4 pending logins per address.
+        let (connected, up) = tokio::sync::oneshot::channel();
+        publishers.push(tokio::spawn(publish(port, id, pw, per_device, connected)));
+        up.await.expect("device connected");
     }
-    ready.wait().await;
-    let t0 = Instant::now();
     let mut acked = 0;
     for p in publishers {
         acked += p.await.expect("publisher");
     }
     let t_acked = t0.elapsed();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let mut count = stored(&db);
-    while count < total && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(10)).await;
-        count = stored(&db);
-    }
+    let mut count = 0;
+    common::wait(Duration::from_secs(120), || {
+        count = common::count(&db, "telemetry");
+        count >= total
+    });
     let t_stored = t0.elapsed();
     let busy_rss = rss_kib(pid);
     println!();
-    let mode = if rules {
+    let rule_mode = if rules {
         "all default alert rules active"
     } else {
         "alert rules disabled"
@@ -245,13 +198,18 @@ async fn run(devices: usize, per_device: usize, rules: bool) {
     } else {
         "release"
     };
+    let side = if external {
+        format!("external broker: mosquitto, max_inflight_messages {inflight}")
+    } else {
+        "embedded broker".to_owned()
+    };
     println!(
-        "rzmon ingest benchmark ({profile} bench binary, QoS 1, synchronous=FULL, {devices} devices, {mode})"
+        "rzmon ingest benchmark ({side}; {profile} bench binary, QoS 1, synchronous=FULL, {devices} devices, {rule_mode})"
     );
     println!("| measure | value |");
     println!("|---|---|");
     println!("| messages published | {total} |");
-    println!("| PUBACKs received | {acked} |");
+    println!("| PUBACKs received by the devices | {acked} |");
     println!(
         "| rows stored | {count} ({:.2} %) |",
         100.0 * count as f64 / total as f64
@@ -268,4 +226,55 @@ async fn run(devices: usize, per_device: usize, rules: bool) {
         busy_rss as f64 / 1024.0
     );
     assert_eq!(count, total, "not every message was stored");
+}
+
+/// One device: `n` QoS 1 messages, up to 100 in flight; the number of PUBACKs.
+async fn publish(
+    port: u16,
+    id: String,
+    pw: String,
+    n: usize,
+    connected: tokio::sync::oneshot::Sender<()>,
+) -> usize {
+    let mut opts = MqttOptions::new(&id, "127.0.0.1", port);
+    opts.set_credentials(&id, &pw)
+        .set_keep_alive(Duration::from_secs(30))
+        .set_inflight(100)
+        .set_request_channel_capacity(1000);
+    let (client, mut eventloop) = AsyncClient::new(opts, 1000);
+    loop {
+        match eventloop.poll().await {
+            Ok(Event::Incoming(Packet::ConnAck(_))) => break,
+            Ok(_) => {}
+            Err(e) => panic!("{id}: cannot connect: {e}"),
+        }
+    }
+    let _ = connected.send(());
+    let topic = format!("rz/{id}/telemetry");
+    let sender = tokio::spawn(async move {
+        for seq in 0..n {
+            let payload = format!(
+                r#"{{"tmp":{:.1},"lf":{:.1},"locked":{},"seq":{seq}}}"#,
+                20.0 + (seq % 100) as f64 / 10.0,
+                40.0 + (seq % 50) as f64 / 10.0,
+                seq % 2 == 0
+            );
+            client
+                .publish(&topic, QoS::AtLeastOnce, false, payload)
+                .await
+                .expect("publish");
+        }
+        client
+    });
+    let mut acked = 0;
+    while acked < n {
+        match eventloop.poll().await {
+            Ok(Event::Incoming(Packet::PubAck(_))) => acked += 1,
+            Ok(_) => {}
+            Err(e) => panic!("{id}: MQTT error {e}"),
+        }
+    }
+    let client = sender.await.expect("sender");
+    let _ = client.disconnect().await;
+    acked
 }

@@ -4,14 +4,10 @@
 //!
 //! Run: `cargo bench --bench scrape` (optionally `-- <devices> <scrapes>`).
 
-use rzmon::model::{Body, DeviceId, Message, Telemetry};
-use rzmon::store::Store;
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
-use std::sync::Arc;
+mod common;
+
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_rzmon");
 const TOKEN: &str = "bench-metrics-token-0123456789";
 
 fn main() {
@@ -22,32 +18,21 @@ fn main() {
     let devices = args.first().copied().unwrap_or(1000);
     let scrapes = args.get(1).copied().unwrap_or(200);
     let dir = tempfile::tempdir().expect("tempdir");
-    seed(&dir.path().join("rzmon.db"), devices);
-    let mut child = Command::new(BIN)
-        .env("RZMON_DATA_DIR", dir.path())
-        .env("RZMON_HTTP_ADDR", "127.0.0.1:0")
-        .env("RZMON_MQTT_ADDR", "127.0.0.1:0")
-        .env("RZMON_ADMIN_PASSWORD", "bench-password-1234")
-        .env("RZMON_METRICS_TOKEN", TOKEN)
-        .env("RZMON_LOG", "warn")
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("start rzmon");
-    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
-    let http = loop {
-        let line = lines.next().expect("rzmon exited").expect("stdout");
-        if let Some(rest) = line.trim().strip_prefix("Dashboard: http://") {
-            break rest.trim_end_matches('/').to_owned();
-        }
-    };
-    std::thread::spawn(move || for _ in lines {});
+    common::seed(&dir.path().join("rzmon.db"), devices, 10);
+    let server = common::start(dir.path(), &[("RZMON_METRICS_TOKEN", TOKEN)]);
     let rt = tokio::runtime::Runtime::new().expect("runtime");
-    let (times, bytes) = rt.block_on(scrape(&http, scrapes, devices));
-    let _ = child.kill();
-    let _ = child.wait();
+    let (times, bytes) = rt.block_on(scrape(&server.http, scrapes, devices));
+    drop(server);
     let pct = |p: f64| times[((times.len() - 1) as f64 * p) as usize].as_secs_f64() * 1000.0;
     println!();
-    println!("rzmon /metrics scrape benchmark (release, {devices} devices, {scrapes} scrapes)");
+    println!(
+        "rzmon /metrics scrape benchmark ({}, {devices} devices, {scrapes} scrapes)",
+        if cfg!(debug_assertions) {
+            "debug"
+        } else {
+            "release"
+        }
+    );
     println!("| measure | value |");
     println!("|---|---|");
     println!("| body | {bytes} bytes |");
@@ -56,52 +41,13 @@ fn main() {
     println!("| max | {:.2} ms |", pct(1.0));
 }
 
-/// `devices` registered devices, each with 10 telemetry rows, written through the store's
-/// own writer.
-fn seed(db: &std::path::Path, devices: usize) {
-    let store = Store::open(db).expect("open store");
-    let metrics = Arc::new(rzmon::metrics::Metrics::default());
-    let writer = store
-        .spawn_writer(metrics, rzmon::health::Health::new())
-        .expect("writer");
-    let tx = writer.sender();
-    for i in 0..devices {
-        let id = DeviceId::parse(&format!("rack-{i:04}")).expect("id");
-        store.create_device(&id, "not-a-login").expect("device");
-        for n in 0..10 {
-            let tmp = 20.0 + (i % 10) as f64 + n as f64 / 10.0;
-            let payload = serde_json::json!({"tmp": tmp, "lf": 40.0, "locked": n % 2 == 0});
-            let serde_json::Value::Object(payload) = payload else {
-                unreachable!()
-            };
-            tx.blocking_send(
-                Message {
-                    device: id.clone(),
-                    ts_ms: 1_764_000_000_000 + n * 1000,
-                    body: Body::Telemetry(Telemetry {
-                        tmp: Some(tmp),
-                        lf: Some(40.0),
-                        locked: Some(n % 2 == 0),
-                        seq: None,
-                        payload,
-                    }),
-                },
-                None,
-            )
-            .expect("send");
-        }
-    }
-    drop(tx);
-    writer.close().expect("commit");
-}
-
 async fn scrape(http: &str, n: usize, devices: usize) -> (Vec<Duration>, usize) {
     let last = format!(
         "rzmon_temperature_celsius{{device=\"rack-{:04}\"}}",
         devices - 1
     );
     let client = reqwest::Client::new();
-    let url = format!("http://{http}/metrics");
+    let url = format!("{http}/metrics");
     let mut times = Vec::with_capacity(n);
     let mut bytes = 0;
     for _ in 0..n {
