@@ -88,6 +88,22 @@ impl Store {
         let channels = self.channels()?;
         self.with_conn(|c| {
             let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            // A reminder for an alert acknowledged meanwhile is dropped here, in the same
+            // transaction order as the acknowledgement: once `POST /alerts/{id}/ack` answered,
+            // no reminder can follow.
+            if notice.kind == "reminder" {
+                let acked: bool = tx
+                    .query_row(
+                        "SELECT acked_ms IS NOT NULL FROM alerts WHERE id = ?1",
+                        [notice.alert_id],
+                        |r| r.get(0),
+                    )
+                    .optional()?
+                    .unwrap_or(false);
+                if acked {
+                    return Ok(Vec::new());
+                }
+            }
             tx.execute(
                 "INSERT INTO notices (alert_id, kind, severity, at_ms, body) VALUES (?1, ?2, ?3, ?4, ?5)",
                 (notice.alert_id, notice.kind, notice.severity, notice.at_ms, notice.body),
