@@ -218,6 +218,7 @@ pub fn simulation(
     if !(0.001..=3600.0).contains(&args.interval) {
         bail!("--interval must be between 0.001 and 3600 seconds");
     }
+    let tls = sim_tls(common, &args)?;
     let devices = if let Some(n) = args.devices {
         let store = open_existing(&common.data_dir)?;
         (1..=n)
@@ -277,8 +278,51 @@ pub fn simulation(
         seed: args
             .seed
             .unwrap_or_else(|| u64::try_from(crate::model::now_ms()).unwrap_or(0)),
+        tls,
     };
     Ok((opts, devices))
+}
+
+/// `--tls`: trust `--ca FILE`, else the CA generated in --data-dir.
+fn sim_tls(
+    common: &Common,
+    args: &SimulateArgs,
+) -> anyhow::Result<Option<std::sync::Arc<rustls::ClientConfig>>> {
+    if !args.tls {
+        return Ok(None);
+    }
+    let ca = match &args.ca {
+        Some(f) => f.clone(),
+        None => crate::tls::generate::Paths::in_dir(&common.data_dir).ca_cert,
+    };
+    let pem = std::fs::read(&ca).with_context(|| {
+        format!(
+            "--tls needs the server's CA: cannot read {} (give --ca FILE)",
+            ca.display()
+        )
+    })?;
+    crate::tls::client_config(&pem)
+        .with_context(|| format!("--ca {}", ca.display()))
+        .map(Some)
+}
+
+/// `rzmon tls show`: the generated CA's path and fingerprint.
+pub fn tls_show(data_dir: &Path) -> anyhow::Result<()> {
+    match crate::tls::CaInfo::read(data_dir)? {
+        Some(ca) => {
+            println!("CA certificate: {}", ca.path.display());
+            println!("SHA-256 fingerprint: {}", ca.fingerprint);
+            let names = crate::tls::generate::Paths::in_dir(data_dir).names();
+            if let Some(n) = names {
+                println!("Server certificate names: {n}");
+            }
+            Ok(())
+        }
+        None => bail!(
+            "no generated CA in {} (RZMON_TLS=auto creates one at the next start)",
+            data_dir.display()
+        ),
+    }
 }
 
 pub fn backup(store: &Store, file: &Path) -> anyhow::Result<()> {

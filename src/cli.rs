@@ -68,6 +68,9 @@ pub enum Command {
         #[arg(long, env = "RZMON_TOKEN_TTL", default_value_t = 43_200)]
         token_ttl: u64,
     },
+    /// TLS: `rzmon tls show` prints the generated CA's path and SHA-256 fingerprint.
+    #[command(subcommand)]
+    Tls(TlsCommand),
     /// Files for an external broker (RZMON_BROKER) that takes over device logins and topic
     /// permissions.
     #[command(subcommand)]
@@ -107,6 +110,12 @@ pub struct ExportArgs {
     /// Only incidents of this type (with --incidents).
     #[arg(long = "type", requires = "incidents")]
     pub kind: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TlsCommand {
+    /// Print the generated CA certificate's path and SHA-256 fingerprint.
+    Show,
 }
 
 #[derive(Debug, Subcommand)]
@@ -251,4 +260,10 @@ pub struct SimulateArgs {
     /// Seed of the random readings (same seed, same story).
     #[arg(long)]
     pub seed: Option<u64>,
+    /// MQTT over TLS (point --broker at the MQTTS port, e.g. 127.0.0.1:8883).
+    #[arg(long)]
+    pub tls: bool,
+    /// CA certificate (PEM) to trust with --tls; default: the one generated in --data-dir.
+    #[arg(long, requires = "tls")]
+    pub ca: Option<PathBuf>,
 }

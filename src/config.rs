@@ -165,6 +165,8 @@ pub struct ServeSettings {
     #[command(flatten)]
     pub notify: NotifyArgs,
 
+    #[command(flatten)]
+    pub tls: crate::tls::TlsArgs,
     /// Home Assistant bridge, upstream bridge, external broker.
     #[command(flatten)]
     pub integrations: Box<IntegrationSettings>,
@@ -311,6 +313,7 @@ impl ServeSettings {
     /// The checks a value parser cannot do without echoing a secret: lengths of the admin
     /// password and the JWT secret. The error names the variable, never the value.
     pub fn check(&self) -> Result<(), String> {
+        self.tls.check()?;
         let short = |var: &str, flag: &str, min: usize| {
             format!(
                 "{var} ({flag}) must be at least {min} characters long (the value is not shown)"

@@ -17,6 +17,8 @@ fn main() -> std::process::ExitCode {
         return std::process::ExitCode::FAILURE;
     }
     let cli = Cli::parse_with_default(std::env::args_os().collect());
+    // One TLS crypto provider, chosen explicitly (our own configs name it as well).
+    let _ = rustls::crypto::ring::default_provider().install_default();
     if let Err(e) = init_logging(&cli.common.log, cli.common.log_format) {
         eprintln!("error: {e}");
         return std::process::ExitCode::FAILURE;
@@ -65,6 +67,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             jwt_secret.as_deref(),
             std::time::Duration::from_secs(token_ttl),
         ),
+        Command::Tls(rzmon::cli::TlsCommand::Show) => admin::tls_show(&cli.common.data_dir),
         Command::Backup { file } => {
             admin::backup(&admin::open_existing(&cli.common.data_dir)?, &file)
         }

@@ -97,7 +97,7 @@ pub fn forget_initial_admin_password(data_dir: &Path, username: &str) {
 }
 
 /// Creates `path` with mode 0600 (fails if it exists) and writes `data`.
-fn write_private(path: &Path, data: &[u8]) -> anyhow::Result<()> {
+pub(crate) fn write_private(path: &Path, data: &[u8]) -> anyhow::Result<()> {
     let mut opts = fs::OpenOptions::new();
     opts.write(true).create_new(true);
     #[cfg(unix)]

@@ -602,3 +602,51 @@ async fn dashboard_end_to_end() {
     // Regression: 12 Chromium processes (~1 GiB) and the profile outlived a passing test.
     b.close().await;
 }
+
+/// With TLS on, the Devices page names the MQTT/TLS port and offers the generated CA for
+/// download (plain HTTP kept on with `RZMON_PLAIN=on`, so the browser needs no trust setup).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn devices_page_offers_the_ca_when_tls_is_on() {
+    let app = TestApp::start_with(&[("RZMON_TLS", "auto"), ("RZMON_PLAIN", "on")]).await;
+    let mqtts = app.mqtts.expect("MQTTS").port();
+    let b = Browser::start().await;
+    let c = b.c();
+    step(&b, "tls-login", async {
+        c.goto(&app.url("/")).await.map_err(|e| e.to_string())?;
+        b.fill("#login-user", "admin").await?;
+        b.fill("#login-password", ADMIN_PASSWORD).await?;
+        b.click("#login-submit").await?;
+        // The navigation becomes clickable once the sign-in is through.
+        let deadline = std::time::Instant::now() + SOON;
+        while let Err(e) = b.click("#nav-devices").await {
+            if std::time::Instant::now() > deadline {
+                return Err(e);
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        Ok(())
+    })
+    .await;
+    step(&b, "tls-devices", async {
+        b.wait_text("#esp-mqtts-port", SOON, |t| t.contains(&mqtts.to_string()))
+            .await?;
+        let link = b.wait("#esp-ca", SOON).await?;
+        let href = link.attr("href").await.map_err(|e| e.to_string())?;
+        if href.as_deref() != Some("/tls/ca.pem") {
+            return Err(format!("CA link: {href:?}"));
+        }
+        let pem = app
+            .client
+            .get(app.url("/tls/ca.pem"))
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
+        let body = pem.text().await.map_err(|e| e.to_string())?;
+        if !body.starts_with("-----BEGIN CERTIFICATE-----") {
+            return Err(format!("not a PEM certificate: {body:.40}"));
+        }
+        Ok(())
+    })
+    .await;
+    b.close().await;
+}

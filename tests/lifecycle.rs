@@ -421,3 +421,36 @@ async fn large_csv_export_streams_in_bounded_memory() {
         bytes / 1_000_000
     );
 }
+
+/// A backup that cannot be written answers 500, fails the `backup` check of `/health` with the
+/// reason (for a logged-in user) and raises the default "rzmon health" system alert.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_backup_degrades_health_and_raises_an_alert() {
+    let app = TestApp::start_with(&[("RZMON_BACKUP_EVERY", "off")]).await;
+    let token = app.login().await;
+    // A plain file where the backups directory belongs: no backup can be written.
+    std::fs::write(app.db_path().with_file_name("backups"), b"not a directory").unwrap();
+    let (status, v) = app.post("/backups", Some(&token), json!({})).await;
+    assert_eq!(status, 500, "{v}");
+    let (status, h) = app.get("/health", Some(&token)).await;
+    assert_eq!(status, 503, "{h}");
+    assert_eq!(h["checks"]["backup"], "error", "{h}");
+    assert!(
+        h["details"]["backup"]
+            .as_str()
+            .is_some_and(|r| r.contains("backup failed")),
+        "{h}"
+    );
+    let alerted = wait_until(Duration::from_secs(30), || async {
+        let (_, v) = app.get("/alerts", Some(&token)).await;
+        v["alerts"].as_array().is_some_and(|a| {
+            a.iter().any(|x| {
+                x["summary"]
+                    .as_str()
+                    .is_some_and(|s| s.contains("the backup check failed"))
+            })
+        })
+    })
+    .await;
+    assert!(alerted, "no system alert for the failed backup");
+}

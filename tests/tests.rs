@@ -37,5 +37,6 @@ mod proxies;
 mod readme;
 mod roles;
 mod sessions;
+mod tls;
 mod users;
 mod ws;

@@ -11,6 +11,7 @@ mod device;
 mod external;
 mod history;
 mod process;
+pub mod sleepy;
 
 pub use device::*;
 pub use external::*;
@@ -42,8 +43,12 @@ pub type Ws =
 /// A running server, in-process or as a child process.
 pub struct TestApp {
     pub dir: Arc<tempfile::TempDir>,
+    /// Plain HTTP and MQTT (the TLS ports when the plain ones are off).
     pub http: SocketAddr,
     pub mqtt: SocketAddr,
+    /// HTTPS and MQTT over TLS, when TLS is on.
+    pub https: Option<SocketAddr>,
+    pub mqtts: Option<SocketAddr>,
     /// Console lines of a process app (an in-process app prints to the test's output).
     pub stdout: Arc<Mutex<Vec<String>>>,
     env: Vec<(String, String)>,
@@ -152,6 +157,8 @@ impl TestApp {
         let pairs = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).chain([
             ("RZMON_HTTP_ADDR", "127.0.0.1:0"),
             ("RZMON_MQTT_ADDR", "127.0.0.1:0"),
+            ("RZMON_HTTPS_ADDR", "127.0.0.1:0"),
+            ("RZMON_MQTTS_ADDR", "127.0.0.1:0"),
         ]);
         let settings = ServeSettings::from_pairs(pairs).expect("settings");
         let path = dir.path().to_owned();
@@ -165,9 +172,17 @@ impl TestApp {
             .expect("app starts");
         Self {
             dir,
-            http: running.http_addr,
+            http: running
+                .http_addr
+                .or(running.https_addr)
+                .expect("an HTTP port"),
             // With an external broker, `start_external` sets its address.
-            mqtt: running.mqtt_addr.unwrap_or(([127, 0, 0, 1], 0).into()),
+            mqtt: running
+                .mqtt_addr
+                .or(running.mqtts_addr)
+                .unwrap_or(([127, 0, 0, 1], 0).into()),
+            https: running.https_addr,
+            mqtts: running.mqtts_addr,
             stdout: Arc::default(),
             env,
             client: http_client(),
@@ -345,6 +360,33 @@ impl TestApp {
             incident_probability: 0.0,
             count: 0,
             seed: 7,
+            tls: None,
+        };
+        let stop = CancellationToken::new();
+        let creds = vec![Credentials {
+            device: id.into(),
+            password,
+        }];
+        tokio::spawn(simulate::run(opts, creds, stop.clone()));
+        stop
+    }
+
+    /// Like `simulator`, over MQTT/TLS to the MQTTS port, trusting the generated CA.
+    pub fn simulator_tls(&self, id: &str, interval: f64) -> CancellationToken {
+        let password = self.add_device(id);
+        let mqtts = self.mqtts.expect("TLS is on");
+        let ca = std::fs::read(self.dir.path().join("tls/ca.pem")).expect("generated CA");
+        let opts = SimOptions {
+            host: mqtts.ip().to_string(),
+            port: mqtts.port(),
+            prefix: "rz".into(),
+            interval,
+            enrol_delay: 0.3,
+            access_probability: 0.0,
+            incident_probability: 0.0,
+            count: 0,
+            seed: 7,
+            tls: Some(rzmon::tls::client_config(&ca).expect("client config")),
         };
         let stop = CancellationToken::new();
         let creds = vec![Credentials {

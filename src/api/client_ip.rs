@@ -4,8 +4,23 @@
 //! hop is the client. From any other peer those headers are ignored (anyone can send them).
 
 use crate::cidr::Cidr;
+use std::convert::Infallible;
 use std::net::{IpAddr, SocketAddr};
+use warp::Filter;
 use warp::http::HeaderMap;
+
+/// The TCP peer of the request: what our server attached (`server::Peer`), else warp's own
+/// (`warp::test` requests). Use this, never `warp::addr::remote()` alone, which is `None` under
+/// our server.
+pub fn peer() -> impl Filter<Extract = (Option<SocketAddr>,), Error = Infallible> + Clone {
+    warp::ext::optional::<super::server::Peer>()
+        .and(warp::addr::remote())
+        .map(
+            |ours: Option<super::server::Peer>, warp: Option<SocketAddr>| {
+                ours.map(|p| p.0).or(warp)
+            },
+        )
+}
 
 pub fn client_ip(
     peer: Option<SocketAddr>,

@@ -36,7 +36,7 @@ pub struct LoginRequest {
 pub fn routes(t: &Table) -> Endpoints {
     finish(
         t.public(Method::POST, "login")
-            .and(warp::addr::remote())
+            .and(super::client_ip::peer())
             .and(warp::header::headers_cloned())
             .and(t.json::<LoginRequest>(EXPECTED_BODY))
             .and(t.state())

@@ -12,6 +12,7 @@ mod assets;
 mod auth_filter;
 mod backups;
 mod body;
+mod ca;
 mod channels;
 mod client_ip;
 mod config;
@@ -27,6 +28,7 @@ mod metrics;
 pub mod params;
 mod profile;
 mod routes;
+pub mod server;
 mod session;
 mod settings;
 mod target;
@@ -47,6 +49,7 @@ use crate::lockout::Lockout;
 use crate::metrics::Metrics;
 use crate::store::Store;
 use anyhow::Context as _;
+pub use ca::CA_URL;
 use error::ApiError;
 use routes::{Endpoints, Routes, Table};
 pub use settings::DeviceSettings;
@@ -88,6 +91,8 @@ pub struct ApiConfig {
     pub metrics_token: Option<crate::config::Secret>,
     /// How devices reach the broker (served by `GET /settings`).
     pub device: DeviceSettings,
+    /// The generated CA certificate (PEM) served at `/tls/ca.pem`.
+    pub ca_pem: Option<Arc<String>>,
 }
 
 /// Everything the handlers share.
@@ -147,15 +152,13 @@ impl State {
     }
 }
 
-/// Serves HTTP on `listener` until `ctx.shutdown` is cancelled; WebSockets are closed then too.
-pub async fn serve(listener: tokio::net::TcpListener, ctx: Context) -> anyhow::Result<()> {
+/// Serves HTTP and HTTPS on `listeners` until `ctx.shutdown` is cancelled; WebSockets are
+/// closed then too.
+pub async fn serve(listeners: server::HttpListeners, ctx: Context) -> anyhow::Result<()> {
     let shutdown = ctx.shutdown.clone();
+    let (trusted, metrics) = (ctx.config.trusted_proxies.clone(), ctx.metrics.clone());
     let state = Arc::new(State::new(ctx)?);
-    warp::serve(routes(state.clone()))
-        .incoming(listener)
-        .graceful(shutdown.cancelled_owned())
-        .run()
-        .await;
+    server::run(listeners, routes(state.clone()), trusted, metrics, shutdown).await;
     state.ws_tasks.close();
     if tokio::time::timeout(WS_SHUTDOWN_GRACE, state.ws_tasks.wait())
         .await
@@ -201,6 +204,7 @@ const RESOURCES: &[fn(&Table) -> Endpoints] = &[
     alert_rules::routes,
     channels::routes,
     session::routes,
+    ca::routes,
     backups::routes,
     export::routes,
     timeline::routes,

@@ -13,10 +13,17 @@ use warp::Filter;
 use warp::http::StatusCode;
 use warp::reply::Response;
 
-/// How a device connects, as it should be configured (the bound public MQTT port).
+/// How a device connects, as it should be configured (the bound public ports; `None` = that
+/// port is not served).
 #[derive(Debug, Clone, Serialize)]
 pub struct DeviceSettings {
-    pub mqtt_port: u16,
+    pub mqtt_port: Option<u16>,
+    /// MQTT over TLS.
+    pub mqtts_port: Option<u16>,
+    /// The dashboard over HTTPS.
+    pub https_port: Option<u16>,
+    /// Where the generated CA certificate is downloaded (`/tls/ca.pem`).
+    pub ca_url: Option<String>,
     pub topic_prefix: String,
     /// Largest MQTT packet accepted, in bytes.
     pub mqtt_max_packet: u32,

@@ -70,10 +70,17 @@ fn fixture(origins: &[&str]) -> Fixture {
             enrol_timeout: Duration::from_secs(1),
             metrics_token: Some(crate::config::Secret::new(METRICS_TOKEN)),
             device: DeviceSettings {
-                mqtt_port: 1883,
+                mqtt_port: Some(1883),
+                mqtts_port: None,
+                https_port: None,
+                ca_url: None,
                 topic_prefix: "rz".into(),
                 mqtt_max_packet: 4096,
             },
+            // A CA to offer, so the route walk finds `/tls/ca.pem` (the real one: tests/tls.rs).
+            ca_pem: Some(Arc::new(
+                "-----BEGIN CERTIFICATE-----\n-----END CERTIFICATE-----\n".into(),
+            )),
         },
         shutdown: CancellationToken::new(),
     };

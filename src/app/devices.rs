@@ -4,7 +4,7 @@
 //! everything above it do not know which one runs.
 
 use super::{Parts, Services, Stage};
-use crate::broker::{self, Broker, BrokerConfig, GateConfig, Link, Sessions};
+use crate::broker::{self, Broker, BrokerConfig, GateConfig, Link, MqttListeners, Sessions};
 use crate::commands::Outbound;
 use crate::device_auth::DeviceAuth;
 use crate::external::{self, ExternalDeps, ExternalSettings};
@@ -13,7 +13,6 @@ use crate::model::Inbound;
 use crate::mqtt_url::BrokerUrl;
 use anyhow::Context;
 use std::time::Duration;
-use tokio::net::TcpListener;
 use tokio::sync::mpsc::{self, Sender, UnboundedReceiver};
 use tokio_util::sync::CancellationToken;
 
@@ -34,11 +33,12 @@ pub(super) struct DeviceSide {
     pub ingest_exited: CancellationToken,
 }
 
-/// Starts rumqttd and spawns the gate, the device-auth watcher and the broker check.
+/// Starts rumqttd and spawns the gate (on the plain and/or TLS listener), the device-auth
+/// watcher and the broker check.
 pub(super) fn embedded(
     s: &mut Services,
     p: &Parts,
-    listener: TcpListener,
+    listener: MqttListeners,
     inbound: Sender<Inbound>,
     outbound: UnboundedReceiver<Outbound>,
 ) -> anyhow::Result<DeviceSide> {

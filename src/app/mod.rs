@@ -9,7 +9,9 @@ mod services;
 pub use services::{Services, Stage};
 
 use crate::alerts::{self, Alerts};
+use crate::api::server::{HttpListeners, Plain};
 use crate::api::{self, ApiConfig};
+use crate::broker::MqttListeners;
 use crate::commands::{Commands, access_sync};
 use crate::config::{Common, ServeSettings};
 use crate::health::{self, Health};
@@ -19,7 +21,8 @@ use crate::metrics::Metrics;
 use crate::notify::{self, Notifier};
 use crate::presence::Presence;
 use crate::store::{Store, Writer};
-use crate::{auth, bridge, ha, ingest, lifecycle, secrets};
+use crate::tls::{PlainMode, Tls};
+use crate::{auth, bridge, ha, ingest, lifecycle, secrets, tls};
 use anyhow::Context;
 use std::io::IsTerminal as _;
 use std::net::SocketAddr;
@@ -33,26 +36,38 @@ use tokio_util::sync::CancellationToken;
 /// Longest wait for the store writer to commit its last batch once every sender is gone.
 const WRITER_CLOSE: Duration = Duration::from_secs(10);
 
-/// The public ports, bound before `start` (port 0 = any free port).
+/// The public ports, bound before `start` (port 0 = any free port): the plain ones unless
+/// `RZMON_PLAIN=off`, the TLS ones when TLS is on; no MQTT port with an external broker
+/// (`RZMON_BROKER`).
 pub struct Listeners {
-    pub http: TcpListener,
-    /// The devices' MQTT port; `None` with an external broker (`RZMON_BROKER`).
+    pub http: Option<TcpListener>,
     pub mqtt: Option<TcpListener>,
+    pub https: Option<TcpListener>,
+    pub mqtts: Option<TcpListener>,
 }
 
 impl Listeners {
-    /// Binds `RZMON_HTTP_ADDR` and, without an external broker, `RZMON_MQTT_ADDR`; a port in
-    /// use names its setting.
+    /// Binds `RZMON_HTTP_ADDR`, `RZMON_MQTT_ADDR`, `RZMON_HTTPS_ADDR` and `RZMON_MQTTS_ADDR` as
+    /// the TLS and broker settings ask; a port in use names its setting.
     pub async fn bind(settings: &ServeSettings) -> anyhow::Result<Self> {
-        let mqtt = match settings.integrations.broker {
-            Some(_) => None,
-            None => Some(bind(settings.mqtt_addr, "RZMON_MQTT_ADDR").await?),
-        };
+        let plain = settings.tls.plain() != PlainMode::Off;
+        let tls = settings.tls.enabled();
+        let embedded = settings.integrations.broker.is_none();
         Ok(Self {
-            http: bind(settings.http_addr, "RZMON_HTTP_ADDR").await?,
-            mqtt,
+            http: bind_if(plain, settings.http_addr, "RZMON_HTTP_ADDR").await?,
+            mqtt: bind_if(plain && embedded, settings.mqtt_addr, "RZMON_MQTT_ADDR").await?,
+            https: bind_if(tls, settings.tls.https_addr, "RZMON_HTTPS_ADDR").await?,
+            mqtts: bind_if(tls && embedded, settings.tls.mqtts_addr, "RZMON_MQTTS_ADDR").await?,
         })
     }
+}
+
+async fn bind_if(yes: bool, addr: SocketAddr, var: &str) -> anyhow::Result<Option<TcpListener>> {
+    Ok(if yes {
+        Some(bind(addr, var).await?)
+    } else {
+        None
+    })
 }
 
 async fn bind(addr: SocketAddr, var: &str) -> anyhow::Result<TcpListener> {
@@ -82,11 +97,13 @@ pub struct Parts {
     pub alerts: Alerts,
 }
 
-/// A started app: its bound addresses, its parts, and the handle that stops it.
+/// A started app: its bound addresses (`None`: not served; no MQTT ports with an external
+/// broker), its parts, and the handle that stops it.
 pub struct Running {
-    pub http_addr: SocketAddr,
-    /// The embedded broker's device port; `None` with an external broker.
+    pub http_addr: Option<SocketAddr>,
     pub mqtt_addr: Option<SocketAddr>,
+    pub https_addr: Option<SocketAddr>,
+    pub mqtts_addr: Option<SocketAddr>,
     pub parts: Parts,
     services: Services,
     writer: Writer,
@@ -104,11 +121,7 @@ pub async fn serve(
     let store = tokio::task::spawn_blocking(move || Store::open_in(&dir)).await??;
     let listeners = Listeners::bind(&settings).await?;
     let running = start(listeners, settings, store).await?;
-    print_banner(
-        running.http_addr,
-        running.mqtt_addr,
-        &running.parts.settings,
-    );
+    print_banner(&running);
     tokio::select! {
         () = shutdown.cancelled() => tracing::info!("shutting down"),
         () = running.failed() => tracing::error!("a part of rzmon failed; shutting down"),
@@ -142,17 +155,29 @@ pub async fn start(
     // Reported at once, so a later startup failure cannot swallow the one-time password.
     print_first_start(&first_start(&store, &settings).await?);
     let external = settings.integrations.broker().map_err(anyhow::Error::msg)?;
-    let http_addr = listeners.http.local_addr()?;
-    let mqtt_addr = listeners
-        .mqtt
-        .as_ref()
-        .map(|l| l.local_addr())
-        .transpose()?;
+    let addr = |l: &Option<TcpListener>| l.as_ref().map(TcpListener::local_addr).transpose();
+    let (http_addr, mqtt_addr) = (addr(&listeners.http)?, addr(&listeners.mqtt)?);
+    let (https_addr, mqtts_addr) = (addr(&listeners.https)?, addr(&listeners.mqtts)?);
     let mqtt_port = match (&mqtt_addr, &external) {
-        (Some(a), _) => a.port(),
-        (None, Some(url)) => url.port,
-        (None, None) => anyhow::bail!("no MQTT listener and no RZMON_BROKER"),
+        (Some(a), _) => Some(a.port()),
+        (None, Some(url)) => Some(url.port),
+        (None, None) => None,
     };
+    anyhow::ensure!(
+        mqtt_addr.is_some() || mqtts_addr.is_some() || external.is_some(),
+        "no MQTT listener and no RZMON_BROKER"
+    );
+    let tls = {
+        let (args, dir) = (settings.tls.clone(), data_dir.clone());
+        tokio::task::spawn_blocking(move || Tls::setup(&args, &dir))
+            .await?
+            .context("TLS setup")?
+    };
+    anyhow::ensure!(
+        tls.is_none() || listeners.https.is_some(),
+        "TLS is on but the HTTPS listener was not bound"
+    );
+    let ca = tls.as_ref().and_then(Tls::ca).cloned();
     let settings = Arc::new(settings);
     let metrics = Arc::new(Metrics::default());
     let health = Health::new();
@@ -220,9 +245,13 @@ pub async fn start(
             metrics_token: settings.metrics_token.clone(),
             device: api::DeviceSettings {
                 mqtt_port,
+                mqtts_port: mqtts_addr.map(|a| a.port()),
+                https_port: https_addr.map(|a| a.port()),
+                ca_url: ca.as_ref().map(|_| api::CA_URL.to_owned()),
                 topic_prefix: settings.topic_prefix.clone(),
                 mqtt_max_packet: settings.mqtt_max_packet,
             },
+            ca_pem: ca.as_ref().map(|c| Arc::new(c.pem.clone())),
         },
         shutdown,
     };
@@ -230,16 +259,30 @@ pub async fn start(
     // Every service, in one place: a name, a stage (when it stops) and its future.
     let mut s = Services::new();
     let p = &parts;
-    s.spawn("http", Stage::Front, |stop| {
-        api::serve(listeners.http, api_ctx(stop))
-    });
+    let plain = match (settings.tls.plain(), https_addr) {
+        (PlainMode::Redirect, Some(a)) => Plain::Redirect(a.port()),
+        _ => Plain::Serve,
+    };
+    let http = HttpListeners {
+        plain: listeners.http.map(|l| (l, plain)),
+        tls: listeners.https.zip(tls.clone()),
+    };
+    s.spawn("http", Stage::Front, |stop| api::serve(http, api_ctx(stop)));
+    let mqtt = MqttListeners {
+        plain: listeners.mqtt,
+        tls: listeners.mqtts.zip(tls.clone()),
+    };
+    if let Some(tls) = tls {
+        s.spawn("tls reload", Stage::Front, |stop| {
+            tls::reload::run(tls, stop)
+        });
+    }
     // Device publishes: gate or external client → ingest (bounded; a full queue stops the
     // gate reading sockets, or the client reading from the external broker).
     let (inbound_tx, inbound_rx) = mpsc::channel(ingest::QUEUE);
-    let side = match (listeners.mqtt, external) {
-        (_, Some(url)) => devices::external(&mut s, p, url, inbound_tx, outbound_rx),
-        (Some(mqtt), None) => devices::embedded(&mut s, p, mqtt, inbound_tx, outbound_rx)?,
-        (None, None) => unreachable!("checked above"),
+    let side = match external {
+        Some(url) => devices::external(&mut s, p, url, inbound_tx, outbound_rx),
+        None => devices::embedded(&mut s, p, mqtt, inbound_tx, outbound_rx)?,
     };
     let exited = side.ingest_exited;
     let (link, outbound) = (side.link, side.outbound);
@@ -318,10 +361,18 @@ pub async fn start(
         alerts::run(deps, stop)
     });
 
-    tracing::info!(%http_addr, mqtt_addr = ?mqtt_addr, "rzmon is running");
+    tracing::info!(
+        ?http_addr,
+        ?mqtt_addr,
+        ?https_addr,
+        ?mqtts_addr,
+        "rzmon is running"
+    );
     Ok(Running {
         http_addr,
         mqtt_addr,
+        https_addr,
+        mqtts_addr,
         parts,
         services: s,
         writer,
@@ -441,10 +492,23 @@ async fn first_start(store: &Store, settings: &ServeSettings) -> anyhow::Result<
     Ok(outcome)
 }
 
-fn print_banner(http: SocketAddr, mqtt: Option<SocketAddr>, settings: &ServeSettings) {
+fn print_banner(r: &Running) {
+    let settings = &r.parts.settings;
     println!("rzmon {} is running", env!("CARGO_PKG_VERSION"));
-    println!("  Dashboard: http://{http}/");
-    match (mqtt, settings.integrations.broker()) {
+    if let Some(a) = r.https_addr {
+        println!("  Dashboard: https://{a}/");
+    }
+    match (r.http_addr, r.https_addr) {
+        (Some(a), Some(_)) if settings.tls.plain() == PlainMode::Redirect => {
+            println!("  HTTP:      {a}   (redirects to HTTPS)")
+        }
+        (Some(a), _) => println!("  Dashboard: http://{a}/"),
+        (None, _) => {}
+    }
+    if let Some(a) = r.mqtts_addr {
+        println!("  MQTT/TLS:  {a}   (register a device: rzmon device add <id>)");
+    }
+    match (r.mqtt_addr, settings.integrations.broker()) {
         (Some(mqtt), _) => {
             println!("  MQTT:      {mqtt}   (register a device: rzmon device add <id>)")
         }
@@ -454,6 +518,17 @@ fn print_banner(http: SocketAddr, mqtt: Option<SocketAddr>, settings: &ServeSett
         ),
         (None, _) => {}
     }
+    if r.https_addr.is_some()
+        && let Ok(Some(ca)) = tls::CaInfo::read(&data_dir(&r.parts.store))
+    {
+        println!("  TLS CA:    {}", ca.path.display());
+        println!("  CA SHA-256 fingerprint: {}", ca.fingerprint);
+    }
+}
+
+/// The data directory: where the database lives.
+fn data_dir(store: &Store) -> std::path::PathBuf {
+    store.path().parent().unwrap_or(Path::new(".")).to_owned()
 }
 
 fn print_first_start(first: &FirstStart) {

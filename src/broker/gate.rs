@@ -3,14 +3,15 @@
 //! subscribe only to their own command topic. What an admitted connection does next (publishes
 //! to ingest, PUBACK after the commit, the broker's packets to the device) is in `relay`.
 
-use super::budget::{Budget, Ticket};
 use super::frame::{self, FrameError};
 use super::relay::{self, End, Session};
 use super::sessions::Sessions;
-use super::{GateConfig, Verifier, topic};
+use super::{ClientIo, GateConfig, Verifier, topic};
+use crate::budget::{self, Budget, Ticket};
 use crate::lockout::Lockout;
 use crate::metrics::Metrics;
 use crate::model::{DeviceId, Inbound, Kind};
+use crate::tls::Tls;
 use bytes::BytesMut;
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use rumqttc::mqttbytes::v4::{ConnAck, Connect, ConnectReturnCode, Packet};
@@ -38,11 +39,17 @@ pub(super) struct Gate {
     budget: Budget,
 }
 
+/// The public MQTT listeners: plain and over TLS, each optional.
+pub struct MqttListeners {
+    pub plain: Option<TcpListener>,
+    pub tls: Option<(TcpListener, Tls)>,
+}
+
 /// Accepts device connections until `shutdown`; then closes every session and returns.
-/// Device publishes go to `inbound`.
+/// Device publishes go to `inbound`. Both listeners share the budgets, slots and lockout.
 #[allow(clippy::too_many_arguments)]
 pub async fn run(
-    listener: TcpListener,
+    listeners: MqttListeners,
     upstream: SocketAddr,
     cfg: GateConfig,
     verifier: Verifier,
@@ -56,7 +63,10 @@ pub async fn run(
     let gate = Arc::new(Gate {
         lockout: Lockout::new(cfg.login_failures, cfg.login_lock),
         slots: Arc::new(Semaphore::new(cfg.max_connections)),
-        budget: Budget::new(cfg.per_address),
+        budget: Budget::new(budget::Limits {
+            per_address: cfg.per_address,
+            ..budget::MQTT
+        }),
         cfg,
         upstream,
         verifier,
@@ -66,53 +76,92 @@ pub async fn run(
         inbound,
     });
     let tasks = TaskTracker::new();
-    loop {
-        let (stream, peer) = tokio::select! {
-            () = shutdown.cancelled() => break,
-            r = listener.accept() => match r {
-                Ok(c) => c,
-                Err(e) => {
-                    // Out of file descriptors and the like: keep serving the others.
-                    tracing::warn!(error = %e, "MQTT accept failed");
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-        };
-        // Per-address and pending budgets first (budget.rs), so cheap connections never
-        // reach the shared slots.
-        let mut ticket = match gate.budget.admit(peer.ip()) {
-            Ok(t) => t,
-            Err(log) => {
-                gate.metrics.mqtt_over_budget.inc();
-                if log {
-                    tracing::warn!(ip = %peer.ip(), "MQTT connections from this address over budget: new ones are closed (logged once a minute)");
-                }
-                continue;
-            }
-        };
-        let Ok(slot) = gate.slots.clone().try_acquire_owned() else {
-            tracing::warn!(%peer, max = gate.cfg.max_connections, "MQTT connection refused: too many connections");
-            gate.metrics.mqtt_violations.inc();
-            continue;
-        };
-        let _ = stream.set_nodelay(true);
-        let gate = gate.clone();
-        let stop = shutdown.child_token();
-        tasks.spawn(async move {
-            gate.connection(stream, peer, stop, &mut ticket).await;
-            drop(slot);
-        });
+    let mut loops = tokio::task::JoinSet::new();
+    if let Some(l) = listeners.plain {
+        loops.spawn(
+            gate.clone()
+                .accept(l, None, tasks.clone(), shutdown.clone()),
+        );
     }
+    if let Some((l, tls)) = listeners.tls {
+        loops.spawn(
+            gate.clone()
+                .accept(l, Some(tls), tasks.clone(), shutdown.clone()),
+        );
+    }
+    while loops.join_next().await.is_some() {}
     tasks.close();
     tasks.wait().await;
     Ok(())
 }
 
 impl Gate {
-    async fn connection(
+    /// One listener's accept loop; connections are tracked by `tasks`.
+    async fn accept(
+        self: Arc<Self>,
+        listener: TcpListener,
+        tls: Option<Tls>,
+        tasks: TaskTracker,
+        shutdown: CancellationToken,
+    ) {
+        loop {
+            let (stream, peer) = tokio::select! {
+                () = shutdown.cancelled() => return,
+                r = listener.accept() => match r {
+                    Ok(c) => c,
+                    Err(e) => {
+                        // Out of file descriptors and the like: keep serving the others.
+                        tracing::warn!(error = %e, "MQTT accept failed");
+                        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                        continue;
+                    }
+                },
+            };
+            // Per-address and pending budgets first (crate::budget), so cheap connections
+            // never reach the shared slots. A TLS connection stays pending until its CONNECT.
+            let mut ticket = match self.budget.admit(peer.ip()) {
+                Ok(t) => t,
+                Err(log) => {
+                    self.metrics.mqtt_over_budget.inc();
+                    if log {
+                        tracing::warn!(ip = %peer.ip(), "MQTT connections from this address over budget: new ones are closed (logged once a minute)");
+                    }
+                    continue;
+                }
+            };
+            let Ok(slot) = self.slots.clone().try_acquire_owned() else {
+                tracing::warn!(%peer, max = self.cfg.max_connections, "MQTT connection refused: too many connections");
+                self.metrics.mqtt_violations.inc();
+                continue;
+            };
+            let _ = stream.set_nodelay(true);
+            let (gate, tls) = (self.clone(), tls.clone());
+            let stop = shutdown.child_token();
+            tasks.spawn(async move {
+                match tls {
+                    None => gate.connection(stream, peer, stop, &mut ticket).await,
+                    Some(tls) => {
+                        let s = tokio::select! {
+                            () = stop.cancelled() => return,
+                            s = tls.accept(stream) => s,
+                        };
+                        match s {
+                            Ok(s) => gate.connection(s, peer, stop, &mut ticket).await,
+                            Err(e) => {
+                                gate.metrics.tls_handshake_failures.inc();
+                                tracing::debug!(%peer, error = %e, "TLS handshake failed (MQTT)");
+                            }
+                        }
+                    }
+                }
+                drop(slot);
+            });
+        }
+    }
+
+    async fn connection<C: ClientIo>(
         &self,
-        mut client: TcpStream,
+        mut client: C,
         peer: SocketAddr,
         stop: CancellationToken,
         ticket: &mut Ticket,
@@ -187,9 +236,9 @@ impl Gate {
     }
 
     /// Checks the CONNECT; on refusal answers with a CONNACK and returns `None`.
-    async fn admit(
+    async fn admit<C: ClientIo>(
         &self,
-        client: &mut TcpStream,
+        client: &mut C,
         peer: SocketAddr,
         connect: &Connect,
     ) -> Option<DeviceId> {
@@ -318,7 +367,7 @@ fn packet_name(p: &Packet) -> &'static str {
 }
 
 /// Sends a refusing CONNACK and closes.
-async fn refuse(client: &mut TcpStream, code: ConnectReturnCode) {
+async fn refuse<C: ClientIo>(client: &mut C, code: ConnectReturnCode) {
     let mut out = BytesMut::with_capacity(4);
     if Packet::ConnAck(ConnAck::new(code, false))
         .write(&mut out, 16)

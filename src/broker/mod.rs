@@ -3,7 +3,6 @@
 //! its own threads: `Broker::start` checks that it really listens, and its threads end with the
 //! process.
 
-mod budget;
 mod frame;
 mod gate;
 mod relay;
@@ -11,7 +10,7 @@ mod sessions;
 mod strict;
 pub mod topic;
 
-pub use gate::run as run_gate;
+pub use gate::{MqttListeners, run as run_gate};
 pub use sessions::{SessionGuard, Sessions};
 
 use anyhow::Context;
@@ -21,6 +20,10 @@ use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddr, TcpListener as StdListener};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+/// A device's connection: TCP, or TLS over TCP.
+pub trait ClientIo: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static> ClientIo for T {}
 
 /// Checks a device's MQTT credentials (username = device id, password). May touch the
 /// database: callers run it in `spawn_blocking`.

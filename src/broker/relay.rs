@@ -9,6 +9,7 @@
 //! answers it swallows. A last will is delivered by the relay itself when the connection ends
 //! without DISCONNECT.
 
+use super::ClientIo;
 use super::frame::{self, FrameError};
 use super::gate::Gate;
 use crate::model::{Ack, DeviceId, Inbound, Kind};
@@ -18,9 +19,8 @@ use futures_util::{FutureExt, StreamExt};
 use rumqttc::mqttbytes::QoS;
 use rumqttc::mqttbytes::v4::{LastWill, Packet, PubAck, PubComp, PubRec};
 use std::time::Duration;
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::net::tcp::OwnedWriteHalf;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -65,10 +65,10 @@ pub struct Session<'a> {
 }
 
 /// Relays until the session ends; delivers the last will unless it ended with DISCONNECT.
-pub async fn run(
+pub async fn run<C: ClientIo>(
     gate: &Gate,
     s: Session<'_>,
-    client: TcpStream,
+    client: C,
     upstream: TcpStream,
     buf: BytesMut,
 ) -> End {
@@ -92,15 +92,15 @@ pub async fn run(
     end
 }
 
-async fn relay(
+async fn relay<C: ClientIo>(
     gate: &Gate,
     s: &Session<'_>,
-    client: TcpStream,
+    client: C,
     upstream: TcpStream,
     mut buf: BytesMut,
 ) -> End {
     let max = gate.cfg.max_packet;
-    let (mut client_rd, mut client_wr) = client.into_split();
+    let (mut client_rd, mut client_wr) = tokio::io::split(client);
     let (mut up_rd, mut up_wr) = upstream.into_split();
     let mut up_buf = BytesMut::with_capacity(256);
     let mut out = BytesMut::with_capacity(256);
@@ -310,7 +310,7 @@ fn encode(p: &Packet, out: &mut BytesMut) {
 }
 
 /// Writes and clears `out`; `false` if the device is gone or does not read.
-async fn write(w: &mut OwnedWriteHalf, out: &mut BytesMut) -> bool {
+async fn write<W: AsyncWrite + Unpin>(w: &mut W, out: &mut BytesMut) -> bool {
     let ok = matches!(
         tokio::time::timeout(WRITE_TIMEOUT, w.write_all(out)).await,
         Ok(Ok(()))

@@ -61,6 +61,10 @@ pub struct Backups {
     exclusive: Arc<Mutex<()>>,
     health: Health,
     metrics: Arc<Metrics>,
+    /// The interrupt handle of the copy running now, if any (see `interrupt`).
+    copying: Arc<Copying>,
+    /// Set once shutdown began: a backup that fails then was interrupted, not broken.
+    stopping: std::sync::atomic::AtomicBool,
 }
 
 /// `rzmon-YYYYMMDD-HHMMSS-mmm.db` (UTC): what a backup's name looks like. Anything else is
@@ -108,6 +112,23 @@ impl Backups {
             exclusive,
             health,
             metrics,
+            copying: Arc::default(),
+            stopping: std::sync::atomic::AtomicBool::new(false),
+        }
+    }
+
+    /// Ends a running copy at once (shutdown); it fails and leaves no backup file.
+    pub fn interrupt(&self) {
+        self.stopping
+            .store(true, std::sync::atomic::Ordering::Release);
+        let handle = self
+            .copying
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+        if let Some(h) = handle {
+            tracing::info!("backup interrupted: rzmon is stopping");
+            h.interrupt();
         }
     }
 
@@ -120,7 +141,8 @@ impl Backups {
         let _busy = self.busy.try_lock().map_err(|_| BackupError::Busy)?;
         let _exclusive = self.exclusive.lock().await;
         let (store, dir, keep) = (self.store.clone(), self.dir.clone(), self.keep);
-        let made = tokio::task::spawn_blocking(move || make_blocking(&store, &dir, keep))
+        let copying = self.copying.clone();
+        let made = tokio::task::spawn_blocking(move || make_blocking(&store, &dir, keep, &copying))
             .await
             .map_err(|e| BackupError::Failed(format!("the backup task failed: {e}")))?;
         match &made {
@@ -134,6 +156,7 @@ impl Backups {
                     "backup written and verified"
                 );
             }
+            Err(_) if self.stopping.load(std::sync::atomic::Ordering::Acquire) => {}
             Err(e) => {
                 self.metrics.backups_failed.inc();
                 self.health
@@ -167,10 +190,23 @@ pub async fn run(
         };
         let wait = Duration::from_millis(u64::try_from(wait).unwrap_or(0));
         tokio::select! {
-            () = stop.cancelled() => return Ok(()),
+            () = stop.cancelled() => {
+                // Also ends a backup someone started through the API.
+                backups.interrupt();
+                return Ok(());
+            }
             () = tokio::time::sleep(wait) => {}
         }
-        match backups.make().await {
+        let made = backups.make();
+        tokio::pin!(made);
+        let made = tokio::select! {
+            r = &mut made => r,
+            () = stop.cancelled() => {
+                backups.interrupt();
+                made.await
+            }
+        };
+        match made {
             Ok(_) => {}
             Err(BackupError::Busy) => tracing::info!("scheduled backup skipped: one is running"),
             Err(e) => tracing::error!(error = %e, "scheduled backup failed"),
@@ -178,7 +214,15 @@ pub async fn run(
     }
 }
 
-fn make_blocking(store: &Store, dir: &Path, keep: usize) -> Result<BackupInfo, BackupError> {
+/// The interrupt handle of the copy running now (`Backups::interrupt`).
+type Copying = std::sync::Mutex<Option<rusqlite::InterruptHandle>>;
+
+fn make_blocking(
+    store: &Store,
+    dir: &Path,
+    keep: usize,
+    copying: &Copying,
+) -> Result<BackupInfo, BackupError> {
     let fail = |what: &str, e: &dyn std::fmt::Display| BackupError::Failed(format!("{what}: {e}"));
     create_private_dir(dir).map_err(|e| fail(&format!("cannot create {}", dir.display()), &e))?;
     let started = Instant::now();
@@ -190,9 +234,14 @@ fn make_blocking(store: &Store, dir: &Path, keep: usize) -> Result<BackupInfo, B
     let before = store
         .backup_bounds()
         .map_err(|e| fail("cannot read the database", &e))?;
-    store
-        .backup(&partial)
-        .map_err(|e| fail("cannot write the backup", &e))?;
+    let slot = || {
+        copying
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    };
+    let copied = store.backup_interruptible(&partial, |h| *slot() = Some(h));
+    *slot() = None;
+    copied.map_err(|e| fail("cannot write the backup", &e))?;
     let after = store
         .backup_bounds()
         .map_err(|e| fail("cannot read the database", &e))?;

@@ -133,6 +133,30 @@ fn register(reg: &mut Registry, m: &Metrics) {
         "MQTT connections closed for being over a per-address or pending budget",
         &m.mqtt_over_budget,
     );
+    c(
+        reg,
+        "http_over_budget",
+        "HTTP(S) connections closed for being over a per-address or pending budget",
+        &m.http_over_budget,
+    );
+    c(
+        reg,
+        "http_headers_too_large",
+        "HTTP requests with headers over 16 KiB (answered 431)",
+        &m.http_headers_too_large,
+    );
+    c(
+        reg,
+        "http_header_timeouts",
+        "HTTP connections closed for not sending their headers within 30 s",
+        &m.http_header_timeouts,
+    );
+    c(
+        reg,
+        "tls_handshake_failures",
+        "TLS handshakes that failed or timed out (HTTPS and MQTTS)",
+        &m.tls_handshake_failures,
+    );
     reg.register(
         "messages_accepted",
         "Device messages accepted by ingest, by kind",

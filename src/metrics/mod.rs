@@ -211,6 +211,14 @@ pub struct Metrics {
     pub mqtt_violations: Counter,
     /// MQTT connections closed at once for being over a per-address or pending budget.
     pub mqtt_over_budget: Counter,
+    /// HTTP(S) connections closed at once for being over the per-address or pending budget.
+    pub http_over_budget: Counter,
+    /// HTTP requests whose headers exceeded 16 KiB (answered 431).
+    pub http_headers_too_large: Counter,
+    /// HTTP connections closed for not sending complete headers within 30 s.
+    pub http_header_timeouts: Counter,
+    /// TLS handshakes that failed or timed out (HTTPS and MQTTS).
+    pub tls_handshake_failures: Counter,
     /// Device messages accepted by ingest, by kind.
     pub ingest_accepted: ByKind,
     /// Device messages rejected by ingest (bad JSON, missing/invalid fields), by kind.

@@ -30,6 +30,8 @@ pub struct SimOptions {
     /// Stop after this many telemetry messages (0 = run until stopped).
     pub count: u64,
     pub seed: u64,
+    /// MQTT over TLS, trusting this configuration's roots (`--tls --ca FILE`); `None` = plain.
+    pub tls: Option<std::sync::Arc<rustls::ClientConfig>>,
 }
 
 /// MQTT credentials of one device.
@@ -74,6 +76,11 @@ async fn run_device(
     mqtt.set_credentials(&id, &creds.password)
         .set_keep_alive(Duration::from_secs(30))
         .set_last_will(LastWill::new(&status, "offline", QoS::AtLeastOnce, true));
+    if let Some(tls) = &opts.tls {
+        mqtt.set_transport(rumqttc::Transport::tls_with_config(
+            rumqttc::TlsConfiguration::Rustls(tls.clone()),
+        ));
+    }
     let (client, mut eventloop) = AsyncClient::new(mqtt, 100);
     let mut dev = SimDevice::new(opts.seed, opts.interval);
     let (enrol_tx, mut enrol_rx) = mpsc::unbounded_channel::<u64>();

@@ -257,6 +257,17 @@ impl Store {
     /// `dest` is created empty first (0600, refusing an existing file, which `VACUUM INTO`
     /// accepts), so the copy of the password hashes is never readable by others.
     pub fn backup(&self, dest: &Path) -> Result<()> {
+        self.backup_interruptible(dest, |_| {})
+    }
+
+    /// `backup`, handing the copying connection's interrupt handle to `started` first:
+    /// `interrupt()` on it ends the copy at once (it then fails and leaves no file), so a
+    /// shutdown need not wait for a large database to be copied.
+    pub fn backup_interruptible(
+        &self,
+        dest: &Path,
+        started: impl FnOnce(rusqlite::InterruptHandle),
+    ) -> Result<()> {
         let name = dest
             .to_str()
             .ok_or_else(|| rusqlite::Error::InvalidPath(dest.to_owned()))?;
@@ -271,7 +282,10 @@ impl Store {
             }
             Err(e) => return Err(io_error(dest, &e)),
         }
-        let copied = self.with_conn(|c| Ok(c.execute("VACUUM INTO ?1", [name])?));
+        let copied = self.with_conn(|c| {
+            started(c.get_interrupt_handle());
+            Ok(c.execute("VACUUM INTO ?1", [name])?)
+        });
         if copied.is_err() {
             // Leave no empty or partial file that looks like a backup.
             let _ = std::fs::remove_file(dest);

@@ -16,6 +16,8 @@ impl TestApp {
             .env("RZMON_DATA_DIR", dir.path())
             .env("RZMON_HTTP_ADDR", "127.0.0.1:0")
             .env("RZMON_MQTT_ADDR", "127.0.0.1:0")
+            .env("RZMON_HTTPS_ADDR", "127.0.0.1:0")
+            .env("RZMON_MQTTS_ADDR", "127.0.0.1:0")
             .env("RZMON_LOG", "info")
             .current_dir(dir.path())
             .stdout(Stdio::piped())
@@ -48,9 +50,19 @@ impl TestApp {
                     .push_str(&String::from_utf8_lossy(&buf[..n]));
             }
         });
-        let (mut http, mut mqtt) = (None, None);
+        let (mut http, mut mqtt, mut https, mut mqtts) = (None, None, None, None);
+        let setting = |k: &str| env.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+        // A generated CA's fingerprint is the banner's last line.
+        let mut want_ca =
+            setting("RZMON_TLS") == Some("auto") && setting("RZMON_TLS_CERT").is_none();
+        let plain_off = setting("RZMON_TLS").is_some_and(|t| t != "off")
+            && setting("RZMON_PLAIN") == Some("off");
         let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-        while http.is_none() || mqtt.is_none() {
+        while (http.is_none() && https.is_none())
+            || (mqtt.is_none() && mqtts.is_none())
+            || want_ca
+            || (!plain_off && (http.is_none() || mqtt.is_none()))
+        {
             let line = tokio::time::timeout_at(deadline, rx.recv()).await;
             let Ok(Some(line)) = line else {
                 let _ = child.kill();
@@ -60,16 +72,31 @@ impl TestApp {
                 );
             };
             let line = line.trim();
+            let first = |rest: &str| {
+                rest.split_whitespace()
+                    .next()
+                    .and_then(|a| a.trim_end_matches('/').parse().ok())
+            };
             if let Some(rest) = line.strip_prefix("Dashboard: http://") {
-                http = rest.trim_end_matches('/').parse().ok();
+                http = first(rest);
+            } else if let Some(rest) = line.strip_prefix("Dashboard: https://") {
+                https = first(rest);
+            } else if let Some(rest) = line.strip_prefix("HTTP:") {
+                http = first(rest);
+            } else if let Some(rest) = line.strip_prefix("MQTT/TLS:") {
+                mqtts = first(rest);
             } else if let Some(rest) = line.strip_prefix("MQTT:") {
-                mqtt = rest.split_whitespace().next().and_then(|a| a.parse().ok());
+                mqtt = first(rest);
+            } else if line.starts_with("CA SHA-256 fingerprint:") {
+                want_ca = false;
             }
         }
         Self {
             dir,
-            http: http.unwrap(),
-            mqtt: mqtt.unwrap(),
+            http: http.or(https).unwrap(),
+            mqtt: mqtt.or(mqtts).unwrap(),
+            https,
+            mqtts,
             stdout,
             env,
             client: http_client(),

@@ -210,6 +210,40 @@ fn backup_copies_and_refuses_existing_file() {
     );
 }
 
+/// An interrupted backup (shutdown) ends early with an error and leaves no file behind.
+#[test]
+fn interrupted_backup_leaves_nothing() {
+    let (dir, store) = temp_store();
+    // ~40 MiB of rows, so the copy takes long enough to be caught running.
+    store
+        .with_conn(|c| {
+            c.execute_batch(
+                "CREATE TABLE filler (x BLOB);
+                 WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 40000)
+                 INSERT INTO filler SELECT randomblob(1000) FROM n;",
+            )?;
+            Ok(())
+        })
+        .expect("filler");
+    let dest = dir.path().join("backup.db");
+    let (tx, rx) = std::sync::mpsc::channel();
+    let copier = {
+        let (store, dest) = (store.clone(), dest.clone());
+        std::thread::spawn(move || {
+            store.backup_interruptible(&dest, |h| tx.send(h).expect("handle"))
+        })
+    };
+    let handle = rx.recv().expect("the copy started");
+    // The statement may not run yet when the handle arrives: interrupt until it ended.
+    while !copier.is_finished() {
+        handle.interrupt();
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    let result = copier.join().expect("copier");
+    assert!(result.is_err(), "the copy was not interrupted");
+    assert!(!dest.exists(), "an interrupted backup left a file");
+}
+
 /// Many batches of every kind leave a file that SQLite itself calls intact.
 #[test]
 fn integrity_check_after_writes() {

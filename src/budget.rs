@@ -1,20 +1,40 @@
-//! Connection budgets of the MQTT port, so connections that cost an attacker nothing cannot
-//! crowd out devices: at most `PER_ADDRESS` (`RZMON_MQTT_PER_ADDRESS`) open connections per IP
-//! address, of which at most
-//! `PENDING_PER_ADDRESS` may still be waiting for their CONNECT to be accepted, and at most
-//! `PENDING_TOTAL` such unauthenticated connections overall. A connection over budget is closed
-//! at once (before it takes one of the gate's slots), counted, and logged once per address per
-//! `LOG_EVERY`, not once per connection. An accepted CONNECT moves the connection from the
-//! pending budget to the address's open budget, so logged-in devices always find a slot.
+//! Connection budgets of the public ports, so connections that cost an attacker nothing cannot
+//! crowd out real clients: at most `per_address` open connections per IP address, of which at
+//! most `pending_per_address` may still be pending (MQTT: no accepted CONNECT yet; HTTP: TLS
+//! handshake not done), and at most `pending_total` pending connections overall. A connection
+//! over budget is closed at once, counted by the caller, and logged once per address per
+//! `LOG_EVERY`, not once per connection. `Ticket::authenticated` moves a connection from the
+//! pending budget to the address's open budget, so established clients always find a slot.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-pub const PER_ADDRESS: usize = 16;
-pub const PENDING_PER_ADDRESS: usize = 4;
-pub const PENDING_TOTAL: usize = 64;
+/// The three limits of one port.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub per_address: usize,
+    pub pending_per_address: usize,
+    pub pending_total: usize,
+}
+
+/// The MQTT port's defaults: 16 connections per address (`RZMON_MQTT_PER_ADDRESS`), 4 of them
+/// before CONNECT, 64 pending overall.
+pub const MQTT: Limits = Limits {
+    per_address: 16,
+    pending_per_address: 4,
+    pending_total: 64,
+};
+
+/// The HTTP(S) ports': a browser opens ~6 connections plus one per WebSocket; 16 may be in
+/// their TLS handshake at once.
+pub const HTTP: Limits = Limits {
+    per_address: 64,
+    pending_per_address: 16,
+    pending_total: 256,
+};
+
 const LOG_EVERY: Duration = Duration::from_secs(60);
 
 #[derive(Default)]
@@ -30,17 +50,11 @@ struct Inner {
     pending: usize,
 }
 
-/// Shared by the gate's accept loop and its connection tasks.
+/// Shared by a port's accept loop and its connection tasks.
 #[derive(Clone)]
 pub struct Budget {
     inner: Arc<Mutex<Inner>>,
-    per_address: usize,
-}
-
-impl Default for Budget {
-    fn default() -> Self {
-        Self::new(PER_ADDRESS)
-    }
+    limits: Limits,
 }
 
 /// A connection's place in the budget; freed when dropped.
@@ -51,11 +65,14 @@ pub struct Ticket {
 }
 
 impl Budget {
-    /// At most `per_address` open connections per address (at least 1).
-    pub fn new(per_address: usize) -> Self {
+    /// A budget with `limits` (at least 1 connection per address).
+    pub fn new(limits: Limits) -> Self {
         Self {
             inner: Arc::default(),
-            per_address: per_address.max(1),
+            limits: Limits {
+                per_address: limits.per_address.max(1),
+                ..limits
+            },
         }
     }
 
@@ -66,9 +83,10 @@ impl Budget {
         let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         let total_pending = inner.pending;
         let c = inner.by_ip.entry(ip).or_default();
-        if c.open + c.pending >= self.per_address
-            || c.pending >= PENDING_PER_ADDRESS
-            || total_pending >= PENDING_TOTAL
+        let l = self.limits;
+        if c.open + c.pending >= l.per_address
+            || c.pending >= l.pending_per_address
+            || total_pending >= l.pending_total
         {
             let now = Instant::now();
             let log = c.logged.is_none_or(|t| now - t > LOG_EVERY);
@@ -132,11 +150,10 @@ mod tests {
 
     #[test]
     fn pending_and_open_budgets() {
-        let b = Budget::default();
+        let b = Budget::new(MQTT);
+        let (per, pending) = (MQTT.per_address, MQTT.pending_per_address);
         let a: IpAddr = "192.0.2.1".parse().unwrap();
-        let mut held: Vec<Ticket> = (0..PENDING_PER_ADDRESS)
-            .map(|_| b.admit(a).unwrap())
-            .collect();
+        let mut held: Vec<Ticket> = (0..pending).map(|_| b.admit(a).unwrap()).collect();
         assert_eq!(b.admit(a).err(), Some(true), "first refusal is logged");
         assert_eq!(b.admit(a).err(), Some(false), "later ones are not");
         let other: IpAddr = "192.0.2.2".parse().unwrap();
@@ -144,17 +161,17 @@ mod tests {
         for t in &mut held {
             t.authenticated();
         }
-        for _ in PENDING_PER_ADDRESS..PER_ADDRESS {
+        for _ in pending..per {
             let mut t = b.admit(a).unwrap();
             t.authenticated();
             held.push(t);
         }
-        assert!(
-            b.admit(a).is_err(),
-            "{PER_ADDRESS} open connections per address"
-        );
+        assert!(b.admit(a).is_err(), "{per} open connections per address");
         held.clear();
-        let wide = Budget::new(40);
+        let wide = Budget::new(Limits {
+            per_address: 40,
+            ..MQTT
+        });
         let held: Vec<Ticket> = (0..40)
             .map(|_| {
                 let mut t = wide.admit(a).unwrap();
