@@ -7,60 +7,13 @@
 
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 use serde_json::{Value, json};
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::Notify;
 use warp::Filter;
 
-const BIN: &str = env!("CARGO_BIN_EXE_rzmon");
-const PASSWORD: &str = "bench-password-1234";
-
-struct Server {
-    child: Child,
-    http: String,
-    mqtt_port: u16,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start(dir: &std::path::Path) -> Server {
-    let mut child = Command::new(BIN)
-        .env("RZMON_DATA_DIR", dir)
-        .env("RZMON_HTTP_ADDR", "127.0.0.1:0")
-        .env("RZMON_MQTT_ADDR", "127.0.0.1:0")
-        .env("RZMON_ADMIN_PASSWORD", PASSWORD)
-        .env("RZMON_MQTT_RATE", "0")
-        .env("RZMON_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start rzmon");
-    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
-    let (mut http, mut mqtt_port) = (None, None);
-    while http.is_none() || mqtt_port.is_none() {
-        let line = lines.next().expect("rzmon exited").expect("read stdout");
-        let line = line.trim();
-        if let Some(rest) = line.strip_prefix("Dashboard: ") {
-            http = Some(rest.trim_end_matches('/').to_owned());
-        } else if let Some(rest) = line.strip_prefix("MQTT:") {
-            let addr = rest.split_whitespace().next().expect("address");
-            mqtt_port = addr.rsplit(':').next().and_then(|p| p.parse().ok());
-        }
-    }
-    std::thread::spawn(move || for _ in lines {});
-    Server {
-        child,
-        http: http.unwrap(),
-        mqtt_port: mqtt_port.unwrap(),
-    }
-}
+mod common;
+use common::{ADMIN_PASSWORD as PASSWORD, start};
 
 fn main() {
     let cycles = std::env::args()
@@ -93,7 +46,8 @@ async fn wait_for(seen: &Seen, n: usize) -> (Instant, String) {
 
 async fn run(cycles: usize) {
     let dir = tempfile::tempdir().expect("tempdir");
-    let server = start(dir.path());
+    let server = start(dir.path(), &[]);
+    let mqtt_port = server.mqtt_port.expect("embedded broker");
     let seen = Arc::new(Seen::default());
     let s = seen.clone();
     let route = warp::post()
@@ -144,7 +98,7 @@ async fn run(cycles: usize) {
         .await
         .expect("device json");
 
-    let mut opts = MqttOptions::new("bench-1", "127.0.0.1", server.mqtt_port);
+    let mut opts = MqttOptions::new("bench-1", "127.0.0.1", mqtt_port);
     opts.set_credentials("bench-1", device["password"].as_str().expect("password"));
     opts.set_keep_alive(Duration::from_secs(30));
     let (client, mut eventloop) = AsyncClient::new(opts, 100);
