@@ -23,13 +23,31 @@ pub use rule::{Condition, Rule, Spec};
 pub use service::{Deps, run};
 
 use std::sync::Arc;
-use tokio::sync::Notify;
+use std::time::Duration;
+use tokio::sync::watch;
+
+/// How long an API call waits for the engine to apply its change before answering anyway.
+const APPLY_WAIT: Duration = Duration::from_secs(5);
 
 /// The API's handle on the running engine: tell it that rules, snoozes or acknowledgements
-/// changed in the store. Cheap to clone; signals coalesce (one reload covers many changes).
-#[derive(Clone, Default)]
+/// changed in the store, and wait until it has re-read them, so that what the API answered
+/// (a new rule, a snooze) already holds for the next reading. Cheap to clone; requests
+/// coalesce (one reload covers every change made before it began).
+#[derive(Clone)]
 pub struct Alerts {
-    changed: Arc<Notify>,
+    /// Generation of the newest change request.
+    requested: Arc<watch::Sender<u64>>,
+    /// Generation the engine has applied.
+    applied: Arc<watch::Sender<u64>>,
+}
+
+impl Default for Alerts {
+    fn default() -> Self {
+        Self {
+            requested: Arc::new(watch::channel(0).0),
+            applied: Arc::new(watch::channel(0).0),
+        }
+    }
 }
 
 impl Alerts {
@@ -37,13 +55,38 @@ impl Alerts {
         Self::default()
     }
 
-    /// Rules or acknowledgements changed: the engine re-reads them.
-    pub fn changed(&self) {
-        self.changed.notify_one();
+    /// Rules, snoozes or acknowledgements changed: the engine re-reads them. Returns once it
+    /// has (at most [`APPLY_WAIT`]; at once when no engine runs).
+    pub async fn changed(&self) {
+        let mut wanted = 0;
+        self.requested.send_modify(|g| {
+            *g += 1;
+            wanted = *g;
+        });
+        if self.requested.receiver_count() == 0 {
+            return;
+        }
+        let mut applied = self.applied.subscribe();
+        let done = applied.wait_for(|g| *g >= wanted);
+        if tokio::time::timeout(APPLY_WAIT, done).await.is_err() {
+            tracing::warn!("the rule engine did not apply a rule change within 5 s");
+        }
     }
 
-    async fn wait_changed(&self) {
-        self.changed.notified().await;
+    /// The engine's end: a receiver of change requests.
+    fn requests(&self) -> watch::Receiver<u64> {
+        self.requested.subscribe()
+    }
+
+    /// The engine applied every request up to `generation`.
+    fn applied(&self, generation: u64) {
+        self.applied.send_if_modified(|g| {
+            let newer = generation > *g;
+            if newer {
+                *g = generation;
+            }
+            newer
+        });
     }
 }
 

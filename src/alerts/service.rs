@@ -12,6 +12,7 @@ use crate::notify::{Notice, NoticeKind, Notifier};
 use crate::store::{NewAlert, PendingRow, Store};
 use anyhow::Context;
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::broadcast::error::RecvError;
 use tokio_util::sync::CancellationToken;
@@ -38,6 +39,7 @@ pub struct Deps {
 pub async fn run(deps: Deps, stop: CancellationToken) -> anyhow::Result<()> {
     // Subscribe before loading, so nothing published meanwhile is missed.
     let mut events = deps.hub.subscribe_events();
+    let mut requests = deps.alerts.requests();
     let store = deps.store.clone();
     let (mut engine, leftovers) = blocking(&store, load)
         .await
@@ -59,17 +61,27 @@ pub async fn run(deps: Deps, stop: CancellationToken) -> anyhow::Result<()> {
     for effect in first {
         apply(&deps, &mut engine, &mut timers, effect).await;
     }
+    // The newest telemetry per device as the hub delivered it (ahead of its commit): a rule
+    // loaded after a reading arrived still judges that reading.
+    let mut latest = Latest::new();
     let mut tick = tokio::time::interval(TICK);
     let mut ticks: u64 = 0;
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
+        let mut reloaded = None;
         let effects = tokio::select! {
             () = stop.cancelled() => {
                 flush(&store, &mut timers).await;
                 return Ok(());
             }
             ev = events.recv() => match ev {
-                Ok(m) => engine.on_message(&m),
+                Ok(m) => {
+                    let effects = engine.on_message(&m);
+                    if matches!(m.body, Body::Telemetry(_)) {
+                        latest.insert(m.device.clone(), m);
+                    }
+                    effects
+                }
                 Err(RecvError::Lagged(n)) => {
                     tracing::warn!(missed = n, "rule engine fell behind; re-reading the newest telemetry");
                     catch_up(&store, &mut engine).await
@@ -84,12 +96,15 @@ pub async fn run(deps: Deps, stop: CancellationToken) -> anyhow::Result<()> {
                 ticks += 1;
                 let mut effects = Vec::new();
                 if ticks.is_multiple_of(DEVICE_CHECK_TICKS) {
-                    effects = registered(&store, &mut engine).await;
+                    effects = registered(&store, &mut engine, &mut latest).await;
                 }
                 effects.extend(engine.on_tick(now_ms()));
                 effects
             }
-            () = deps.alerts.wait_changed() => reload(&store, &mut engine).await,
+            Ok(()) = requests.changed() => {
+                reloaded = Some(*requests.borrow_and_update());
+                reload(&store, &mut engine, &latest).await
+            }
             Ok(()) = health.changed() => {
                 let now = health.borrow_and_update().clone();
                 health_changes(&mut engine, &mut checks, &now)
@@ -98,8 +113,14 @@ pub async fn run(deps: Deps, stop: CancellationToken) -> anyhow::Result<()> {
         for effect in effects {
             apply(&deps, &mut engine, &mut timers, effect).await;
         }
+        if let Some(generation) = reloaded {
+            deps.alerts.applied(generation);
+        }
     }
 }
+
+/// Newest telemetry per device seen on the hub.
+type Latest = HashMap<DeviceId, Arc<Message>>;
 
 /// Seeds the default rules on first start, then reads rules, open alerts, pending timers and
 /// the devices' last messages.
@@ -169,10 +190,11 @@ fn health_changes(engine: &mut Engine, seen: &mut Snapshot, now: &Snapshot) -> V
 }
 
 /// Drops removed devices from the engine (see `Engine::retain_devices`).
-async fn registered(store: &Store, engine: &mut Engine) -> Vec<Effect> {
+async fn registered(store: &Store, engine: &mut Engine, latest: &mut Latest) -> Vec<Effect> {
     match blocking(store, Store::devices).await {
         Ok(devices) => {
             let ids: Vec<String> = devices.into_iter().map(|d| d.id.to_string()).collect();
+            latest.retain(|d, _| ids.iter().any(|r| r == d.as_str()));
             engine.retain_devices(&ids, now_ms())
         }
         Err(e) => {
@@ -183,7 +205,7 @@ async fn registered(store: &Store, engine: &mut Engine) -> Vec<Effect> {
 }
 
 /// Re-reads rules and acknowledgements after the API changed them.
-async fn reload(store: &Store, engine: &mut Engine) -> Vec<Effect> {
+async fn reload(store: &Store, engine: &mut Engine, latest: &Latest) -> Vec<Effect> {
     let read = blocking(store, |s| Ok((s.alert_rules()?, s.active_alerts()?))).await;
     let (rows, active) = match read {
         Ok(v) => v,
@@ -197,21 +219,40 @@ async fn reload(store: &Store, engine: &mut Engine) -> Vec<Effect> {
     }
     let mut effects = engine.set_rules(rows.iter().filter_map(rule_from_row).collect(), now_ms());
     // A new or changed rule judges the room as it is now: a reading that arrived just before the
-    // rule was loaded (the door already open) must not be missed.
-    effects.extend(catch_up(store, engine).await);
+    // rule was loaded (the door already open) must not be missed, even if it is not committed
+    // yet (the hub delivers ahead of the commit), so the newer of stored and seen counts.
+    let mut newest = stored_latest(store).await;
+    for (device, m) in latest {
+        let newer = newest.get(device).is_none_or(|s| s.ts_ms <= m.ts_ms);
+        if newer {
+            newest.insert(device.clone(), m.clone());
+        }
+    }
+    for m in newest.values() {
+        effects.extend(engine.on_message(m));
+    }
     effects
 }
 
 /// After a lag: evaluates each device's newest stored telemetry as if it had just arrived.
 async fn catch_up(store: &Store, engine: &mut Engine) -> Vec<Effect> {
+    let mut out = Vec::new();
+    for m in stored_latest(store).await.values() {
+        out.extend(engine.on_message(m));
+    }
+    out
+}
+
+/// Each device's newest stored telemetry as a message.
+async fn stored_latest(store: &Store) -> Latest {
     let rows = match blocking(store, Store::latest_telemetry).await {
         Ok(rows) => rows,
         Err(e) => {
             tracing::error!(error = %e, "cannot re-read the newest telemetry");
-            return Vec::new();
+            return Latest::new();
         }
     };
-    let mut out = Vec::new();
+    let mut out = Latest::new();
     for (device, ts_ms, payload) in rows {
         let (Some(device), serde_json::Value::Object(payload)) =
             (DeviceId::parse(&device), payload)
@@ -226,11 +267,12 @@ async fn catch_up(store: &Store, engine: &mut Engine) -> Vec<Effect> {
             seq: None,
             payload: payload.clone(),
         });
-        out.extend(engine.on_message(&Message {
-            device,
+        let m = Message {
+            device: device.clone(),
             ts_ms,
             body,
-        }));
+        };
+        out.insert(device, Arc::new(m));
     }
     out
 }

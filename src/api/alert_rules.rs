@@ -127,7 +127,7 @@ async fn create_rule(
         }
     })
     .await??;
-    state.ctx.alerts.changed();
+    state.ctx.alerts.changed().await;
     answer(StatusCode::CREATED, &row)
 }
 
@@ -187,7 +187,7 @@ async fn update_rule(
         }
     })
     .await??;
-    state.ctx.alerts.changed();
+    state.ctx.alerts.changed().await;
     answer(StatusCode::OK, &row)
 }
 
@@ -210,7 +210,7 @@ async fn delete_rule(id: String, user: Principal, state: Shared) -> Result<Respo
     if !deleted {
         return Err(ApiError::Missing(format!("There is no alert rule {id}.")));
     }
-    state.ctx.alerts.changed();
+    state.ctx.alerts.changed().await;
     Ok(json_response(
         StatusCode::OK,
         &json!({"id": id, "deleted": true}),
@@ -253,6 +253,6 @@ async fn snooze_rule(
     })
     .await?
     .ok_or_else(|| ApiError::Missing(format!("There is no alert rule {id}.")))?;
-    state.ctx.alerts.changed();
+    state.ctx.alerts.changed().await;
     answer(StatusCode::OK, &row)
 }

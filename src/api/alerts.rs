@@ -112,7 +112,7 @@ async fn acknowledge(id: String, user: Principal, state: Shared) -> Result<Respo
     let empty = Vec::new();
     let notices = notices.get(&id).unwrap_or(&empty);
     if fresh {
-        state.ctx.alerts.changed();
+        state.ctx.alerts.changed().await;
         service::publish_alert(&state.ctx.hub, &row, notices);
     }
     Ok(json_response(StatusCode::OK, &view::alert(&row, notices)))
