@@ -1,10 +1,12 @@
 //! The Backups section and the "Download CSV" buttons in a real headless Chromium, on a server
 //! with two days of back-dated telemetry and incidents of two racks: an admin backs up now, the
 //! new backup shows up verified with its size and time, and its Download button saves a real
-//! SQLite file; the history and incidents pages save CSV files of exactly what their filters
-//! show (device, date range), RFC 4180 with CRLF. A viewer is offered no backup control and is
-//! refused a backup's download. Screenshots at 1280×800 and 390×844, light and dark, stay in
-//! `target/browser-screenshots/` (`ok-backups-<lang>-<scheme>-<width>.png`).
+//! SQLite file; the history and incidents pages save CSV files of exactly what they show
+//! (device, date range), also when the filter was changed but not yet applied, RFC 4180 with
+//! CRLF. A viewer is offered no backup control and is refused a backup's download. Screenshots
+//! at 1280×800 and 390×844, English and German, light and dark, stay in
+//! `target/browser-screenshots/` (`ok-backups-<lang>-<scheme>-<width>.png`, the section alone in
+//! `section-backups-….png`).
 
 use crate::util::browser::{Browser, ColorScheme, VIEWPORTS, open_at, sign_in, step};
 use crate::util::*;
@@ -122,107 +124,119 @@ async fn type_date(b: &Browser, css: &str, ms: i64) -> Result<i64, String> {
         .ok_or_else(|| format!("no time for {ms}: {v}"))
 }
 
-/// History page, custom range of two hours a day ago, both racks: the chart's reading count
-/// and one CSV file per rack with exactly the seeded readings of that range.
+/// History page, both racks, a custom range of two hours a day ago shown with "Show": the
+/// chart's reading count and one CSV file per rack with exactly the seeded readings of that
+/// range. Then the range's end is moved an hour earlier without "Show": Download CSV draws
+/// that range first, and the files hold it.
 async fn history_csv(b: &Browser, seeded: &Seeded, now: i64) -> Result<(), String> {
     b.js("location.hash = '#/history?device=rack-a,rack-b'")
         .await?;
     b.wait("#history-dev-rack-b:checked", SOON).await?;
     b.click("#range-custom").await?;
     let from = type_date(b, "#history-from", now - 26 * HOUR).await?;
-    let to = type_date(b, "#history-to", now - 24 * HOUR).await?;
-    b.js("document.getElementById('chart-tmp').removeAttribute('data-readings')")
-        .await?;
-    b.click("#history-apply").await?;
-    b.wait_text("#history-status", SOON, |t| t.contains("readings"))
-        .await?;
-    let shown: usize = b
-        .attr("#chart-tmp[data-readings]", "data-readings")
-        .await?
-        .parse()
-        .map_err(|e| format!("data-readings: {e}"))?;
-    b.clear_downloads();
-    b.click("#history-csv").await?;
-    let mut total = 0;
-    for (rack, times) in seeded {
-        let want: Vec<i64> = {
-            let mut v: Vec<i64> = times
+    for (to_hours, show) in [(24, true), (25, false)] {
+        let to = type_date(b, "#history-to", now - to_hours * HOUR).await?;
+        b.js("document.getElementById('chart-tmp').removeAttribute('data-readings')")
+            .await?;
+        b.clear_downloads();
+        if show {
+            b.click("#history-apply").await?;
+            b.wait("#chart-tmp[data-readings]", SOON).await?;
+        }
+        b.click("#history-csv").await?;
+        let mut total = 0;
+        for (rack, times) in seeded {
+            let mut want: Vec<i64> = times
                 .iter()
                 .copied()
                 .filter(|t| (from..=to).contains(t))
                 .collect();
-            v.sort_unstable();
-            v
-        };
-        let file = b.downloaded(&format!("{rack}.csv"), SOON).await?;
-        let rows = records(&file, "timestamp,device,tmp,lf,locked,seq,other")?;
-        let got: Vec<i64> = rows[1..]
-            .iter()
-            .map(|r| epoch_ms(&r[0]))
-            .collect::<Result<_, _>>()?;
-        if got != want || rows[1..].iter().any(|r| &r[1] != *rack) {
+            want.sort_unstable();
+            let file = b.downloaded(&format!("{rack}.csv"), SOON).await?;
+            let rows = records(&file, "timestamp,device,tmp,lf,locked,seq,other")?;
+            let got: Vec<i64> = rows[1..]
+                .iter()
+                .map(|r| epoch_ms(&r[0]))
+                .collect::<Result<_, _>>()?;
+            if got != want || rows[1..].iter().any(|r| &r[1] != *rack) {
+                return Err(format!(
+                    "{rack}.csv holds {} rows at {got:?}, the range {from}..{to} has {} at {want:?}",
+                    got.len(),
+                    want.len()
+                ));
+            }
+            total += got.len();
+        }
+        let shown: usize = b
+            .attr("#chart-tmp[data-readings]", "data-readings")
+            .await?
+            .parse()
+            .map_err(|e| format!("data-readings: {e}"))?;
+        if total != shown || total == 0 {
             return Err(format!(
-                "{rack}.csv holds {} rows at {got:?}, the range {from}..{to} has {} at {want:?}",
-                got.len(),
-                want.len()
+                "the chart shows {shown} readings, the CSV files hold {total} (Show pressed: {show})"
             ));
         }
-        total += got.len();
-    }
-    if total != shown || total == 0 {
-        return Err(format!(
-            "the chart shows {shown} readings, the CSV files hold {total}"
-        ));
     }
     Ok(())
 }
 
-/// Incidents page filtered to rack-a since 36 hours ago: the CSV holds exactly the rows the
-/// table shows, message with comma, quotes and newline intact.
+/// Incidents page, since 36 hours ago: filtered to rack-a with "Filter", the CSV holds exactly
+/// the rows the table shows, the message with comma, quotes and newline intact; then rack-b
+/// picked without "Filter": Download CSV applies it first, and the file holds what the table
+/// then shows.
 async fn incidents_csv(b: &Browser, now: i64) -> Result<(), String> {
     b.js("location.hash = '#/incidents'").await?;
-    b.click("#inc-device option[value=\"rack-a\"]").await?;
     type_date(b, "#inc-from", now - 36 * HOUR).await?;
-    b.click("#inc-apply").await?;
-    let shown = wait_table(b, 3).await?;
-    b.clear_downloads();
-    b.click("#inc-csv").await?;
-    let file = b.downloaded("incidents.csv", SOON).await?;
-    let rows = records(&file, "timestamp,device,type,message,other")?;
-    let mut got: Vec<Value> = rows[1..]
-        .iter()
-        .map(|r| json!([&r[0], &r[1], &r[2]]))
-        .collect();
-    got.reverse(); // the file is oldest first, the table newest first
-    if Value::Array(got.clone()) != shown {
-        return Err(format!(
-            "incidents.csv rows {got:?}, the table shows {shown}"
-        ));
-    }
-    let forced = rows
-        .iter()
-        .find(|r| &r[2] == "door_forced")
-        .map(|r| r[3].to_owned());
-    if forced.as_deref() != Some("pried open, \"hard\"\nat the hinge") {
-        return Err(format!("the quoted message came back as {forced:?}"));
+    for (rack, rows_shown, filter) in [("rack-a", 3, true), ("rack-b", 2, false)] {
+        b.click(&format!("#inc-device option[value=\"{rack}\"]"))
+            .await?;
+        b.clear_downloads();
+        if filter {
+            b.click("#inc-apply").await?;
+            wait_table(b, rack, rows_shown).await?;
+        }
+        b.click("#inc-csv").await?;
+        let file = b.downloaded("incidents.csv", SOON).await?;
+        let shown = wait_table(b, rack, rows_shown).await?;
+        let rows = records(&file, "timestamp,device,type,message,other")?;
+        let mut got: Vec<Value> = rows[1..]
+            .iter()
+            .map(|r| json!([&r[0], &r[1], &r[2]]))
+            .collect();
+        got.reverse(); // the file is oldest first, the table newest first
+        if Value::Array(got.clone()) != shown {
+            return Err(format!(
+                "incidents.csv rows {got:?}, the table shows {shown}"
+            ));
+        }
+        if rack == "rack-a" {
+            let forced = rows
+                .iter()
+                .find(|r| &r[2] == "door_forced")
+                .map(|r| r[3].to_owned());
+            if forced.as_deref() != Some("pried open, \"hard\"\nat the hinge") {
+                return Err(format!("the quoted message came back as {forced:?}"));
+            }
+        }
     }
     Ok(())
 }
 
-/// Waits until the incidents table shows `n` rows, all of rack-a; `[timestamp, device, type]`
+/// Waits until the incidents table shows `n` rows, all of `rack`; `[timestamp, device, type]`
 /// of each, newest first.
-async fn wait_table(b: &Browser, n: usize) -> Result<Value, String> {
+async fn wait_table(b: &Browser, rack: &str, n: usize) -> Result<Value, String> {
     let deadline = std::time::Instant::now() + SOON;
     loop {
         let rows = b
             .js("return [...document.querySelectorAll('#incidents-table tbody tr')].map((r) => [r.dataset.timestamp, r.dataset.device, r.dataset.type])")
             .await?;
         let list = rows.as_array().cloned().unwrap_or_default();
-        if list.len() == n && list.iter().all(|r| r[1] == "rack-a") {
+        if list.len() == n && list.iter().all(|r| r[1] == rack) {
             return Ok(rows);
         }
         if std::time::Instant::now() > deadline {
-            return Err(format!("the filtered table shows {rows}"));
+            return Err(format!("the table shows {rows}, wanted {n} rows of {rack}"));
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
