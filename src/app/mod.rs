@@ -12,7 +12,7 @@ use crate::alerts::{self, Alerts};
 use crate::api::server::{HttpListeners, Plain};
 use crate::api::{self, ApiConfig};
 use crate::broker::MqttListeners;
-use crate::commands::{Commands, access_sync};
+use crate::commands::{self, Commands, access_sync};
 use crate::config::{Common, ServeSettings};
 use crate::health::{self, Health};
 use crate::hub::{self, Hub};
@@ -194,8 +194,8 @@ pub async fn start(
     let s = store.clone();
     tokio::task::spawn_blocking(move || s.reset_presence()).await??;
     let presence = Arc::new(Presence::default());
-    let (outbound_tx, outbound_rx) = mpsc::unbounded_channel();
-    let (commands, online_rx) = Commands::new(settings.topic_prefix.clone(), outbound_tx, presence);
+    let (outbound_tx, outbound_rx) = commands::outbound_queue();
+    let (commands, sync_due) = Commands::new(settings.topic_prefix.clone(), outbound_tx, presence);
     // The data lifecycle: pruning and backups never run at once.
     let exclusive = Arc::new(tokio::sync::Mutex::new(()));
     let backups = Arc::new(lifecycle::Backups::new(
@@ -299,13 +299,7 @@ pub async fn start(
     });
     s.spawn("access sync", Stage::Ingest, |stop| {
         let timeout = Duration::from_secs(settings.command_timeout);
-        access_sync::run(
-            p.commands.clone(),
-            p.store.clone(),
-            online_rx,
-            timeout,
-            stop,
-        )
+        access_sync::run(p.commands.clone(), p.store.clone(), sync_due, timeout, stop)
     });
     s.spawn("retention", Stage::Front, |stop| {
         let (store, lifecycle, metrics) = (
