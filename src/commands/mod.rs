@@ -395,13 +395,20 @@ mod tests {
             .iter()
             .filter(|r| matches!(r, Ok(Err(CommandError::Timeout(..)))))
             .count();
-        assert_eq!(timed_out, OUTBOUND_QUEUE + 1, "every request ends in its timeout");
+        assert_eq!(
+            timed_out,
+            OUTBOUND_QUEUE + 1,
+            "every request ends in its timeout"
+        );
         assert_eq!(c.pending(), 0);
         let mut queued = 0;
         while rx.try_recv().is_ok() {
             queued += 1;
         }
-        assert_eq!(queued, OUTBOUND_QUEUE, "the queue holds its bound, nothing beyond");
+        assert_eq!(
+            queued, OUTBOUND_QUEUE,
+            "the queue holds its bound, nothing beyond"
+        );
     }
 
     #[tokio::test]
