@@ -7,6 +7,7 @@
 
 #![allow(dead_code)]
 
+pub mod browser;
 mod device;
 mod external;
 mod history;
@@ -15,7 +16,7 @@ pub mod sleepy;
 
 pub use device::*;
 pub use external::*;
-pub use history::write_readings;
+pub use history::{write_incidents, write_readings};
 
 use futures_util::{SinkExt, StreamExt};
 use rzmon::app::{self, Listeners, Running};
