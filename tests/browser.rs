@@ -322,6 +322,18 @@ async fn dashboard_end_to_end() {
             !t.trim().is_empty() && !t.contains('…')
         })
         .await?;
+        // The change ended every session, this tab's live socket too (closed 1008, whichever
+        // comes first, that or the answer): the tab stays signed in and goes live again with
+        // the new token.
+        b.wait("#conn-state[data-state='live']", SOON).await?;
+        let signed_out = b
+            .c()
+            .execute("return !document.getElementById('login-view').hidden;", vec![])
+            .await
+            .map_err(|e| e.to_string())?;
+        if signed_out == json!(true) {
+            return Err("the password change signed this tab out".into());
+        }
         let (status, _) = app
             .post(
                 "/login",
