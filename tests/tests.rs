@@ -38,5 +38,6 @@ mod readme;
 mod roles;
 mod sessions;
 mod tls;
+mod tls_reload;
 mod users;
 mod ws;
