@@ -328,7 +328,10 @@ async fn dashboard_end_to_end() {
         b.wait("#conn-state[data-state='live']", SOON).await?;
         let signed_out = b
             .c()
-            .execute("return !document.getElementById('login-view').hidden;", vec![])
+            .execute(
+                "return !document.getElementById('login-view').hidden;",
+                vec![],
+            )
             .await
             .map_err(|e| e.to_string())?;
         if signed_out == json!(true) {
