@@ -57,7 +57,10 @@ fn ids(w: &Watcher) -> Vec<i64> {
 /// How many different telemetry ids arrived (QoS 1 repeats counted once: waiting on the raw
 /// count ended early when repeats made up for rows still on their way).
 fn distinct(w: &Watcher) -> usize {
-    ids(w).into_iter().collect::<std::collections::HashSet<_>>().len()
+    ids(w)
+        .into_iter()
+        .collect::<std::collections::HashSet<_>>()
+        .len()
 }
 
 /// 10,000 rows are forwarded once each (by id) and in order across an upstream restart.

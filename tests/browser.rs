@@ -304,7 +304,13 @@ async fn alert_deliveries(
     let zone = rzmon::notify::policy::time_zone(None)?;
     let now = jiff::Timestamp::now().to_zoned_datetime(zone);
     let minute = i32::from(now.hour()) * 60 + i32::from(now.minute());
-    let hhmm = |m: i32| format!("{:02}:{:02}", m.rem_euclid(1440) / 60, m.rem_euclid(1440) % 60);
+    let hhmm = |m: i32| {
+        format!(
+            "{:02}:{:02}",
+            m.rem_euclid(1440) / 60,
+            m.rem_euclid(1440) % 60
+        )
+    };
     let channels = [
         ("E2E refused", refusing.url("/gone"), json!(null)),
         (
@@ -361,7 +367,10 @@ async fn alert_deliveries(
     if hook.iter().any(|r| r.path == "/quiet") {
         return Err("the channel in quiet hours sent a warning".into());
     }
-    if !hook.iter().any(|r| r.path == "/hook" && r.text().contains("E2E delivered")) {
+    if !hook
+        .iter()
+        .any(|r| r.path == "/hook" && r.text().contains("E2E delivered"))
+    {
         return Err("the webhook did not get the alert".into());
     }
     Ok(())

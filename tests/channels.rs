@@ -318,7 +318,10 @@ async fn heartbeat_pings_uptime_kuma_with_get() {
             );
             break;
         }
-        assert!(tokio::time::Instant::now() < deadline, "no status=down ping");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no status=down ping"
+        );
     }
     let methods: Vec<String> = rx.requests().into_iter().map(|r| r.method).collect();
     assert!(methods.iter().all(|m| m == "GET"), "{methods:?}");
@@ -427,6 +430,10 @@ async fn a_reading_over_the_threshold_reaches_the_webhook() {
     let alert = alert.unwrap_or_else(|| panic!("no Rack hot alert in {body}"));
     assert_eq!(alert["labels"]["device"], "esp32-1");
     assert_eq!(alert["labels"]["severity"], "critical");
+    // Without RZMON_PUBLIC_URL the link is the dashboard's own address (here: the loopback
+    // listener), not empty.
+    assert_eq!(body["externalURL"], app.url(""), "{body}");
+    assert_eq!(alert["generatorURL"], app.url("/#/alerts"), "{body}");
     let shown = wait_until(SOON, || async {
         let (_, v) = call(&app, "GET", "/alerts?state=active", &t, None).await;
         v["alerts"].as_array().is_some_and(|l| {

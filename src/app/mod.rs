@@ -187,7 +187,9 @@ pub async fn start(
     let store = store.with_health(health.clone());
     let dashboard = notify::link::default_url(http_addr, https_addr);
     match &settings.notify.public_url {
-        Some(u) => tracing::info!(url = %u, "notifications link to the dashboard (RZMON_PUBLIC_URL)"),
+        Some(u) => {
+            tracing::info!(url = %u, "notifications link to the dashboard (RZMON_PUBLIC_URL)")
+        }
         None => tracing::info!(
             url = dashboard.as_deref().unwrap_or("none"),
             "notifications link to the dashboard (a guess: set RZMON_PUBLIC_URL to change it)"

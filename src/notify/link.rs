@@ -83,7 +83,10 @@ mod tests {
         assert_eq!(default_url(None, None), None);
         // On every interface: some host of this machine, never the unspecified address.
         let any = default_url(a("0.0.0.0:8080"), None).unwrap();
-        assert!(any.starts_with("http://") && any.ends_with(":8080"), "{any}");
+        assert!(
+            any.starts_with("http://") && any.ends_with(":8080"),
+            "{any}"
+        );
         assert!(!any.contains("0.0.0.0"), "{any}");
     }
 }
