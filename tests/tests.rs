@@ -12,6 +12,7 @@ mod app;
 mod bridge;
 mod browse;
 mod browser;
+mod browser_backups;
 mod browser_story;
 mod browser_users;
 mod channels;

@@ -4,7 +4,7 @@ import STORY from './i18n-story.js';
 const STRINGS = {
   en: {
     'csv.download': 'Download CSV',
-    'bk.title': 'Backups', 'bk.text': 'Verified copies of the database in the data directory (backups/). Restore one with: rzmon restore FILE (server stopped).',
+    'bk.title': 'Backups', 'bk.text': 'Verified copies of the database in the data directory (backups/). To restore one, stop the server and run:', 'bk.cmd': 'rzmon restore FILE',
     'bk.time': 'Taken', 'bk.size': 'Size', 'bk.verified': 'Check', 'bk.ok': 'verified', 'bk.failed': 'failed',
     'bk.download': 'Download', 'bk.now': 'Back up now', 'bk.running': 'Backing up…', 'bk.done': 'Backup {name} written and verified.',
     'bk.none': 'No backups yet.',
@@ -124,7 +124,7 @@ const STRINGS = {
   },
   de: {
     'csv.download': 'CSV herunterladen',
-    'bk.title': 'Sicherungen', 'bk.text': 'Geprüfte Kopien der Datenbank im Datenverzeichnis (backups/). Zurückspielen mit: rzmon restore DATEI (Server gestoppt).',
+    'bk.title': 'Sicherungen', 'bk.text': 'Geprüfte Kopien der Datenbank im Datenverzeichnis (backups/). Zum Zurückspielen den Server stoppen und ausführen:', 'bk.cmd': 'rzmon restore DATEI',
     'bk.time': 'Erstellt', 'bk.size': 'Größe', 'bk.verified': 'Prüfung', 'bk.ok': 'geprüft', 'bk.failed': 'fehlgeschlagen',
     'bk.download': 'Herunterladen', 'bk.now': 'Jetzt sichern', 'bk.running': 'Sichere…', 'bk.done': 'Sicherung {name} geschrieben und geprüft.',
     'bk.none': 'Noch keine Sicherungen.',
