@@ -290,6 +290,9 @@ async fn backup_now(b: &Browser, app: &TestApp, token: &str) -> Result<String, S
     b.clear_downloads();
     b.click(&format!("button[data-backup=\"{name}\"]")).await?;
     let file = b.downloaded(name, BACKUP_WAIT).await?;
+    // "Downloading …" while the file came; nothing (no error) once it is saved.
+    b.wait_text("#backups-status", SOON, |t| t.trim().is_empty())
+        .await?;
     if !file.starts_with(b"SQLite format 3\0") || file.len() as u64 != size {
         return Err(format!(
             "the download is {} bytes starting {:?}; the API lists {size} bytes",

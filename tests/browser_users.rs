@@ -130,6 +130,7 @@ async fn users_page_and_viewer_dashboard() {
                     "#device-add-form",
                     "button[data-rekey]",
                     "button[data-remove]",
+                    "#backup-now",
                 ] {
                     if b.shown(css).await? {
                         return Err(format!("a viewer sees {css}"));

@@ -28,8 +28,13 @@ export function backupsSection() {
       for (const b of res.backups) {
         const get = h('button', { type: 'button', dataset: { backup: b.name } }, t('bk.download'));
         get.addEventListener('click', async () => {
+          // The browser saves the file only once it is all here: say so meanwhile (a big one takes a while).
           get.disabled = true;
-          try { await download(`/backups/${encodeURIComponent(b.name)}`, { filename: b.name }); } catch (e) { setMsg(status, e.message, 'error'); }
+          setMsg(status, t('bk.fetching', { name: b.name }));
+          try {
+            await download(`/backups/${encodeURIComponent(b.name)}`, { filename: b.name });
+            setMsg(status, '');
+          } catch (e) { setMsg(status, e.message, 'error'); }
           get.disabled = false;
         });
         tbody.append(h('tr', { dataset: { name: b.name } },
