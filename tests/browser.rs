@@ -288,6 +288,9 @@ async fn dashboard_end_to_end() {
             t.contains("E2E hook · Alarm: gesendet")
                 && t.contains("E2E refused · Alarm: fehlgeschlagen: HTTP 400")
                 && t.contains("wegen Ruhezeit zurückgehalten bis")
+                // E2E hot: acknowledged, then resolved by the raised threshold; both kept.
+                && t.contains("bestätigt von admin")
+                && t.contains(" · behoben ")
         })
         .await?;
         b.no_sideways_scroll().await?;

@@ -69,13 +69,22 @@ function activeCard(a, onAck) {
     ack, msg);
 }
 
+/** State for the history: who acknowledged it when, and when it resolved. */
+function historyState(a) {
+  const parts = [];
+  if (a.acknowledged) parts.push(t('al.acked', { who: a.acknowledged.by, when: fmtDate(a.acknowledged.at) }));
+  if (a.resolved) parts.push(t('al.resolvedat', { when: fmtDate(a.resolved) }));
+  return parts.length ? parts.join(' · ') : stateText(a);
+}
+
 function historyRow(a) {
   return h('tr', { dataset: { alert: a.id, state: a.state } },
     h('td', { class: 'num' }, h('time', { datetime: a.started }, fmtDate(a.started))),
-    h('td', {}, h('span', { class: 'pill', dataset: { level: level(a.severity) } }, t(`al.sev.${a.severity}`)), ' ', a.rule),
+    // One child per cell: a stacked (phone) row lays the cell out as a grid.
+    h('td', {}, h('span', {}, h('span', { class: 'pill', dataset: { level: level(a.severity) } }, t(`al.sev.${a.severity}`)), ' ', a.rule)),
     h('td', {}, a.device || t('al.system')),
     h('td', {}, a.summary),
-    h('td', {}, stateText(a), a.resolved ? ` · ${t('al.resolvedat', { when: fmtDate(a.resolved) })}` : ''),
+    h('td', {}, historyState(a)),
     h('td', { class: 'notices' }, deliveryList(a) || noticesText(a)));
 }
 

@@ -184,7 +184,7 @@ const STRINGS = {
     'al.acked': "bestätigt von {who}, {when}", 'al.state': "Zustand", 'al.state.firing': "ausgelöst",
     'al.state.acknowledged': "bestätigt", 'al.state.resolved': "behoben", 'al.state.active': "aktiv",
     'al.allstates': "Alle Zustände", 'al.allrules': "Alle Regeln", 'al.rule': "Regel", 'al.summary': "Was",
-    'al.notices': "Benachrichtigungen", 'al.nonotice': "keine Benachrichtigung gesendet",
+    'al.notices': "Zustellung", 'al.nonotice': "keine Benachrichtigung gesendet",
     'al.notice.firing': "gesendet", 'al.notice.reminder': "Erinnerung",
     'al.notice.resolved': "Entwarnung gesendet", 'al.sev.warning': "Warnung", 'al.sev.critical': "kritisch",
     'al.system': "rzmon", 'al.since': "seit", 'al.resolvedat': "behoben {when}", 'al.rname': "Name",
