@@ -6,6 +6,7 @@ mod util;
 
 mod acked;
 mod alerts;
+mod alerts_delivered;
 mod api;
 mod app;
 mod bridge;

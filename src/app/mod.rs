@@ -199,9 +199,19 @@ pub async fn start(
     health.set_ok(health::BROKER);
     health.set_ok(health::INTEGRITY);
     let store = store.with_health(health.clone());
+    let dashboard = notify::link::default_url(http_addr, https_addr);
+    match &settings.notify.public_url {
+        Some(u) => {
+            tracing::info!(url = %u, "notifications link to the dashboard (RZMON_PUBLIC_URL)")
+        }
+        None => tracing::info!(
+            url = dashboard.as_deref().unwrap_or("none"),
+            "notifications link to the dashboard (a guess: set RZMON_PUBLIC_URL to change it)"
+        ),
+    }
     let notifier = {
         let (s, args, m) = (store.clone(), settings.notify.clone(), metrics.clone());
-        tokio::task::spawn_blocking(move || notify::setup(&s, &args, m)).await??
+        tokio::task::spawn_blocking(move || notify::setup(&s, &args, dashboard, m)).await??
     };
     let hub = Hub::new(hub::DEFAULT_CAPACITY.max(settings.ws_queue as usize));
     let writer = store.spawn_writer(metrics.clone(), health.clone())?;
