@@ -3,7 +3,7 @@
 //! screenshot under `target/browser-screenshots/`. A missing browser fails the test.
 
 use crate::receiver::Receiver;
-use crate::util::browser::{Browser, step};
+use crate::util::browser::{Browser, open_at, step};
 use crate::util::*;
 use serde_json::json;
 use std::time::Duration;
@@ -29,6 +29,89 @@ async fn chart_points(b: &Browser) -> Result<(), String> {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// A new alert reaches three channels: the webhook made in the editor delivers ("sent"), a
+/// receiver that refuses it with 400 ("failed: HTTP 400 ... no such hook"), and one in quiet
+/// hours ("held by quiet hours until ..."). The active card and the history row show all three.
+async fn alert_deliveries(
+    app: &TestApp,
+    token: &str,
+    door: &Device,
+    b: &Browser,
+    rx: &Receiver,
+) -> Result<(), String> {
+    let refusing = Receiver::start().await;
+    refusing.answer(400, r#"{"message":"no such hook"}"#);
+    // Quiet from an hour ago to an hour ahead, in the server's (the system's) time zone.
+    let zone = rzmon::notify::policy::time_zone(None)?;
+    let now = jiff::Timestamp::now().to_zoned_datetime(zone);
+    let minute = i32::from(now.hour()) * 60 + i32::from(now.minute());
+    let hhmm = |m: i32| {
+        format!(
+            "{:02}:{:02}",
+            m.rem_euclid(1440) / 60,
+            m.rem_euclid(1440) % 60
+        )
+    };
+    let channels = [
+        ("E2E refused", refusing.url("/gone"), json!(null)),
+        (
+            "E2E quiet",
+            rx.url("/quiet"),
+            json!({"start": hhmm(minute - 60), "end": hhmm(minute + 60)}),
+        ),
+    ];
+    for (name, url, quiet) in channels {
+        let body = json!({"name": name, "kind": "webhook", "settings": {"url": url},
+                          "group_wait_s": 0, "quiet_hours": quiet});
+        let (status, v) = app.post("/channels", Some(token), body).await;
+        if status != 201 {
+            return Err(format!("channel {name} not created: {status} {v}"));
+        }
+    }
+    let (status, rule) = app
+        .post(
+            "/alert-rules",
+            Some(token),
+            json!({"name": "E2E delivered", "kind": "threshold", "metric": "lf", "op": "above",
+                   "value": 90, "severity": "warning", "devices": ["door"]}),
+        )
+        .await;
+    if status != 201 {
+        return Err(format!("rule not created: {status} {rule}"));
+    }
+    door.publish("telemetry", r#"{"tmp":21.0,"lf":95.0,"locked":true}"#)
+        .await;
+    let shows_all = |t: &str| {
+        t.contains("E2E hook · alert: sent")
+            && t.contains("E2E refused · alert: failed: HTTP 400")
+            && t.contains("no such hook")
+            && t.contains("E2E quiet · alert: held by quiet hours until")
+    };
+    b.wait_text("#alerts-active", SOON, |t| {
+        t.contains("E2E delivered") && shows_all(t)
+    })
+    .await?;
+    b.wait_text("#alerts-history", SOON, shows_all).await?;
+    // The screenshot (ok-alert-deliveries.png) shows the card.
+    b.js("document.getElementById('alerts-active').scrollIntoView()")
+        .await?;
+    let got = refusing.requests();
+    if got.len() != 1 {
+        return Err(format!("the refusing receiver got {} requests", got.len()));
+    }
+    let hook = rx.requests();
+    if hook.iter().any(|r| r.path == "/quiet") {
+        return Err("the channel in quiet hours sent a warning".into());
+    }
+    if !hook
+        .iter()
+        .any(|r| r.path == "/hook" && r.text().contains("E2E delivered"))
+    {
+        return Err("the webhook did not get the alert".into());
+    }
+    Ok(())
 }
 
 /// The whole dashboard against the real server, a simulated device and a scripted device.
@@ -158,10 +241,10 @@ async fn dashboard_end_to_end() {
             .map(drop)
     })
     .await;
+    let rx = Receiver::start().await;
     step(&b, "channels", async {
         // A webhook channel added in the Alerts page's editor; Send test reaches a real
         // receiver on loopback and the page reports the delivery.
-        let rx = Receiver::start().await;
         b.wait("#channel-add", SOON).await?;
         b.click("#channel-add").await?;
         b.wait("#channel-kind", SOON).await?;
@@ -175,6 +258,7 @@ async fn dashboard_end_to_end() {
             .map_err(|e| e.to_string())?;
         b.fill("#channel-name", "E2E hook").await?;
         b.fill("#channel-s-url", &rx.url("/hook")).await?;
+        b.fill("#channel-group-wait", "0").await?;
         b.click("#channel-save").await?;
         b.wait_text("#channels-list", SOON, |t| t.contains("E2E hook"))
             .await?;
@@ -189,6 +273,36 @@ async fn dashboard_end_to_end() {
             return Err(format!("the receiver got no webhook test message: {body}"));
         }
         b.wait_text("#channels-list", SOON, |t| t.contains("sent"))
+            .await
+            .map(drop)
+    })
+    .await;
+    step(&b, "alert-deliveries", async {
+        alert_deliveries(&app, &token, &door, &b, &rx).await
+    })
+    .await;
+    step(&b, "alert-deliveries-phone", async {
+        // The same record at phone width, in German, without sideways scrolling.
+        open_at(&b, "de", (390, 844), "#/alerts").await?;
+        b.wait_text("#alerts-history", SOON, |t| {
+            t.contains("E2E hook · Alarm: gesendet")
+                && t.contains("E2E refused · Alarm: fehlgeschlagen: HTTP 400")
+                && t.contains("wegen Ruhezeit zurückgehalten bis")
+                // E2E hot: acknowledged, then resolved by the raised threshold; both kept.
+                && t.contains("bestätigt von admin")
+                && t.contains(" · behoben ")
+        })
+        .await?;
+        b.no_sideways_scroll().await?;
+        // The screenshot shows the history rows.
+        b.js("document.querySelector('#alerts-history tr').scrollIntoView()")
+            .await
+            .map(drop)
+    })
+    .await;
+    step(&b, "desktop-again", async {
+        open_at(&b, "en", (1280, 900), "#/alerts").await?;
+        b.wait_text("#nav-access", SOON, |t| t.contains("Access"))
             .await
             .map(drop)
     })
@@ -328,7 +442,10 @@ async fn dashboard_end_to_end() {
         b.wait("#conn-state[data-state='live']", SOON).await?;
         let signed_out = b
             .c()
-            .execute("return !document.getElementById('login-view').hidden;", vec![])
+            .execute(
+                "return !document.getElementById('login-view').hidden;",
+                vec![],
+            )
             .await
             .map_err(|e| e.to_string())?;
         if signed_out == json!(true) {

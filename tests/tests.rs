@@ -6,6 +6,7 @@ mod util;
 
 mod acked;
 mod alerts;
+mod alerts_delivered;
 mod api;
 mod app;
 mod bridge;
@@ -39,5 +40,6 @@ mod readme;
 mod roles;
 mod sessions;
 mod tls;
+mod tls_reload;
 mod users;
 mod ws;

@@ -199,9 +199,19 @@ pub async fn start(
     health.set_ok(health::BROKER);
     health.set_ok(health::INTEGRITY);
     let store = store.with_health(health.clone());
+    let dashboard = notify::link::default_url(http_addr, https_addr);
+    match &settings.notify.public_url {
+        Some(u) => {
+            tracing::info!(url = %u, "notifications link to the dashboard (RZMON_PUBLIC_URL)")
+        }
+        None => tracing::info!(
+            url = dashboard.as_deref().unwrap_or("none"),
+            "notifications link to the dashboard (a guess: set RZMON_PUBLIC_URL to change it)"
+        ),
+    }
     let notifier = {
         let (s, args, m) = (store.clone(), settings.notify.clone(), metrics.clone());
-        tokio::task::spawn_blocking(move || notify::setup(&s, &args, m)).await??
+        tokio::task::spawn_blocking(move || notify::setup(&s, &args, dashboard, m)).await??
     };
     let hub = Hub::new(hub::DEFAULT_CAPACITY.max(settings.ws_queue as usize));
     let writer = store.spawn_writer(metrics.clone(), health.clone())?;
@@ -286,11 +296,11 @@ pub async fn start(
         plain: listeners.mqtt,
         tls: listeners.mqtts.zip(tls.clone()),
     };
-    if let Some(tls) = tls {
-        s.spawn("tls reload", Stage::Front, |stop| {
-            tls::reload::run(tls, stop)
-        });
-    }
+    // Always running: SIGHUP reloads TLS, or is logged as having nothing to reload.
+    let watch = settings.tls.watch();
+    s.spawn("reload", Stage::Front, |stop| {
+        tls::reload::run(tls, watch, stop)
+    });
     // Device publishes: gate or external client → ingest (bounded; a full queue stops the
     // gate reading sockets, or the client reading from the external broker).
     let (inbound_tx, inbound_rx) = mpsc::channel(ingest::QUEUE);
