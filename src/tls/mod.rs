@@ -73,7 +73,7 @@ pub struct TlsArgs {
 
     /// How often RZMON_TLS_CERT/KEY are checked for a change, in seconds; 0: only on SIGHUP.
     #[arg(long, env = "RZMON_TLS_WATCH", default_value_t = 1,
-          value_parser = clap::value_parser!(u64).range(0..=86_400))]
+          value_parser = crate::config::int::<u64>("RZMON_TLS_WATCH", 0, 86_400))]
     pub tls_watch: u64,
 
     /// Address of HTTPS (dashboard, API, WebSocket) when TLS is on.
