@@ -193,9 +193,9 @@ async fn steady(devices: usize, secs: u64) {
         acked += t.await.expect("device task");
     }
     let samples = sampler.stop();
+    report(&samples, secs);
     let stored = common::count(&db, "telemetry");
     let distinct = distinct_seqs(&db);
-    report(&samples, secs);
     println!(
         "PUBACKs {acked} of {} sent; rows stored {stored}, distinct (device, seq) {distinct}",
         devices as u64 * secs
@@ -216,7 +216,7 @@ fn distinct_seqs(db: &std::path::Path) -> u64 {
         rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
             .expect("open db");
     conn.query_row(
-        "SELECT count(*) FROM (SELECT DISTINCT device, seq FROM telemetry)",
+        "SELECT count(*) FROM (SELECT DISTINCT device_key, seq FROM telemetry)",
         [],
         |r| r.get::<_, i64>(0),
     )
