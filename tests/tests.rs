@@ -6,11 +6,13 @@ mod util;
 
 mod acked;
 mod alerts;
+mod alerts_delivered;
 mod api;
 mod app;
 mod bridge;
 mod browse;
 mod browser;
+mod browser_backups;
 mod browser_story;
 mod browser_users;
 mod channels;
