@@ -40,5 +40,6 @@ mod readme;
 mod roles;
 mod sessions;
 mod tls;
+mod tls_reload;
 mod users;
 mod ws;

@@ -296,11 +296,11 @@ pub async fn start(
         plain: listeners.mqtt,
         tls: listeners.mqtts.zip(tls.clone()),
     };
-    if let Some(tls) = tls {
-        s.spawn("tls reload", Stage::Front, |stop| {
-            tls::reload::run(tls, stop)
-        });
-    }
+    // Always running: SIGHUP reloads TLS, or is logged as having nothing to reload.
+    let watch = settings.tls.watch();
+    s.spawn("reload", Stage::Front, |stop| {
+        tls::reload::run(tls, watch, stop)
+    });
     // Device publishes: gate or external client → ingest (bounded; a full queue stops the
     // gate reading sockets, or the client reading from the external broker).
     let (inbound_tx, inbound_rx) = mpsc::channel(ingest::QUEUE);
