@@ -1,6 +1,7 @@
 //! The upstream bridge against a real mosquitto: 10,000 stored rows arrive in order, each
-//! once (after dropping QoS 1 repeats by id), although the upstream broker restarts in the middle; the lag shows in `/metrics` and
-//! the outage in `/health` details.
+//! once (after dropping QoS 1 repeats by id), although the upstream broker restarts in the
+//! middle; the lag shows in `/metrics` and in `/health` details (during the outage and while
+//! catching up); a low `RZMON_BRIDGE_RATE` is honoured.
 
 use crate::metrics::metric_sum;
 use crate::mosquitto::{Mosquitto, Watcher};
@@ -57,7 +58,20 @@ fn ids(w: &Watcher) -> Vec<i64> {
 /// How many different telemetry ids arrived (QoS 1 repeats counted once: waiting on the raw
 /// count ended early when repeats made up for rows still on their way).
 fn distinct(w: &Watcher) -> usize {
-    ids(w).into_iter().collect::<std::collections::HashSet<_>>().len()
+    ids(w)
+        .into_iter()
+        .collect::<std::collections::HashSet<_>>()
+        .len()
+}
+
+/// The backlog in the bridge check's detail, "...; N rows behind".
+fn behind(detail: &str) -> Option<u64> {
+    detail
+        .strip_suffix(" rows behind")?
+        .rsplit(' ')
+        .next()?
+        .parse()
+        .ok()
 }
 
 /// 10,000 rows are forwarded once each (by id) and in order across an upstream restart.
@@ -98,6 +112,20 @@ async fn bridge_forwards_every_row_once_in_order_across_an_upstream_restart() {
     );
     assert!(metric_sum(&app, &token, "rzmon_bridge_lag_rows").await > 0.0);
     upstream.start_again().await;
+    // While it catches up the check is ok again, and its detail says how far behind it is.
+    let detail = std::sync::Mutex::new(String::new());
+    assert!(
+        wait_until(SOON, || async {
+            let (_, h) = app.get("/health", Some(&token)).await;
+            let d = h["details"]["bridge"].as_str().unwrap_or("").to_owned();
+            let shown = h["checks"]["bridge"] == "ok" && behind(&d).is_some_and(|n| n > 0);
+            *detail.lock().unwrap() = d;
+            shown
+        })
+        .await,
+        "no backlog shown while catching up: {:?}",
+        detail.lock().unwrap()
+    );
 
     assert!(
         wait_until(Duration::from_secs(60), || async {
@@ -134,8 +162,15 @@ async fn bridge_forwards_every_row_once_in_order_across_an_upstream_restart() {
         })
         .await
     );
-    let (_, h) = app.get("/health", Some(&token)).await;
-    assert_eq!(h["checks"]["bridge"], "ok", "{h}");
+    assert!(
+        wait_until(SOON, || async {
+            let (_, h) = app.get("/health", Some(&token)).await;
+            h["checks"]["bridge"] == "ok"
+                && behind(h["details"]["bridge"].as_str().unwrap_or("")) == Some(0)
+        })
+        .await,
+        "caught up: 0 rows behind"
+    );
     // The cursor is persisted: it names the last forwarded row.
     let cursor: i64 = app
         .db()
@@ -146,4 +181,30 @@ async fn bridge_forwards_every_row_once_in_order_across_an_upstream_restart() {
         )
         .expect("cursor row");
     assert_eq!(Some(&cursor), expected.last());
+}
+
+/// `RZMON_BRIDGE_RATE=10` sends no faster than 10 rows/s: the 15th row cannot arrive before
+/// 1.4 s after the rows were stored (14 tokens after the first). The old per-tick budget sent 20/s.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bridge_honours_a_low_rate() {
+    let upstream = Mosquitto::start("").await;
+    let collector = Watcher::start(upstream.port, "site-b/#", None, None).await;
+    let app = TestApp::start_with(&[
+        ("RZMON_BRIDGE_URL", &upstream.url()),
+        ("RZMON_BRIDGE_PREFIX", "site-b"),
+        ("RZMON_BRIDGE_RATE", "10"),
+    ])
+    .await;
+    let stored = std::time::Instant::now();
+    store_rows(&app, "rack-2", 15);
+    assert!(
+        wait_until(SOON, || async { distinct(&collector) >= 15 }).await,
+        "15 rows arrive: {}",
+        distinct(&collector)
+    );
+    let took = stored.elapsed();
+    assert!(
+        took >= Duration::from_millis(1_400),
+        "15 rows at 10/s took {took:?}"
+    );
 }

@@ -6,16 +6,19 @@
 //! Delivery is at least once (a row whose PUBACK was lost is sent again); every message
 //! carries its `source` and `id`, so a receiver can drop repeats.
 
+mod bucket;
 mod window;
 
 use crate::health::Health;
 use crate::metrics::Metrics;
 use crate::model::format_ts;
 use crate::mqtt_url::BrokerUrl;
-use crate::store::{BridgeRow, Source, Store};
+use crate::store::{BridgeRow, Cursor, Source, Store};
 use anyhow::Context;
+use bucket::Bucket;
 use rumqttc::{AsyncClient, Event, Outgoing, Packet, QoS};
 use serde_json::{Value, json};
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
@@ -26,9 +29,10 @@ use window::Window;
 pub const CHECK: &str = "bridge";
 /// Rows in flight (published, not yet acknowledged); also the client's inflight limit.
 const WINDOW: usize = 100;
-/// Pacing tick: each tick may publish `rate / TICKS_PER_SECOND` rows.
-const TICK: Duration = Duration::from_millis(50);
-const TICKS_PER_SECOND: u32 = 20;
+/// Rows read from the store at a time (one query per this many forwarded rows).
+const READ_AHEAD: u32 = WINDOW as u32;
+/// With nothing left to forward, the store is looked at again after this long.
+const IDLE: Duration = Duration::from_millis(50);
 /// The cursor and lag are written/measured at most this often.
 const PERSIST_EVERY: Duration = Duration::from_millis(500);
 /// Pause between connection attempts.
@@ -197,6 +201,9 @@ fn ack(deps: &BridgeDeps, window: &mut Window, pkid: u16) {
     }
 }
 
+/// Publishes while connected: as many rows as the bucket has tokens and the window has room,
+/// woken by acknowledgements (room), the bucket (the next token) or, with nothing to send, a
+/// look into the store every `IDLE`.
 async fn forward(
     deps: &BridgeDeps,
     client: &AsyncClient,
@@ -205,61 +212,112 @@ async fn forward(
     connected: &mut bool,
     stop: &CancellationToken,
 ) -> Result<(), String> {
-    let per_tick = (deps.settings.rate / TICKS_PER_SECOND).max(1) as usize;
-    let mut tick = tokio::time::interval(TICK);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut last_persist = Instant::now();
+    let mut bucket = Bucket::new(deps.settings.rate, Instant::now());
+    // Rows read from the store, not yet published (all after `window.read` once published).
+    let mut pending = VecDeque::new();
+    let mut look_at = Instant::now();
+    let mut persist_tick = tokio::time::interval(PERSIST_EVERY);
+    persist_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
+        let mut wake = None;
+        if *connected {
+            wake = pump(
+                deps,
+                client,
+                window,
+                &mut bucket,
+                &mut pending,
+                &mut look_at,
+            )
+            .await?;
+        }
+        let sleep = tokio::time::sleep_until(wake.unwrap_or(look_at).into());
         tokio::select! {
             () = stop.cancelled() => return Ok(()),
             link = rx.recv() => match link {
                 Some(Link::Connected) => {
                     tracing::info!(broker = %deps.settings.broker.address(), "upstream bridge connected");
                     *connected = true;
-                    deps.health.set_ok(CHECK);
+                    set_ok(deps);
                 }
                 Some(Link::Sent(pkid)) => window.sent(pkid),
                 Some(Link::Acked(pkid)) => ack(deps, window, pkid),
                 Some(Link::Lost(reason)) => return Err(reason),
                 None => return Err("the connection task ended".into()),
             },
-            _ = tick.tick(), if *connected => {
-                let room = WINDOW.saturating_sub(window.in_flight()).min(per_tick);
-                if room > 0 {
-                    publish_next(deps, client, window, room).await?;
-                }
-                if last_persist.elapsed() >= PERSIST_EVERY {
-                    last_persist = Instant::now();
-                    persist(deps, window).await.map_err(|e| format!("{e:#}"))?;
+            () = sleep, if *connected && wake.is_some() => {}
+            _ = persist_tick.tick() => {
+                persist(deps, window).await.map_err(|e| format!("{e:#}"))?;
+                if *connected {
+                    set_ok(deps);
                 }
             }
         }
     }
 }
 
-/// Publishes up to `room` rows after the read cursor.
-async fn publish_next(
+/// The check is ok while connected; its detail says how far behind the upstream is.
+fn set_ok(deps: &BridgeDeps) {
+    let lag = deps.metrics.bridge_lag_rows.get();
+    deps.health.set_ok_with(
+        CHECK,
+        format!(
+            "connected to {}; {lag} rows behind",
+            deps.settings.broker.address()
+        ),
+    );
+}
+
+/// Publishes what the window and the bucket allow now. Returns when to try again: `Some` when
+/// rows wait for a token (or for the next look into an empty store), `None` when only an
+/// acknowledgement can make room.
+async fn pump(
     deps: &BridgeDeps,
     client: &AsyncClient,
     window: &mut Window,
-    room: usize,
-) -> Result<(), String> {
-    let (store, read) = (deps.store.clone(), window.read);
-    let limit = u32::try_from(room).unwrap_or(u32::MAX);
-    let rows = tokio::task::spawn_blocking(move || store.bridge_rows(&read, limit))
+    bucket: &mut Bucket,
+    pending: &mut VecDeque<BridgeRow>,
+    look_at: &mut Instant,
+) -> Result<Option<Instant>, String> {
+    loop {
+        let room = WINDOW.saturating_sub(window.in_flight());
+        if room == 0 {
+            return Ok(None);
+        }
+        let now = Instant::now();
+        if pending.is_empty() {
+            if now < *look_at {
+                return Ok(Some(*look_at));
+            }
+            pending.extend(read_after(deps, window.read).await?);
+            if pending.is_empty() {
+                *look_at = now + IDLE;
+                return Ok(Some(*look_at));
+            }
+        }
+        let n = bucket.take(room.min(pending.len()), now);
+        if n == 0 {
+            return Ok(Some(now + bucket.wait(now)));
+        }
+        for row in pending.drain(..n) {
+            let (topic, body) = message(&deps.settings.prefix, &row);
+            // The request queue holds 2 × WINDOW and at most WINDOW rows are in flight, so
+            // this never fails for lack of room; it fails only when the connection task is gone.
+            client
+                .try_publish(topic, QoS::AtLeastOnce, false, body)
+                .map_err(|e| format!("cannot queue a message: {e}"))?;
+            window.published(row.source, row.id);
+        }
+    }
+}
+
+/// Up to `READ_AHEAD` stored rows after `cursor`, oldest first.
+async fn read_after(deps: &BridgeDeps, cursor: Cursor) -> Result<Vec<BridgeRow>, String> {
+    let store = deps.store.clone();
+    tokio::task::spawn_blocking(move || store.bridge_rows(&cursor, READ_AHEAD))
         .await
         .map_err(|e| e.to_string())?
-        .map_err(|e| format!("cannot read rows to forward: {e}"))?;
-    for row in rows {
-        let (topic, body) = message(&deps.settings.prefix, &row);
-        // The request queue holds 2 × WINDOW and at most WINDOW rows are in flight, so this
-        // never fails for lack of room; it fails only when the connection task is gone.
-        client
-            .try_publish(topic, QoS::AtLeastOnce, false, body)
-            .map_err(|e| format!("cannot queue a message: {e}"))?;
-        window.published(row.source, row.id);
-    }
-    Ok(())
+        .map_err(|e| format!("cannot read rows to forward: {e}"))
 }
 
 /// Writes the acknowledged cursor and refreshes the lag gauge.
