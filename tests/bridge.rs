@@ -74,6 +74,51 @@ fn behind(detail: &str) -> Option<u64> {
         .ok()
 }
 
+/// Waits for the firing system alert about the `bridge` check, acknowledges it; its id.
+async fn ack_the_bridge_alert(app: &TestApp, token: &str) -> i64 {
+    let found = std::sync::Mutex::new(None);
+    assert!(
+        wait_until(SOON, || async {
+            let (_, v) = app.get("/alerts?state=firing", Some(token)).await;
+            let hit = v["alerts"].as_array().and_then(|all| {
+                all.iter()
+                    .find(|a| a["subject"] == "bridge")
+                    .and_then(|a| a["id"].as_i64())
+            });
+            *found.lock().unwrap() = hit;
+            hit.is_some()
+        })
+        .await,
+        "the outage fires the rzmon health alert"
+    );
+    let id = found.into_inner().unwrap().expect("alert id");
+    let (status, v) = app
+        .post(
+            &format!("/alerts/{id}/ack"),
+            Some(token),
+            serde_json::json!({}),
+        )
+        .await;
+    assert_eq!(status, 200, "{v}");
+    id
+}
+
+/// The states forwarded on `site-a/_system/alert` for alert `alert_id`, in arrival order
+/// (QoS 1 repeats dropped by the change's id).
+fn alert_states(w: &Watcher, alert_id: i64) -> Vec<String> {
+    let mut seen = std::collections::HashSet::new();
+    w.all
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(t, _)| t == "site-a/_system/alert")
+        .filter_map(|(_, p)| serde_json::from_slice::<serde_json::Value>(p).ok())
+        .filter(|v| v["source"] == "alert_events" && v["data"]["alert_id"] == alert_id)
+        .filter(|v| seen.insert(v["id"].as_i64()))
+        .map(|v| v["state"].as_str().unwrap_or("").to_owned())
+        .collect()
+}
+
 /// 10,000 rows are forwarded once each (by id) and in order across an upstream restart.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bridge_forwards_every_row_once_in_order_across_an_upstream_restart() {
@@ -111,6 +156,9 @@ async fn bridge_forwards_every_row_once_in_order_across_an_upstream_restart() {
         .await
     );
     assert!(metric_sum(&app, &token, "rzmon_bridge_lag_rows").await > 0.0);
+    // The outage fires the system alert "rzmon health" (subject `bridge`); acknowledge it, and
+    // it resolves once the bridge is back: all three changes are forwarded, in order.
+    let alert_id = ack_the_bridge_alert(&app, &token).await;
     upstream.start_again().await;
     // While it catches up the check is ok again, and its detail says how far behind it is.
     let detail = std::sync::Mutex::new(String::new());
@@ -171,6 +219,13 @@ async fn bridge_forwards_every_row_once_in_order_across_an_upstream_restart() {
         .await,
         "caught up: 0 rows behind"
     );
+    let states = || alert_states(&collector, alert_id);
+    assert!(
+        wait_until(SOON, || async { states().len() >= 3 }).await,
+        "alert changes forwarded: {:?}",
+        states()
+    );
+    assert_eq!(states(), ["firing", "acknowledged", "resolved"]);
     // The cursor is persisted: it names the last forwarded row.
     let cursor: i64 = app
         .db()
@@ -206,5 +261,63 @@ async fn bridge_honours_a_low_rate() {
     assert!(
         took >= Duration::from_millis(1_400),
         "15 rows at 10/s took {took:?}"
+    );
+}
+
+/// `mqtts://` with a private CA (`?ca=`): the bridge and the Home Assistant link connect to
+/// mosquitto's TLS listener and work; a CA that did not sign the broker's certificate is
+/// refused, and `/health` names the certificate as the reason.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bridge_and_home_assistant_over_mqtts_with_a_private_ca() {
+    let upstream = Mosquitto::start_tls("").await;
+    let collector = Watcher::start(upstream.port, "#", None, None).await;
+    let app = TestApp::start_with(&[
+        ("RZMON_BRIDGE_URL", &upstream.tls_url()),
+        ("RZMON_BRIDGE_PREFIX", "site-t"),
+        ("RZMON_HA_BROKER", &upstream.tls_url()),
+    ])
+    .await;
+    let token = app.login().await;
+    store_rows(&app, "rack-t", 20);
+    assert!(
+        wait_until(SOON, || async { distinct(&collector) >= 20 }).await,
+        "rows forwarded over TLS: {}",
+        distinct(&collector)
+    );
+    assert!(
+        collector
+            .wait(|w| w
+                .raw("rzmon/availability")
+                .is_some_and(|(p, _)| p == b"online"))
+            .await,
+        "Home Assistant link online over TLS"
+    );
+    let (_, h) = app.get("/health", Some(&token)).await;
+    assert_eq!(h["checks"]["bridge"], "ok", "{h}");
+
+    // Another CA (as after a broker's certificate was replaced): refused, with the reason.
+    let other = tempfile::tempdir().expect("tempdir");
+    let wrong = crate::mosquitto::make_ca(other.path()).ca_cert;
+    let url = format!(
+        "mqtts://127.0.0.1:{}?ca={}",
+        upstream.tls_port.expect("tls port"),
+        wrong.display()
+    );
+    let refused = TestApp::start_with(&[("RZMON_BRIDGE_URL", &url)]).await;
+    let token = refused.login().await;
+    let reason = std::sync::Mutex::new(String::new());
+    assert!(
+        wait_until(SOON, || async {
+            let (_, h) = refused.get("/health", Some(&token)).await;
+            *reason.lock().unwrap() = h["details"]["bridge"].as_str().unwrap_or("").to_owned();
+            h["checks"]["bridge"] == "error"
+        })
+        .await,
+        "a wrong CA fails the bridge check"
+    );
+    let reason = reason.into_inner().unwrap();
+    assert!(
+        reason.contains("unreachable") && reason.to_lowercase().contains("certificate"),
+        "the reason names the certificate: {reason}"
     );
 }

@@ -1,6 +1,6 @@
 //! The upstream bridge (`RZMON_BRIDGE_URL`): a background service that forwards every stored
-//! telemetry row, incident (alerts are incidents `alert:<rule>`) and access event as JSON,
-//! QoS 1, to another broker under `RZMON_BRIDGE_PREFIX`. It reads the database by a persisted
+//! telemetry row, incident, access event and alert state change (firing, acknowledged,
+//! resolved) as JSON, QoS 1, to another broker under `RZMON_BRIDGE_PREFIX`. It reads the database by a persisted
 //! cursor that moves only over rows the upstream broker acknowledged, so an outage or a restart
 //! loses nothing: after reconnecting it catches up in order at `RZMON_BRIDGE_RATE` messages/s.
 //! Delivery is at least once (a row whose PUBACK was lost is sent again); every message
@@ -71,13 +71,12 @@ pub fn message(prefix: &str, row: &BridgeRow) -> (String, String) {
     let kind = match row.source {
         Source::Telemetry => "telemetry",
         Source::Incident => {
-            let t = row.kind.as_deref().unwrap_or("");
-            body["type"] = t.into();
-            if t.starts_with("alert:") {
-                "alert"
-            } else {
-                "incident"
-            }
+            body["type"] = row.kind.as_deref().unwrap_or("").into();
+            "incident"
+        }
+        Source::Alert => {
+            body["state"] = row.kind.as_deref().unwrap_or("").into();
+            "alert"
         }
         Source::Access => {
             if let Some((id, granted)) = &row.access {
@@ -203,7 +202,7 @@ fn ack(deps: &BridgeDeps, window: &mut Window, pkid: u16) {
 
 /// Publishes while connected: as many rows as the bucket has tokens and the window has room,
 /// woken by acknowledgements (room), the bucket (the next token) or, with nothing to send, a
-/// look into the store every `IDLE`.
+/// look into the store every `IDLE`. The cursor is saved every `PERSIST_EVERY` beside it.
 async fn forward(
     deps: &BridgeDeps,
     client: &AsyncClient,
@@ -211,6 +210,24 @@ async fn forward(
     window: &mut Window,
     connected: &mut bool,
     stop: &CancellationToken,
+) -> Result<(), String> {
+    // One save at a time, awaited before this returns, so no later save races it.
+    let mut saving = None;
+    let result = forward_until(deps, client, rx, window, connected, stop, &mut saving).await;
+    if let Some(s) = saving {
+        saved(deps, s.await).map_err(|e| format!("{e:#}"))?;
+    }
+    result
+}
+
+async fn forward_until(
+    deps: &BridgeDeps,
+    client: &AsyncClient,
+    rx: &mut mpsc::UnboundedReceiver<Link>,
+    window: &mut Window,
+    connected: &mut bool,
+    stop: &CancellationToken,
+    saving: &mut Option<Saving>,
 ) -> Result<(), String> {
     let mut bucket = Bucket::new(deps.settings.rate, Instant::now());
     // Rows read from the store, not yet published (all after `window.read` once published).
@@ -232,6 +249,7 @@ async fn forward(
             .await?;
         }
         let sleep = tokio::time::sleep_until(wake.unwrap_or(look_at).into());
+        let is_saving = saving.is_some();
         tokio::select! {
             () = stop.cancelled() => return Ok(()),
             link = rx.recv() => match link {
@@ -246,8 +264,10 @@ async fn forward(
                 None => return Err("the connection task ended".into()),
             },
             () = sleep, if *connected && wake.is_some() => {}
-            _ = persist_tick.tick() => {
-                persist(deps, window).await.map_err(|e| format!("{e:#}"))?;
+            _ = persist_tick.tick(), if !is_saving => *saving = Some(save(deps, window)),
+            done = async { saving.as_mut().expect("is_saving").await }, if is_saving => {
+                *saving = None;
+                saved(deps, done).map_err(|e| format!("{e:#}"))?;
                 if *connected {
                     set_ok(deps);
                 }
@@ -322,13 +342,27 @@ async fn read_after(deps: &BridgeDeps, cursor: Cursor) -> Result<Vec<BridgeRow>,
 
 /// Writes the acknowledged cursor and refreshes the lag gauge.
 async fn persist(deps: &BridgeDeps, window: &Window) -> anyhow::Result<()> {
+    saved(deps, save(deps, window).await)
+}
+
+/// A save of the acknowledged cursor, with the lag after it, running off the forwarding loop
+/// (counting the backlog takes long enough on a big one to stall the bucket).
+type Saving = tokio::task::JoinHandle<crate::store::Result<u64>>;
+
+fn save(deps: &BridgeDeps, window: &Window) -> Saving {
     let (store, cursor) = (deps.store.clone(), window.acked);
-    let lag = tokio::task::spawn_blocking(move || -> crate::store::Result<u64> {
+    tokio::task::spawn_blocking(move || {
         store.set_bridge_cursor(&cursor)?;
         store.bridge_lag(&cursor)
     })
-    .await?
-    .context("cannot save the bridge cursor")?;
+}
+
+/// The outcome of a save: the lag gauge refreshed, or the error.
+fn saved(
+    deps: &BridgeDeps,
+    done: Result<crate::store::Result<u64>, tokio::task::JoinError>,
+) -> anyhow::Result<()> {
+    let lag = done?.context("cannot save the bridge cursor")?;
     deps.metrics
         .bridge_lag_rows
         .set(i64::try_from(lag).unwrap_or(i64::MAX));
@@ -339,25 +373,38 @@ async fn persist(deps: &BridgeDeps, window: &Window) -> anyhow::Result<()> {
 mod tests {
     use super::*;
 
-    /// Incidents named `alert:` go to the alert topic; access rows carry the card and decision.
+    /// Alert changes go to the alert topic with their state, incidents (an alert's `alert:`
+    /// incident too) to the incident topic; access rows carry the card and decision.
     #[test]
     fn messages_name_their_source_and_id() {
         let row = BridgeRow {
-            source: Source::Incident,
+            source: Source::Alert,
             id: 7,
             ts_ms: 0,
             device: "rack-1".into(),
-            kind: Some("alert:too_hot".into()),
+            kind: Some("resolved".into()),
             access: None,
-            payload: r#"{"type":"alert:too_hot"}"#.into(),
+            payload: r#"{"alert_id":3,"rule":"too hot"}"#.into(),
         };
         let (topic, body) = message("site-a", &row);
         assert_eq!(topic, "site-a/rack-1/alert");
         let v: Value = serde_json::from_str(&body).unwrap();
         assert_eq!(
             (v["source"].as_str(), v["id"].as_i64()),
-            (Some("incidents"), Some(7))
+            (Some("alert_events"), Some(7))
         );
+        assert_eq!(
+            (v["state"].as_str(), v["data"]["alert_id"].as_i64()),
+            (Some("resolved"), Some(3))
+        );
+        let incident = BridgeRow {
+            source: Source::Incident,
+            kind: Some("alert:too_hot".into()),
+            ..row.clone()
+        };
+        let (topic, body) = message("site-a", &incident);
+        assert_eq!(topic, "site-a/rack-1/incident");
+        assert!(body.contains(r#""type":"alert:too_hot""#));
         assert_eq!(v["timestamp"], "1970-01-01T00:00:00.000Z");
         let access = BridgeRow {
             source: Source::Access,
