@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, Packet};
 use rzmon::model::{Body, DeviceId, Message, Telemetry};
 use rzmon::store::Store;
 use std::io::{BufRead, BufReader};
@@ -12,6 +13,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_rzmon");
+/// Runs another rzmon binary than the one cargo built (e.g. a copy of main's, for a before/after
+/// comparison under the same conditions).
+const BIN_OVERRIDE: &str = "RZMON_BENCH_BIN";
+
+/// The rzmon binary the benchmarks start: `RZMON_BENCH_BIN` if set, else cargo's.
+pub fn bin() -> String {
+    std::env::var(BIN_OVERRIDE).unwrap_or_else(|_| BIN.to_owned())
+}
 pub const ADMIN_PASSWORD: &str = "bench-password-1234";
 
 /// The rzmon process; killed on drop.
@@ -31,7 +40,7 @@ impl Drop for Server {
 
 /// Starts `rzmon serve` on free ports over `dir` with `env`; returns once it printed its banner.
 pub fn start(dir: &Path, env: &[(&str, &str)]) -> Server {
-    let mut cmd = Command::new(BIN);
+    let mut cmd = Command::new(bin());
     cmd.env("RZMON_DATA_DIR", dir)
         .env("RZMON_HTTP_ADDR", "127.0.0.1:0")
         .env("RZMON_MQTT_ADDR", "127.0.0.1:0")
@@ -144,7 +153,7 @@ impl Mosquitto {
 /// Runs the CLI on `dir`, with `stdin` if given; its stdout.
 pub fn cli(dir: &Path, args: &[&str], stdin: Option<&str>) -> String {
     use std::io::Write;
-    let mut child = Command::new(BIN)
+    let mut child = Command::new(bin())
         .args(args)
         .env("RZMON_DATA_DIR", dir)
         .stdin(Stdio::piped())
@@ -234,4 +243,133 @@ pub fn seed(db: &Path, devices: usize, rows: usize) {
     }
     drop(tx);
     writer.close().expect("commit");
+}
+
+/// A field of `/proc/<pid>/status` in KiB (`VmRSS`, `RssAnon`, ...); 0 if unreadable.
+pub fn status_kib(pid: u32, field: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+/// KiB as MiB with one decimal.
+pub fn mib(kib: u64) -> String {
+    format!("{:.1}", kib as f64 / 1024.0)
+}
+
+/// Samples the VmRSS of `pid` every `every` on its own thread until `stop`.
+pub struct RssSampler {
+    samples: Arc<std::sync::Mutex<Vec<(Duration, u64)>>>,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl RssSampler {
+    pub fn start(pid: u32, every: Duration) -> Self {
+        let samples = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (s, halt) = (samples.clone(), stop.clone());
+        let thread = std::thread::spawn(move || {
+            let t0 = Instant::now();
+            let mut next = t0;
+            while !halt.load(std::sync::atomic::Ordering::Relaxed) {
+                s.lock()
+                    .expect("samples")
+                    .push((t0.elapsed(), status_kib(pid, "VmRSS")));
+                next += every;
+                std::thread::sleep(next.saturating_duration_since(Instant::now()));
+            }
+        });
+        Self {
+            samples,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    /// The samples so far: (time since start, VmRSS KiB).
+    pub fn samples(&self) -> Vec<(Duration, u64)> {
+        self.samples.lock().expect("samples").clone()
+    }
+
+    /// Stops sampling; every sample taken.
+    pub fn stop(mut self) -> Vec<(Duration, u64)> {
+        self.halt();
+        self.samples()
+    }
+
+    fn halt(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for RssSampler {
+    fn drop(&mut self) {
+        self.halt();
+    }
+}
+
+/// Registers `n` devices `{prefix}-{i}` directly in the database of `dir` (before the server
+/// starts; faster than `n` CLI runs); their (id, password).
+pub fn register(dir: &Path, prefix: &str, n: usize) -> Vec<(String, String)> {
+    let store = Store::open_in(dir).expect("open store");
+    (0..n)
+        .map(|i| {
+            let id = format!("{prefix}-{i}");
+            let pw = format!("{id}-bench-secret");
+            let hash = rzmon::secrets::hash_device_secret(&pw).expect("hash");
+            store
+                .create_device(&DeviceId::parse(&id).expect("id"), &hash)
+                .expect("device");
+            (id, pw)
+        })
+        .collect()
+}
+
+/// The telemetry payload of message `seq` of a bench device (`{tmp, lf, locked, seq}`).
+pub fn telemetry(seq: usize) -> String {
+    format!(
+        r#"{{"tmp":{:.1},"lf":{:.1},"locked":{},"seq":{seq}}}"#,
+        20.0 + (seq % 100) as f64 / 10.0,
+        40.0 + (seq % 50) as f64 / 10.0,
+        seq.is_multiple_of(2)
+    )
+}
+
+/// A device's MQTT client on 127.0.0.1:`port` with up to `inflight` messages in flight;
+/// returns after its CONNACK.
+pub async fn connect(port: u16, id: &str, pw: &str, inflight: u16) -> (AsyncClient, EventLoop) {
+    let mut opts = MqttOptions::new(id, "127.0.0.1", port);
+    opts.set_credentials(id, pw)
+        .set_keep_alive(Duration::from_secs(30))
+        .set_inflight(inflight)
+        .set_request_channel_capacity(1000);
+    let (client, mut eventloop) = AsyncClient::new(opts, 1000);
+    loop {
+        match eventloop.poll().await {
+            Ok(Event::Incoming(Packet::ConnAck(_))) => break,
+            Ok(_) => {}
+            Err(e) => panic!("{id}: cannot connect: {e}"),
+        }
+    }
+    (client, eventloop)
+}
+
+/// Drives `eventloop` until `n` PUBACKs arrived; their number.
+pub async fn await_acks(eventloop: &mut EventLoop, id: &str, n: usize) -> usize {
+    let mut acked = 0;
+    while acked < n {
+        match eventloop.poll().await {
+            Ok(Event::Incoming(Packet::PubAck(_))) => acked += 1,
+            Ok(_) => {}
+            Err(e) => panic!("{id}: MQTT error {e}"),
+        }
+    }
+    acked
 }

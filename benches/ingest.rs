@@ -6,14 +6,16 @@
 //! stored, and the server's RSS.
 //!
 //! Run: `cargo bench --bench ingest` (optionally `-- <devices> <messages per device>
-//! [no-rules] [embedded|external]`; `no-rules` disables every alert rule through the API first;
-//! without a mode both run, embedded first). `RZMON_BENCH_INFLIGHT` sets mosquitto's
+//! [no-rules] [embedded|external] [settle]`; `no-rules` disables every alert rule through the API
+//! first; without a mode both run, embedded first; `settle` then samples the server's RSS every
+//! second for 60 s after the burst). `RZMON_BENCH_INFLIGHT` sets mosquitto's
 //! `max_inflight_messages` (default 20, mosquitto's own default).
 
 mod common;
+mod smaps;
 
 use common::{Mosquitto, Server};
-use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+use rumqttc::QoS;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -26,6 +28,7 @@ fn main() {
     let devices = numbers.first().copied().unwrap_or(10);
     let per_device = numbers.get(1).copied().unwrap_or(10_000);
     let rules = !args.iter().any(|a| a == "no-rules");
+    let settle = args.iter().any(|a| a == "settle");
     let modes: Vec<&str> = ["embedded", "external"]
         .into_iter()
         .filter(|m| {
@@ -38,17 +41,8 @@ fn main() {
         .unwrap_or(20);
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     for mode in modes {
-        rt.block_on(run(mode, devices, per_device, rules, inflight));
+        rt.block_on(run(mode, devices, per_device, rules, inflight, settle));
     }
-}
-
-fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .unwrap_or(0)
 }
 
 /// Registers `id`; its password and (external mode) its password-file line.
@@ -155,7 +149,14 @@ async fn setup(
     (server, Some(broker), creds, port)
 }
 
-async fn run(mode: &str, devices: usize, per_device: usize, rules: bool, inflight: u32) {
+async fn run(
+    mode: &str,
+    devices: usize,
+    per_device: usize,
+    rules: bool,
+    inflight: u32,
+    settle: bool,
+) {
     let external = mode == "external";
     let dir = tempfile::tempdir().expect("tempdir");
     let (server, _broker, creds, port) = setup(dir.path(), external, devices, inflight).await;
@@ -163,10 +164,11 @@ async fn run(mode: &str, devices: usize, per_device: usize, rules: bool, infligh
     if !rules {
         disable_rules(&server.http).await;
     }
-    let idle_rss = rss_kib(pid);
+    let idle_rss = common::status_kib(pid, "VmRSS");
     let total = (devices * per_device) as u64;
     let db = dir.path().join("rzmon.db");
 
+    let sampler = common::RssSampler::start(pid, Duration::from_millis(100));
     let t0 = Instant::now();
     let mut publishers = Vec::new();
     for (id, pw) in creds {
@@ -186,7 +188,8 @@ async fn run(mode: &str, devices: usize, per_device: usize, rules: bool, infligh
         count >= total
     });
     let t_stored = t0.elapsed();
-    let busy_rss = rss_kib(pid);
+    let busy_rss = common::status_kib(pid, "VmRSS");
+    let peak_rss = sampler.stop().iter().map(|s| s.1).max().unwrap_or(0);
     println!();
     let rule_mode = if rules {
         "all default alert rules active"
@@ -225,7 +228,55 @@ async fn run(mode: &str, devices: usize, per_device: usize, rules: bool, infligh
         "| RSS after the burst | {:.1} MiB |",
         busy_rss as f64 / 1024.0
     );
+    println!(
+        "| peak RSS during the burst | {} MiB |",
+        common::mib(peak_rss)
+    );
     assert_eq!(count, total, "not every message was stored");
+    if settle {
+        settle_curve(pid).await;
+    }
+}
+
+/// What the server's RSS does in the 60 s after the burst: sampled every second.
+async fn settle_curve(pid: u32) {
+    const SETTLE: Duration = Duration::from_secs(60);
+    let sampler = common::RssSampler::start(pid, Duration::from_secs(1));
+    tokio::time::sleep(SETTLE + Duration::from_millis(500)).await;
+    let samples = sampler.stop();
+    let at = |secs: u64| {
+        samples
+            .iter()
+            .find(|s| s.0 >= Duration::from_secs(secs))
+            .or(samples.last())
+            .map_or(0, |s| s.1)
+    };
+    let peak = samples.iter().map(|s| s.1).max().unwrap_or(0);
+    let under_16 = samples
+        .iter()
+        .find(|s| s.1 <= 16 * 1024)
+        .map_or("never".to_owned(), |s| format!("{} s", s.0.as_secs()));
+    println!();
+    println!("RSS after the burst, sampled every second for 60 s (MiB):");
+    println!("| start | peak | 10 s | 30 s | 60 s | at or below 16 MiB after |");
+    println!("|---|---|---|---|---|---|");
+    println!(
+        "| {} | {} | {} | {} | {} | {under_16} |",
+        common::mib(at(0)),
+        common::mib(peak),
+        common::mib(at(10)),
+        common::mib(at(30)),
+        common::mib(at(60))
+    );
+    let curve: Vec<String> = samples.iter().map(|s| common::mib(s.1)).collect();
+    println!("per second: {}", curve.join(" "));
+    println!(
+        "then: VmRSS {} KiB = RssAnon {} + RssFile {}",
+        common::status_kib(pid, "VmRSS"),
+        common::status_kib(pid, "RssAnon"),
+        common::status_kib(pid, "RssFile")
+    );
+    print!("{}", smaps::table(pid));
 }
 
 /// One device: `n` QoS 1 messages, up to 100 in flight; the number of PUBACKs.
@@ -236,44 +287,19 @@ async fn publish(
     n: usize,
     connected: tokio::sync::oneshot::Sender<()>,
 ) -> usize {
-    let mut opts = MqttOptions::new(&id, "127.0.0.1", port);
-    opts.set_credentials(&id, &pw)
-        .set_keep_alive(Duration::from_secs(30))
-        .set_inflight(100)
-        .set_request_channel_capacity(1000);
-    let (client, mut eventloop) = AsyncClient::new(opts, 1000);
-    loop {
-        match eventloop.poll().await {
-            Ok(Event::Incoming(Packet::ConnAck(_))) => break,
-            Ok(_) => {}
-            Err(e) => panic!("{id}: cannot connect: {e}"),
-        }
-    }
+    let (client, mut eventloop) = common::connect(port, &id, &pw, 100).await;
     let _ = connected.send(());
     let topic = format!("rz/{id}/telemetry");
     let sender = tokio::spawn(async move {
         for seq in 0..n {
-            let payload = format!(
-                r#"{{"tmp":{:.1},"lf":{:.1},"locked":{},"seq":{seq}}}"#,
-                20.0 + (seq % 100) as f64 / 10.0,
-                40.0 + (seq % 50) as f64 / 10.0,
-                seq % 2 == 0
-            );
             client
-                .publish(&topic, QoS::AtLeastOnce, false, payload)
+                .publish(&topic, QoS::AtLeastOnce, false, common::telemetry(seq))
                 .await
                 .expect("publish");
         }
         client
     });
-    let mut acked = 0;
-    while acked < n {
-        match eventloop.poll().await {
-            Ok(Event::Incoming(Packet::PubAck(_))) => acked += 1,
-            Ok(_) => {}
-            Err(e) => panic!("{id}: MQTT error {e}"),
-        }
-    }
+    let acked = common::await_acks(&mut eventloop, &id, n).await;
     let client = sender.await.expect("sender");
     let _ = client.disconnect().await;
     acked

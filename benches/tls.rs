@@ -6,7 +6,9 @@
 //! Run: `cargo bench --bench tls` (optionally `-- <flood seconds> <messages per device>`;
 //! defaults 30 and 5000, 10 devices).
 
-use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS, TlsConfiguration, Transport};
+mod common;
+
+use rumqttc::{AsyncClient, MqttOptions, QoS, TlsConfiguration, Transport};
 use rustls::pki_types::ServerName;
 use std::io::{BufRead, BufReader};
 use std::net::{IpAddr, SocketAddr};
@@ -81,21 +83,6 @@ fn start(dir: &std::path::Path) -> Server {
     }
 }
 
-fn status_kib(pid: u32, field: &str) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix(field))
-        .and_then(|v| {
-            v.trim_start_matches(':')
-                .split_whitespace()
-                .next()?
-                .parse()
-                .ok()
-        })
-        .unwrap_or(0)
-}
-
 fn add_device(dir: &std::path::Path, id: &str) -> String {
     let out = Command::new(BIN)
         .args(["device", "add", id, "--json"])
@@ -146,7 +133,7 @@ async fn run(flood_secs: u64, per_device: usize) {
     tokio::time::sleep(Duration::from_secs(2)).await;
     println!(
         "idle RSS with TLS on: {:.1} MiB",
-        status_kib(pid, "VmRSS") as f64 / 1024.0
+        common::status_kib(pid, "VmRSS") as f64 / 1024.0
     );
 
     // TLS handshakes per second on the MQTT port: 4 clients in parallel, each handshake from
@@ -266,7 +253,7 @@ async fn run(flood_secs: u64, per_device: usize) {
     }
 
     // A flood of wrong logins from 100 addresses for `flood_secs`.
-    let rss0 = status_kib(pid, "VmRSS");
+    let rss0 = common::status_kib(pid, "VmRSS");
     let answered = Arc::new(AtomicU64::new(0));
     let limited = Arc::new(AtomicU64::new(0));
     let end = Instant::now() + Duration::from_secs(flood_secs);
@@ -300,7 +287,7 @@ async fn run(flood_secs: u64, per_device: usize) {
         }));
     }
     while Instant::now() < end {
-        peak = peak.max(status_kib(pid, "VmRSS"));
+        peak = peak.max(common::status_kib(pid, "VmRSS"));
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     for f in flood {
@@ -311,8 +298,8 @@ async fn run(flood_secs: u64, per_device: usize) {
         "login flood ({flood_secs} s, 100 addresses): RSS before {:.1} MiB, peak {:.1} MiB (VmHWM {:.1} MiB), after {:.1} MiB; {} answers, {} of them 429",
         rss0 as f64 / 1024.0,
         peak as f64 / 1024.0,
-        status_kib(pid, "VmHWM") as f64 / 1024.0,
-        status_kib(pid, "VmRSS") as f64 / 1024.0,
+        common::status_kib(pid, "VmHWM") as f64 / 1024.0,
+        common::status_kib(pid, "VmRSS") as f64 / 1024.0,
         answered.load(Ordering::Relaxed),
         limited.load(Ordering::Relaxed)
     );
@@ -348,14 +335,7 @@ async fn publish(
         }
         client
     });
-    let mut acked = 0;
-    while acked < n {
-        match eventloop.poll().await {
-            Ok(Event::Incoming(Packet::PubAck(_))) => acked += 1,
-            Ok(_) => {}
-            Err(e) => panic!("{id}: MQTT error {e}"),
-        }
-    }
+    common::await_acks(&mut eventloop, &id, n).await;
     let client = sender.await.expect("sender");
     let _ = client.disconnect().await;
 }

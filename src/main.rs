@@ -1,5 +1,6 @@
 //! The `rzmon` binary: reads `.env`, parses the command line, sets up logging, dispatches.
-//! Errors end the process with a message on stderr and exit code 1.
+//! Errors end the process with a message on stderr and exit code 1. `serve` ends on SIGINT or
+//! SIGTERM; SIGHUP is caught from the start (the app's reload service acts on it).
 
 use rzmon::cli::{Cli, Command};
 use rzmon::config::LogFormat;
@@ -38,6 +39,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             settings.check().map_err(anyhow::Error::msg)?;
             let rt = tokio::runtime::Runtime::new()?;
             rt.block_on(async {
+                // From here on SIGHUP never ends the process (its default action); the app's
+                // reload service acts on it once running.
+                #[cfg(unix)]
+                let _hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup());
                 let shutdown = CancellationToken::new();
                 tokio::spawn(cancel_on_signal(shutdown.clone()));
                 app::serve(&cli.common, *settings, shutdown).await

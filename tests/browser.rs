@@ -3,238 +3,10 @@
 //! screenshot under `target/browser-screenshots/`. A missing browser fails the test.
 
 use crate::receiver::Receiver;
+use crate::util::browser::{Browser, open_at, step};
 use crate::util::*;
-use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::json;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
-
-const CHROMIUM: &str = "/usr/bin/chromium";
-const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
-
-/// chromedriver plus one browser session with its own profile folder. `close` ends the session
-/// and asserts that nothing is left; drop (a failed test) kills whatever is left anyway.
-pub(crate) struct Browser {
-    driver: Child,
-    client: Option<Client>,
-    profile: std::path::PathBuf,
-}
-
-impl Drop for Browser {
-    fn drop(&mut self) {
-        let _ = self.driver.kill();
-        let _ = self.driver.wait();
-        for pid in processes_using(&self.profile) {
-            let _ = Command::new("kill").args(["-9", &pid]).status();
-        }
-        let _ = std::fs::remove_dir_all(&self.profile);
-    }
-}
-
-/// Process ids whose command line names `profile` (Chromium and its helper processes).
-fn processes_using(profile: &std::path::Path) -> Vec<String> {
-    let needle = profile.display().to_string();
-    let Ok(dir) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    dir.filter_map(Result::ok)
-        .filter_map(|e| {
-            let pid = e.file_name().into_string().ok()?;
-            pid.bytes().all(|b| b.is_ascii_digit()).then_some(pid)
-        })
-        .filter(|pid| {
-            std::fs::read(format!("/proc/{pid}/cmdline"))
-                .is_ok_and(|c| String::from_utf8_lossy(&c).contains(&needle))
-        })
-        .collect()
-}
-
-impl Browser {
-    pub(crate) async fn start() -> Self {
-        for path in [CHROMIUM, CHROMEDRIVER] {
-            assert!(
-                std::path::Path::new(path).exists(),
-                "{path} is missing: install Debian's chromium and chromium-driver (.ci/run does) — browser tests never pass silently"
-            );
-        }
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let driver = Command::new(CHROMEDRIVER)
-            .arg(format!("--port={port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start chromedriver");
-        let profile = tempfile::tempdir().unwrap().keep();
-        let mut caps = serde_json::Map::new();
-        caps.insert(
-            "goog:chromeOptions".into(),
-            json!({
-                "binary": CHROMIUM,
-                "args": [
-                    "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                    "--disable-quic", "--no-first-run", "--disable-background-networking",
-                    "--disable-component-update", "--disable-sync", "--window-size=1280,900",
-                    "--lang=en-US", format!("--user-data-dir={}", profile.display()),
-                ],
-                "prefs": { "intl.accept_languages": "en-US" },
-            }),
-        );
-        caps.insert("goog:loggingPrefs".into(), json!({ "browser": "ALL" }));
-        let url = format!("http://127.0.0.1:{port}");
-        let mut builder =
-            ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new());
-        builder.capabilities(caps);
-        let deadline = std::time::Instant::now() + Duration::from_secs(30);
-        let client = loop {
-            match builder.connect(&url).await {
-                Ok(c) => break c,
-                Err(e) if std::time::Instant::now() > deadline => {
-                    panic!("chromedriver did not start a Chromium session: {e}")
-                }
-                Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
-            }
-        };
-        Self {
-            driver,
-            client: Some(client),
-            profile,
-        }
-    }
-
-    /// Ends the WebDriver session (Chromium quits), stops chromedriver, removes the profile,
-    /// and fails if any Chromium process of this session is still alive after 10 s.
-    pub(crate) async fn close(mut self) {
-        if let Some(c) = self.client.take() {
-            let _ = c.close().await;
-        }
-        let _ = self.driver.kill();
-        let _ = self.driver.wait();
-        let profile = self.profile.clone();
-        let gone = wait_until(SOON, || {
-            let left = processes_using(&profile);
-            async move { left.is_empty() }
-        })
-        .await;
-        let left = processes_using(&profile);
-        drop(self);
-        assert!(
-            gone,
-            "Chromium processes left after the session ended: {left:?}"
-        );
-        assert!(!profile.exists(), "the profile folder was not removed");
-    }
-
-    pub(crate) fn c(&self) -> &Client {
-        self.client.as_ref().unwrap()
-    }
-
-    pub(crate) async fn screenshot(&self, name: &str) -> String {
-        let dir =
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/browser-screenshots");
-        let _ = std::fs::create_dir_all(&dir);
-        let path = dir.join(format!("{name}.png"));
-        if let Ok(png) = self.c().screenshot().await {
-            let _ = std::fs::write(&path, png);
-        }
-        path.display().to_string()
-    }
-
-    /// Waits up to `timeout` for a visible element matching `css`.
-    pub(crate) async fn wait(
-        &self,
-        css: &str,
-        timeout: Duration,
-    ) -> Result<fantoccini::elements::Element, String> {
-        self.c()
-            .wait()
-            .at_most(timeout)
-            .every(Duration::from_millis(50))
-            .for_element(Locator::Css(css))
-            .await
-            .map_err(|e| format!("{css} did not appear: {e}"))
-    }
-
-    /// Waits until the text of `css` satisfies `pred`.
-    pub(crate) async fn wait_text(
-        &self,
-        css: &str,
-        timeout: Duration,
-        pred: impl Fn(&str) -> bool,
-    ) -> Result<String, String> {
-        let deadline = std::time::Instant::now() + timeout;
-        let mut last = String::new();
-        loop {
-            if let Ok(el) = self.c().find(Locator::Css(css)).await
-                && let Ok(t) = el.text().await
-            {
-                if pred(&t) {
-                    return Ok(t);
-                }
-                last = t;
-            }
-            if std::time::Instant::now() > deadline {
-                return Err(format!(
-                    "{css}: text {last:?} did not match within {timeout:?}"
-                ));
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
-    pub(crate) async fn click(&self, css: &str) -> Result<(), String> {
-        self.wait(css, SOON)
-            .await?
-            .click()
-            .await
-            .map_err(|e| format!("click {css}: {e}"))
-    }
-
-    pub(crate) async fn fill(&self, css: &str, text: &str) -> Result<(), String> {
-        let el = self.wait(css, SOON).await?;
-        el.clear().await.map_err(|e| format!("clear {css}: {e}"))?;
-        el.send_keys(text)
-            .await
-            .map_err(|e| format!("type into {css}: {e}"))
-    }
-}
-
-/// chromedriver's log endpoint (not in the W3C set, so fantoccini has no method for it).
-#[derive(Debug)]
-struct BrowserLog;
-
-impl fantoccini::wd::WebDriverCompatibleCommand for BrowserLog {
-    fn endpoint(
-        &self,
-        base: &url::Url,
-        session: Option<&str>,
-    ) -> Result<url::Url, url::ParseError> {
-        base.join(&format!("session/{}/se/log", session.unwrap_or_default()))
-    }
-
-    fn method_and_body(&self, _: &url::Url) -> (http::Method, Option<String>) {
-        (http::Method::POST, Some(r#"{"type":"browser"}"#.into()))
-    }
-}
-
-impl Browser {
-    /// Console messages at level SEVERE (errors, failed requests) since the last call.
-    async fn console_errors(&self) -> Vec<String> {
-        let Ok(entries) = self.c().issue_cmd(BrowserLog).await else {
-            return vec!["the browser log could not be read".into()];
-        };
-        entries
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter(|e| e["level"] == "SEVERE")
-            .map(|e| e["message"].as_str().unwrap_or_default().to_owned())
-            .collect()
-    }
-}
 
 /// Waits until the temperature chart has drawn points (the page sets `data-points`).
 async fn chart_points(b: &Browser) -> Result<(), String> {
@@ -259,33 +31,87 @@ async fn chart_points(b: &Browser) -> Result<(), String> {
     }
 }
 
-/// Runs one named step; on failure saves a screenshot and fails the test with both.
-pub(crate) async fn step<F: Future<Output = Result<(), String>>>(b: &Browser, name: &str, f: F) {
-    let result = match f.await {
-        Ok(()) => {
-            // The wrong login answers 401 on purpose; Chromium logs every failed request.
-            let errors: Vec<String> = b
-                .console_errors()
-                .await
-                .into_iter()
-                .filter(|e| !(e.contains("/login") && e.contains("401")))
-                .collect();
-            if errors.is_empty() {
-                Ok(())
-            } else {
-                Err(format!("console errors: {errors:?}"))
-            }
-        }
-        e => e,
+/// A new alert reaches three channels: the webhook made in the editor delivers ("sent"), a
+/// receiver that refuses it with 400 ("failed: HTTP 400 ... no such hook"), and one in quiet
+/// hours ("held by quiet hours until ..."). The active card and the history row show all three.
+async fn alert_deliveries(
+    app: &TestApp,
+    token: &str,
+    door: &Device,
+    b: &Browser,
+    rx: &Receiver,
+) -> Result<(), String> {
+    let refusing = Receiver::start().await;
+    refusing.answer(400, r#"{"message":"no such hook"}"#);
+    // Quiet from an hour ago to an hour ahead, in the server's (the system's) time zone.
+    let zone = rzmon::notify::policy::time_zone(None)?;
+    let now = jiff::Timestamp::now().to_zoned_datetime(zone);
+    let minute = i32::from(now.hour()) * 60 + i32::from(now.minute());
+    let hhmm = |m: i32| {
+        format!(
+            "{:02}:{:02}",
+            m.rem_euclid(1440) / 60,
+            m.rem_euclid(1440) % 60
+        )
     };
-    match result {
-        // Kept for people reviewing the pages (target/browser-screenshots/ok-*.png).
-        Ok(()) => drop(b.screenshot(&format!("ok-{name}")).await),
-        Err(e) => {
-            let shot = b.screenshot(&format!("failed-{name}")).await;
-            panic!("step {name:?} failed: {e}\nscreenshot: {shot}");
+    let channels = [
+        ("E2E refused", refusing.url("/gone"), json!(null)),
+        (
+            "E2E quiet",
+            rx.url("/quiet"),
+            json!({"start": hhmm(minute - 60), "end": hhmm(minute + 60)}),
+        ),
+    ];
+    for (name, url, quiet) in channels {
+        let body = json!({"name": name, "kind": "webhook", "settings": {"url": url},
+                          "group_wait_s": 0, "quiet_hours": quiet});
+        let (status, v) = app.post("/channels", Some(token), body).await;
+        if status != 201 {
+            return Err(format!("channel {name} not created: {status} {v}"));
         }
     }
+    let (status, rule) = app
+        .post(
+            "/alert-rules",
+            Some(token),
+            json!({"name": "E2E delivered", "kind": "threshold", "metric": "lf", "op": "above",
+                   "value": 90, "severity": "warning", "devices": ["door"]}),
+        )
+        .await;
+    if status != 201 {
+        return Err(format!("rule not created: {status} {rule}"));
+    }
+    door.publish("telemetry", r#"{"tmp":21.0,"lf":95.0,"locked":true}"#)
+        .await;
+    let shows_all = |t: &str| {
+        t.contains("E2E hook · alert: sent")
+            && t.contains("E2E refused · alert: failed: HTTP 400")
+            && t.contains("no such hook")
+            && t.contains("E2E quiet · alert: held by quiet hours until")
+    };
+    b.wait_text("#alerts-active", SOON, |t| {
+        t.contains("E2E delivered") && shows_all(t)
+    })
+    .await?;
+    b.wait_text("#alerts-history", SOON, shows_all).await?;
+    // The screenshot (ok-alert-deliveries.png) shows the card.
+    b.js("document.getElementById('alerts-active').scrollIntoView()")
+        .await?;
+    let got = refusing.requests();
+    if got.len() != 1 {
+        return Err(format!("the refusing receiver got {} requests", got.len()));
+    }
+    let hook = rx.requests();
+    if hook.iter().any(|r| r.path == "/quiet") {
+        return Err("the channel in quiet hours sent a warning".into());
+    }
+    if !hook
+        .iter()
+        .any(|r| r.path == "/hook" && r.text().contains("E2E delivered"))
+    {
+        return Err("the webhook did not get the alert".into());
+    }
+    Ok(())
 }
 
 /// The whole dashboard against the real server, a simulated device and a scripted device.
@@ -415,10 +241,10 @@ async fn dashboard_end_to_end() {
             .map(drop)
     })
     .await;
+    let rx = Receiver::start().await;
     step(&b, "channels", async {
         // A webhook channel added in the Alerts page's editor; Send test reaches a real
         // receiver on loopback and the page reports the delivery.
-        let rx = Receiver::start().await;
         b.wait("#channel-add", SOON).await?;
         b.click("#channel-add").await?;
         b.wait("#channel-kind", SOON).await?;
@@ -432,6 +258,7 @@ async fn dashboard_end_to_end() {
             .map_err(|e| e.to_string())?;
         b.fill("#channel-name", "E2E hook").await?;
         b.fill("#channel-s-url", &rx.url("/hook")).await?;
+        b.fill("#channel-group-wait", "0").await?;
         b.click("#channel-save").await?;
         b.wait_text("#channels-list", SOON, |t| t.contains("E2E hook"))
             .await?;
@@ -446,6 +273,36 @@ async fn dashboard_end_to_end() {
             return Err(format!("the receiver got no webhook test message: {body}"));
         }
         b.wait_text("#channels-list", SOON, |t| t.contains("sent"))
+            .await
+            .map(drop)
+    })
+    .await;
+    step(&b, "alert-deliveries", async {
+        alert_deliveries(&app, &token, &door, &b, &rx).await
+    })
+    .await;
+    step(&b, "alert-deliveries-phone", async {
+        // The same record at phone width, in German, without sideways scrolling.
+        open_at(&b, "de", (390, 844), "#/alerts").await?;
+        b.wait_text("#alerts-history", SOON, |t| {
+            t.contains("E2E hook · Alarm: gesendet")
+                && t.contains("E2E refused · Alarm: fehlgeschlagen: HTTP 400")
+                && t.contains("wegen Ruhezeit zurückgehalten bis")
+                // E2E hot: acknowledged, then resolved by the raised threshold; both kept.
+                && t.contains("bestätigt von admin")
+                && t.contains(" · behoben ")
+        })
+        .await?;
+        b.no_sideways_scroll().await?;
+        // The screenshot shows the history rows.
+        b.js("document.querySelector('#alerts-history tr').scrollIntoView()")
+            .await
+            .map(drop)
+    })
+    .await;
+    step(&b, "desktop-again", async {
+        open_at(&b, "en", (1280, 900), "#/alerts").await?;
+        b.wait_text("#nav-access", SOON, |t| t.contains("Access"))
             .await
             .map(drop)
     })
@@ -579,6 +436,21 @@ async fn dashboard_end_to_end() {
             !t.trim().is_empty() && !t.contains('…')
         })
         .await?;
+        // The change ended every session, this tab's live socket too (closed 1008, whichever
+        // comes first, that or the answer): the tab stays signed in and goes live again with
+        // the new token.
+        b.wait("#conn-state[data-state='live']", SOON).await?;
+        let signed_out = b
+            .c()
+            .execute(
+                "return !document.getElementById('login-view').hidden;",
+                vec![],
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+        if signed_out == json!(true) {
+            return Err("the password change signed this tab out".into());
+        }
         let (status, _) = app
             .post(
                 "/login",

@@ -4,36 +4,10 @@
 //! timeline around a card swipe; once: access-log filter and "allow this card", device re-key.
 //! Screenshots of every step stay in `target/browser-screenshots/ok-<step>-<lang>-<width>.png`.
 
-use crate::browser::{Browser, step};
+use crate::util::browser::{Browser, ColorScheme, VIEWPORTS, step};
 use crate::util::*;
 use serde_json::json;
 use std::time::Duration;
-
-const VIEWPORTS: [(u32, u32); 2] = [(1280, 800), (390, 844)];
-
-/// chromedriver's Chrome DevTools passthrough (`goog/cdp/execute`): here it switches
-/// `prefers-color-scheme`, which the page follows, without restarting the browser.
-#[derive(Debug)]
-struct ColorScheme(&'static str);
-
-impl fantoccini::wd::WebDriverCompatibleCommand for ColorScheme {
-    fn endpoint(
-        &self,
-        base: &url::Url,
-        session: Option<&str>,
-    ) -> Result<url::Url, url::ParseError> {
-        base.join(&format!(
-            "session/{}/goog/cdp/execute",
-            session.unwrap_or_default()
-        ))
-    }
-
-    fn method_and_body(&self, _: &url::Url) -> (http::Method, Option<String>) {
-        let body = json!({"cmd": "Emulation.setEmulatedMedia",
-            "params": {"features": [{"name": "prefers-color-scheme", "value": self.0}]}});
-        (http::Method::POST, Some(body.to_string()))
-    }
-}
 
 /// The page's colours: body background and the door-span fill.
 async fn theme(b: &Browser) -> Result<serde_json::Value, String> {
@@ -108,15 +82,6 @@ async fn setup(b: &Browser, lang: &str, (w, h): (u32, u32)) -> Result<(), String
     Ok(())
 }
 
-async fn attr(b: &Browser, css: &str, name: &str) -> Result<String, String> {
-    b.wait(css, SOON)
-        .await?
-        .attr(name)
-        .await
-        .map_err(|e| e.to_string())?
-        .ok_or_else(|| format!("{css} has no {name}"))
-}
-
 /// The stale and never-connected tiles, and the panel with the incident from before the page
 /// was opened, as a human label.
 async fn overview(b: &Browser, lang: &str) -> Result<(), String> {
@@ -128,7 +93,7 @@ async fn overview(b: &Browser, lang: &str) -> Result<(), String> {
     if text.trim() != want {
         return Err(format!("the stale tile shows {text:?}, wanted {want:?}"));
     }
-    let level = attr(b, tmp, "data-level").await?;
+    let level = b.attr(tmp, "data-level").await?;
     if level != "stale" {
         return Err(format!(
             "the stale 37.5 °C is drawn as {level:?}, not greyed"
@@ -199,13 +164,13 @@ async fn chart(b: &Browser, lang: &str) -> Result<(), String> {
         .map_err(|e| e.to_string())?;
     b.click("#range-24h").await?;
     let deadline = std::time::Instant::now() + SOON;
-    while attr(b, "#chart-tmp", "data-band").await.ok().as_deref() != Some("true") {
+    while b.attr("#chart-tmp", "data-band").await.ok().as_deref() != Some("true") {
         if std::time::Instant::now() > deadline {
             return Err("the 24 h chart drew no min–max band".into());
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let ticks = attr(b, "#chart-tmp", "data-x-ticks").await?;
+    let ticks = b.attr("#chart-tmp", "data-x-ticks").await?;
     let times: Vec<&str> = ticks.split('|').collect();
     let clock = |s: &str| {
         let hm = s.lines().next().unwrap_or_default();
@@ -243,22 +208,24 @@ async fn chart(b: &Browser, lang: &str) -> Result<(), String> {
     if !legend.contains(time) {
         return Err(format!("the legend does not say {time}: {legend:?}"));
     }
-    let y = attr(b, "#chart-tmp", "data-y-ticks").await?;
+    let y = b.attr("#chart-tmp", "data-y-ticks").await?;
     if lang == "de" && y.contains('.') || lang == "en" && y.contains(',') {
         return Err(format!(
             "y ticks in the wrong number format for {lang}: {y:?}"
         ));
     }
-    let range = attr(b, "#chart-lf", "data-y-range").await?;
+    let range = b.attr("#chart-lf", "data-y-range").await?;
     let span: Vec<f64> = range.split(',').filter_map(|v| v.parse().ok()).collect();
     if span.len() != 2 || span[1] - span[0] > 20.0 || span[0] > 74.0 || span[1] < 74.0 {
         return Err(format!("the flat 74 % humidity got the axis {range}"));
     }
-    let readings: usize = attr(b, "#chart-tmp", "data-readings")
+    let readings: usize = b
+        .attr("#chart-tmp", "data-readings")
         .await?
         .parse()
         .unwrap_or(0);
-    let buckets: usize = attr(b, "#chart-tmp", "data-buckets")
+    let buckets: usize = b
+        .attr("#chart-tmp", "data-buckets")
         .await?
         .parse()
         .unwrap_or(0);
@@ -276,7 +243,7 @@ async fn chart(b: &Browser, lang: &str) -> Result<(), String> {
         t.contains(words) && t.contains(&buckets.to_string())
     })
     .await?;
-    let limits = attr(b, "#chart-tmp", "data-thresholds").await?;
+    let limits = b.attr("#chart-tmp", "data-thresholds").await?;
     if !limits.contains("Temperature high") || !limits.contains("30") {
         return Err(format!("the limit lines are not the rules': {limits}"));
     }
@@ -429,7 +396,8 @@ async fn dashboard_story_in_both_languages_and_viewports() {
             t.contains("hist avg") && t.contains("gone avg")
         })
         .await?;
-        let readings: usize = attr(&b, "#chart-tmp", "data-readings")
+        let readings: usize = b
+            .attr("#chart-tmp", "data-readings")
             .await?
             .parse()
             .unwrap_or(0);

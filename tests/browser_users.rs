@@ -5,70 +5,11 @@
 //! page and no control that changes something. Screenshots of every step stay in
 //! `target/browser-screenshots/ok-<step>-<lang>-<width>.png`; unknown paths show the 404 page.
 
-use crate::browser::{Browser, step};
+use crate::util::browser::{Browser, VIEWPORTS, open_at, sign_in, step};
 use crate::util::*;
 use serde_json::json;
 
-const VIEWPORTS: [(u32, u32); 2] = [(1280, 800), (390, 844)];
 const LANGS: [&str; 2] = ["en", "de"];
-
-async fn js(b: &Browser, script: &str) -> Result<serde_json::Value, String> {
-    b.c()
-        .execute(script, vec![])
-        .await
-        .map_err(|e| format!("{script}: {e}"))
-}
-
-/// Language (localStorage), page size and page, then a reload.
-async fn setup(b: &Browser, lang: &str, (w, h): (u32, u32), hash: &str) -> Result<(), String> {
-    b.c()
-        .set_window_size(w, h)
-        .await
-        .map_err(|e| e.to_string())?;
-    // The window includes the browser's frame: grow it until the page itself is h high.
-    if let Some(fh) = js(b, "return outerHeight - innerHeight")
-        .await?
-        .as_u64()
-        .filter(|&f| f > 0 && f < 400)
-    {
-        b.c()
-            .set_window_size(w, h + fh as u32)
-            .await
-            .map_err(|e| e.to_string())?;
-    }
-    js(
-        b,
-        &format!(
-            "localStorage.setItem('rzmon.lang', '{lang}'); location.hash = '{hash}'; location.reload();"
-        ),
-    )
-    .await?;
-    b.wait("main[data-view]", SOON).await?;
-    Ok(())
-}
-
-/// Whether the element `css` exists and is rendered (not hidden by `display: none` anywhere up).
-async fn shown(b: &Browser, css: &str) -> Result<bool, String> {
-    let v = js(
-        b,
-        &format!("const e = document.querySelector({css:?}); return !!e && e.getClientRects().length > 0;"),
-    )
-    .await?;
-    Ok(v.as_bool().unwrap_or(false))
-}
-
-async fn sign_in(b: &Browser, user: &str, password: &str, remember: bool) -> Result<(), String> {
-    b.wait("#login-user", SOON).await?;
-    b.fill("#login-user", user).await?;
-    b.fill("#login-password", password).await?;
-    if remember {
-        b.click("#login-remember").await?;
-    }
-    b.click("#login-submit").await?;
-    b.wait("#tiles, main[data-view=\"overview\"]", SOON)
-        .await
-        .map(drop)
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn users_page_and_viewer_dashboard() {
@@ -102,7 +43,7 @@ async fn users_page_and_viewer_dashboard() {
     })
     .await;
     step(&b, "admin-session-storage", async {
-        let v = js(&b, "return [sessionStorage.getItem('rzmon.token') !== null, localStorage.getItem('rzmon.token') === null]").await?;
+        let v = b.js("return [sessionStorage.getItem('rzmon.token') !== null, localStorage.getItem('rzmon.token') === null]").await?;
         if v == serde_json::json!([true, true]) { Ok(()) } else { Err(format!("token storage {v}")) }
     })
     .await;
@@ -111,7 +52,7 @@ async fn users_page_and_viewer_dashboard() {
         for vp in VIEWPORTS {
             let name = format!("users-{lang}-{}", vp.0);
             step(&b, &name, async {
-                setup(&b, lang, vp, "#/users").await?;
+                open_at(&b, lang, vp, "#/users").await?;
                 let title = if lang == "de" { "Benutzer" } else { "Users" };
                 b.wait_text("main h1", SOON, |t| t == title).await?;
                 b.wait("#user-list tr[data-user=\"wall\"]", SOON).await?;
@@ -121,18 +62,11 @@ async fn users_page_and_viewer_dashboard() {
                 if !label.contains(want) {
                     return Err(format!("role select says {label:?}"));
                 }
-                if !shown(&b, "#nav-users").await? && vp.0 > 600 {
+                if !b.shown("#nav-users").await? && vp.0 > 600 {
                     return Err("an admin does not see the Users link".into());
                 }
                 // Nothing may stick out of a phone screen sideways.
-                let wide = js(
-                    &b,
-                    "return document.documentElement.scrollWidth > innerWidth + 1",
-                )
-                .await?;
-                if wide == serde_json::json!(true) {
-                    return Err("the page scrolls sideways".into());
-                }
+                b.no_sideways_scroll().await?;
                 Ok(())
             })
             .await;
@@ -140,7 +74,7 @@ async fn users_page_and_viewer_dashboard() {
     }
 
     step(&b, "users-add", async {
-        setup(&b, "en", VIEWPORTS[0], "#/users").await?;
+        open_at(&b, "en", VIEWPORTS[0], "#/users").await?;
         b.fill("#user-add-name", "kiosk").await?;
         b.click("#user-add-submit").await?;
         let pw = b.wait("#users-new-password", SOON).await?;
@@ -162,7 +96,7 @@ async fn users_page_and_viewer_dashboard() {
     assert_eq!(kiosk, "viewer", "the form's default role");
 
     step(&b, "token-add", async {
-        setup(&b, "en", VIEWPORTS[0], "#/account").await?;
+        open_at(&b, "en", VIEWPORTS[0], "#/account").await?;
         b.fill("#token-add-name", "grafana").await?;
         b.click("#token-add-submit").await?;
         let tok = b.wait("#token-new", SOON).await?;
@@ -177,7 +111,7 @@ async fn users_page_and_viewer_dashboard() {
     step(&b, "viewer-login-kept", async {
         b.click("#logout").await?;
         sign_in(&b, "wall", &wall_pw, true).await?;
-        let v = js(&b, "return [localStorage.getItem('rzmon.token') !== null, sessionStorage.getItem('rzmon.token') === null]").await?;
+        let v = b.js("return [localStorage.getItem('rzmon.token') !== null, sessionStorage.getItem('rzmon.token') === null]").await?;
         if v != serde_json::json!([true, true]) {
             return Err(format!("a kept session lives in localStorage only: {v}"));
         }
@@ -189,40 +123,41 @@ async fn users_page_and_viewer_dashboard() {
         for vp in VIEWPORTS {
             let name = format!("viewer-{lang}-{}", vp.0);
             step(&b, &name, async {
-                setup(&b, lang, vp, "#/devices").await?;
+                open_at(&b, lang, vp, "#/devices").await?;
                 b.wait("#device-list [data-configure]", SOON).await?;
                 for css in [
                     "#nav-users",
                     "#device-add-form",
                     "button[data-rekey]",
                     "button[data-remove]",
+                    "#backup-now",
                 ] {
-                    if shown(&b, css).await? {
+                    if b.shown(css).await? {
                         return Err(format!("a viewer sees {css}"));
                     }
                 }
                 b.screenshot(&format!("ok-viewer-devices-{lang}-{}", vp.0))
                     .await;
-                setup(&b, lang, vp, "#/access").await?;
+                open_at(&b, lang, vp, "#/access").await?;
                 b.wait("tr[data-access-id=\"card-1\"]", SOON).await?;
                 for css in ["#access-add-form", "#enrol-form", "button[data-revoke]"] {
-                    if shown(&b, css).await? {
+                    if b.shown(css).await? {
                         return Err(format!("a viewer sees {css}"));
                     }
                 }
                 b.screenshot(&format!("ok-viewer-access-{lang}-{}", vp.0))
                     .await;
-                setup(&b, lang, vp, "#/alerts").await?;
+                open_at(&b, lang, vp, "#/alerts").await?;
                 // Wait for what the checks look into: the rule list (built-in rules) and channels.
                 b.wait("#alert-rules-table tr[data-rule]", SOON).await?;
                 b.wait("#channels-list tr", SOON).await?;
                 for css in ["#alert-rule-new", "button[data-rule-edit]", "#channel-add"] {
-                    if shown(&b, css).await? {
+                    if b.shown(css).await? {
                         return Err(format!("a viewer sees {css}"));
                     }
                 }
                 // The Users page is not reachable by URL either.
-                setup(&b, lang, vp, "#/users").await?;
+                open_at(&b, lang, vp, "#/users").await?;
                 b.wait("main[data-view=\"overview\"]", SOON).await.map(drop)
             })
             .await;

@@ -284,6 +284,49 @@ async fn heartbeat_pings_and_reports_failure() {
     }
 }
 
+/// An Uptime Kuma 1.x push URL answers only GET: the heartbeat GETs it with `status=up&msg=OK`
+/// while healthy and `status=down` with the reason once a health check fails; never a POST.
+#[tokio::test]
+async fn heartbeat_pings_uptime_kuma_with_get() {
+    let rx = Receiver::start().await;
+    rx.only_get();
+    let url = rx.url("/api/push/Tok3n?status=up&msg=OK&ping=");
+    let app = TestApp::start_with(&[
+        ("RZMON_HEARTBEAT_URL", &url),
+        ("RZMON_HEARTBEAT_INTERVAL", "1"),
+    ])
+    .await;
+    let reqs = rx.wait_for(1, SOON).await;
+    assert_eq!(
+        (reqs[0].method.as_str(), reqs[0].path.as_str()),
+        ("GET", "/api/push/Tok3n?ping=&status=up&msg=OK")
+    );
+    app.running()
+        .parts
+        .health
+        .set_failed("test", "a test check failed");
+    let deadline = tokio::time::Instant::now() + SOON;
+    loop {
+        let n = rx.requests().len();
+        let reqs = rx.wait_for(n + 1, SOON).await;
+        let last = reqs.last().unwrap();
+        if last.path.contains("status=down") {
+            assert!(
+                last.path.contains("msg=test%3A+a+test+check+failed"),
+                "{}",
+                last.path
+            );
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no status=down ping"
+        );
+    }
+    let methods: Vec<String> = rx.requests().into_iter().map(|r| r.method).collect();
+    assert!(methods.iter().all(|m| m == "GET"), "{methods:?}");
+}
+
 /// No channel secret appears in any API answer or in the log (debug level), after creating,
 /// testing and delivering on every kind that has one.
 #[tokio::test]
@@ -387,6 +430,10 @@ async fn a_reading_over_the_threshold_reaches_the_webhook() {
     let alert = alert.unwrap_or_else(|| panic!("no Rack hot alert in {body}"));
     assert_eq!(alert["labels"]["device"], "esp32-1");
     assert_eq!(alert["labels"]["severity"], "critical");
+    // Without RZMON_PUBLIC_URL the link is the dashboard's own address (here: the loopback
+    // listener), not empty.
+    assert_eq!(body["externalURL"], app.url(""), "{body}");
+    assert_eq!(alert["generatorURL"], app.url("/#/alerts"), "{body}");
     let shown = wait_until(SOON, || async {
         let (_, v) = call(&app, "GET", "/alerts?state=active", &t, None).await;
         v["alerts"].as_array().is_some_and(|l| {

@@ -48,6 +48,8 @@ struct Shared {
     requests: Mutex<Vec<Recorded>>,
     /// Answers to give, in order: (status, body). Empty: 200 `{}`.
     script: Mutex<VecDeque<(u16, String)>>,
+    /// Answer only GET (404 "Cannot POST ..." otherwise), as Uptime Kuma 1.x does on push URLs.
+    get_only: std::sync::atomic::AtomicBool,
     arrived: Notify,
 }
 
@@ -95,12 +97,17 @@ impl Receiver {
                         .iter()
                         .map(|(k, v)| (k.as_str().to_owned(), v.to_str().unwrap_or("").to_owned()))
                         .collect();
-                    let (status, body) = s
-                        .script
-                        .lock()
-                        .unwrap()
-                        .pop_front()
-                        .unwrap_or((200, "{}".into()));
+                    let refused = s.get_only.load(std::sync::atomic::Ordering::Relaxed)
+                        && m != warp::http::Method::GET;
+                    let (status, body) = if refused {
+                        (404, format!("Cannot {m} {}", p.as_str()))
+                    } else {
+                        s.script
+                            .lock()
+                            .unwrap()
+                            .pop_front()
+                            .unwrap_or((200, "{}".into()))
+                    };
                     s.requests.lock().unwrap().push(Recorded {
                         method: m.to_string(),
                         path,
@@ -137,6 +144,11 @@ impl Receiver {
             .lock()
             .unwrap()
             .push_back((status, body.to_owned()));
+    }
+
+    /// From now on only GET is answered (other methods: 404), like an Uptime Kuma 1.x push URL.
+    pub fn only_get(&self) {
+        (self.shared.get_only).store(true, std::sync::atomic::Ordering::Relaxed);
     }
 
     pub fn requests(&self) -> Vec<Recorded> {

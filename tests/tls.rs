@@ -35,7 +35,7 @@ fn connector(ca_pem: &[u8]) -> TlsConnector {
 use rustls::pki_types::pem::PemObject as _;
 
 /// A TLS handshake to `addr` by IP address (so it needs an IP SAN).
-async fn handshake(ca_pem: &[u8], addr: SocketAddr) -> std::io::Result<TlsStream<TcpStream>> {
+pub async fn handshake(ca_pem: &[u8], addr: SocketAddr) -> std::io::Result<TlsStream<TcpStream>> {
     let tcp = TcpStream::connect(addr).await?;
     let name = ServerName::IpAddress(addr.ip().into());
     tokio::time::timeout(SOON, connector(ca_pem).connect(name, tcp))
@@ -44,7 +44,7 @@ async fn handshake(ca_pem: &[u8], addr: SocketAddr) -> std::io::Result<TlsStream
 }
 
 /// A CA and a server certificate for 127.0.0.1, made here (not by rzmon).
-fn foreign_pair() -> (String, String, String) {
+pub fn foreign_pair() -> (String, String, String) {
     let ca_key = rcgen::KeyPair::generate().unwrap();
     let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
     ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
@@ -59,7 +59,7 @@ fn foreign_pair() -> (String, String, String) {
     (ca_cert.pem(), cert.pem(), key.serialize_pem())
 }
 
-fn ca_of(app: &TestApp) -> Vec<u8> {
+pub fn ca_of(app: &TestApp) -> Vec<u8> {
     std::fs::read(app.dir.path().join("tls/ca.pem")).expect("generated CA")
 }
 

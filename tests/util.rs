@@ -7,6 +7,7 @@
 
 #![allow(dead_code)]
 
+pub mod browser;
 mod device;
 mod external;
 mod history;
@@ -15,7 +16,7 @@ pub mod sleepy;
 
 pub use device::*;
 pub use external::*;
-pub use history::write_readings;
+pub use history::{write_incidents, write_readings};
 
 use futures_util::{SinkExt, StreamExt};
 use rzmon::app::{self, Listeners, Running};
@@ -102,6 +103,10 @@ fn with_defaults(env: &[(&str, &str)]) -> Vec<(String, String)> {
 fn http_client() -> reqwest::Client {
     reqwest::Client::builder()
         .timeout(Duration::from_secs(30))
+        // The server closes a kept-alive connection after 30 s idle (its header-read limit);
+        // a client that reuses one at that moment gets "connection closed before message
+        // completed", as browsers do and then retry. Not reusing idle ones past 10 s avoids it.
+        .pool_idle_timeout(Duration::from_secs(10))
         .build()
         .expect("http client")
 }

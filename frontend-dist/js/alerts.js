@@ -20,6 +20,36 @@ function noticesText(a) {
   return a.notices.map((n) => `${t(`al.notice.${n.kind}`)} ${fmtDate(n.at)}`).join(' · ');
 }
 
+const DELIVERY_LEVEL = { sent: 'ok', failed: 'alarm', pending: 'warn', held: 'warn', suppressed: 'warn' };
+
+/** What happened to one delivery: sent, failed with the reason, retrying, held by quiet hours... */
+function deliveryText(d) {
+  const when = fmtDate(d.updated);
+  const reason = (d.detail || '').replace(/^retrying: /, '');
+  switch (d.state) {
+    case 'sent': return t('al.dst.sent', { when });
+    case 'failed': return t('al.dst.failed', { reason, when });
+    case 'pending': return d.attempts > 0 ? t('al.dst.retrying', { reason, n: d.attempts }) : t('al.dst.queued');
+    case 'held': return t('al.dst.held', { until: d.next ? fmtDate(d.next) : '–' });
+    case 'suppressed': return t('al.dst.suppressed');
+    case 'muted': return t('al.dst.muted');
+    case 'skipped': return t('al.dst.skipped', { reason });
+    default: return `${d.state}${d.detail ? `: ${d.detail}` : ''}`;
+  }
+}
+
+/** The per-channel delivery record of an alert (null without one). */
+function deliveryList(a) {
+  if (!a.deliveries || !a.deliveries.length) return null;
+  return h('ul', { class: 'deliveries', dataset: { alertDeliveries: a.id } }, ...a.deliveries.map((d) =>
+    h('li', { dataset: { channel: d.channel_id, notice: d.notice, state: d.state } },
+      h('strong', {}, d.channel), ` · ${t(`al.dn.${d.notice}`)}: `,
+      h('span', { dataset: { level: DELIVERY_LEVEL[d.state] || '' } }, deliveryText(d)))));
+}
+
+/** True while some delivery of `alerts` is still on its way (the page asks again soon). */
+const inFlight = (alerts) => alerts.some((a) => (a.deliveries || []).some((d) => d.state === 'pending'));
+
 /** One active alert as a card with its Acknowledge button. */
 function activeCard(a, onAck) {
   const msg = h('p', { class: 'msg', role: 'status' });
@@ -35,19 +65,27 @@ function activeCard(a, onAck) {
       h('strong', {}, a.rule), a.device ? h('a', { href: `#/history?device=${encodeURIComponent(a.device)}` }, a.device) : h('span', {}, t('al.system'))),
     h('p', { class: 'summary' }, a.summary),
     h('p', { class: 'meta' }, `${t('al.since')} ${fmtDate(a.started)} · `, h('span', { dataset: { field: 'state' } }, stateText(a))),
-    h('p', { class: 'meta' }, noticesText(a)),
-    h('section', { class: 'deliveries', dataset: { alertDeliveries: a.id } }),
+    deliveryList(a) || h('p', { class: 'meta' }, noticesText(a)),
     ack, msg);
+}
+
+/** State for the history: who acknowledged it when, and when it resolved. */
+function historyState(a) {
+  const parts = [];
+  if (a.acknowledged) parts.push(t('al.acked', { who: a.acknowledged.by, when: fmtDate(a.acknowledged.at) }));
+  if (a.resolved) parts.push(t('al.resolvedat', { when: fmtDate(a.resolved) }));
+  return parts.length ? parts.join(' · ') : stateText(a);
 }
 
 function historyRow(a) {
   return h('tr', { dataset: { alert: a.id, state: a.state } },
     h('td', { class: 'num' }, h('time', { datetime: a.started }, fmtDate(a.started))),
-    h('td', {}, h('span', { class: 'pill', dataset: { level: level(a.severity) } }, t(`al.sev.${a.severity}`)), ' ', a.rule),
+    // One child per cell: a stacked (phone) row lays the cell out as a grid.
+    h('td', {}, h('span', {}, h('span', { class: 'pill', dataset: { level: level(a.severity) } }, t(`al.sev.${a.severity}`)), ' ', a.rule)),
     h('td', {}, a.device || t('al.system')),
     h('td', {}, a.summary),
-    h('td', {}, stateText(a), a.resolved ? ` · ${t('al.resolvedat', { when: fmtDate(a.resolved) })}` : ''),
-    h('td', { class: 'opt' }, noticesText(a)));
+    h('td', {}, historyState(a)),
+    h('td', { class: 'notices' }, deliveryList(a) || noticesText(a)));
 }
 
 export default function alertsView(main, { live }) {
@@ -70,7 +108,7 @@ export default function alertsView(main, { live }) {
   const tbody = h('tbody', { id: 'alerts-history' });
   const table = responsiveTable(h('table', {},
     h('thead', {}, h('tr', {}, ...['inc.time', 'al.rule', 'inc.device', 'al.summary', 'al.state'].map((k) => h('th', {}, t(k))),
-      h('th', { class: 'opt' }, t('al.notices')))), tbody));
+      h('th', {}, t('al.notices')))), tbody));
   const rulesBox = h('div', { id: 'alert-rules' });
   main.append(h('h1', {}, t('al.title')),
     h('section', {}, h('h2', {}, t('al.active')), activeStatus, activeList),
@@ -78,6 +116,16 @@ export default function alertsView(main, { live }) {
     h('section', {}, h('h2', {}, t('al.rules')), rulesBox),
     h('section', { id: 'alert-channels' }));
   mountChannels(main.querySelector('#alert-channels'));
+
+  // Deliveries change without an alert event (sent after the group wait, retried, failed): while
+  // one shown is still pending, both lists are asked again every few seconds.
+  const busy = { active: false, history: false };
+  let followTimer = null;
+  function follow(which, alerts) {
+    busy[which] = inFlight(alerts);
+    clearTimeout(followTimer);
+    if (busy.active || busy.history) followTimer = setTimeout(refresh, 3000);
+  }
 
   let gen = 0;
   async function loadActive() {
@@ -90,6 +138,7 @@ export default function alertsView(main, { live }) {
       const order = (a) => (a.state === 'firing' ? 0 : 1) * 10 + (a.severity === 'critical' ? 0 : 1);
       res.alerts.sort((a, b) => order(a) - order(b) || b.started.localeCompare(a.started));
       for (const a of res.alerts) activeList.append(activeCard(a, refresh));
+      follow('active', res.alerts);
     } catch (e) { setMsg(activeStatus, e.message, 'error'); }
   }
 
@@ -102,6 +151,7 @@ export default function alertsView(main, { live }) {
       if (mine !== histGen) return;
       clear(tbody);
       for (const a of res.alerts) tbody.append(historyRow(a));
+      follow('history', res.alerts);
       setMsg(histStatus, res.alerts.length ? '' : t('al.nohistory'));
     } catch (e) { setMsg(histStatus, e.message, 'error'); }
   }
@@ -160,7 +210,7 @@ export default function alertsView(main, { live }) {
   api('/devices').then((res) => { devices = res.devices.map((d) => d.id); deviceOptions(device, res.devices, { all: t('inc.all') }); }).catch(() => {});
   loadRules();
   refresh();
-  return () => { offs.forEach((f) => f()); clearTimeout(pending); };
+  return () => { offs.forEach((f) => f()); clearTimeout(pending); clearTimeout(followTimer); };
 }
 
 /** Keeps the top-bar badge at the number of active alerts (the critical ones colour it). */

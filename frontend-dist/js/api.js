@@ -38,6 +38,25 @@ export class ApiError extends Error {
 }
 
 /** api('/data', {query: {device}}) or api('/setConfig', {method: 'POST', query, body}). */
+let renewing = 0;
+
+/**
+ * Runs `f`, a request whose answer carries this session's next token (a password change ends
+ * every session and answers with a new one). Meanwhile a 401 for the old token (the live
+ * socket closed 1008 and re-checked it) must not sign this tab out.
+ */
+export async function renewingToken(f) {
+  renewing += 1;
+  try { return await f(); } finally { renewing -= 1; }
+}
+
+/** A 401 for `token` ends the session, unless the token was renewed meanwhile or is being renewed. */
+function sessionRefused(token) {
+  if (renewing > 0 || getToken() !== token) return;
+  clearToken();
+  unauthorized(t('err.session'));
+}
+
 export async function api(path, { method = 'GET', query, body, signal } = {}) {
   const url = new URL(path, location.origin);
   for (const [k, v] of Object.entries(query || {})) {
@@ -61,10 +80,7 @@ export async function api(path, { method = 'GET', query, body, signal } = {}) {
   }
   if (!res.ok) {
     const msg = (data && typeof data.error === 'string' && data.error) || t('err.status', { status: res.status });
-    if (res.status === 401 && path !== '/login') {
-      clearToken();
-      unauthorized(t('err.session'));
-    }
+    if (res.status === 401 && path !== '/login') sessionRefused(token);
     throw new ApiError(msg, res.status, res.headers.get('Retry-After'));
   }
   return data;
@@ -91,7 +107,7 @@ export async function download(path, { query, filename } = {}) {
   if (!res.ok) {
     let msg = t('err.status', { status: res.status });
     try { const d = await res.json(); if (typeof d.error === 'string') msg = d.error; } catch { /* not JSON */ }
-    if (res.status === 401) { clearToken(); unauthorized(t('err.session')); }
+    if (res.status === 401) sessionRefused(token);
     throw new ApiError(msg, res.status);
   }
   const blob = await res.blob();

@@ -1,5 +1,6 @@
 // Backups section (on the Devices page): the list from GET /backups, "Back up now", downloads
-// through fetch + blob (the token stays in the header, never in a URL).
+// through fetch + blob (the token stays in the header, never in a URL). Making and downloading a
+// backup is for admins (a backup is the whole database): a viewer sees the list only.
 import { api, download } from './api.js';
 import { t, fmtDate } from './i18n.js';
 import { h, clear, setMsg, responsiveTable } from './dom.js';
@@ -14,10 +15,11 @@ export function backupsSection() {
   const status = h('p', { class: 'msg', id: 'backups-status', role: 'status', 'aria-live': 'polite' });
   const tbody = h('tbody');
   const table = h('table', { id: 'backups-table' },
-    h('thead', {}, h('tr', {}, ...['bk.time', 'bk.size', 'bk.verified', ''].map((k) => h('th', { scope: 'col' }, k ? t(k) : '')))),
+    h('thead', {}, h('tr', {}, ...['bk.time', 'bk.size', 'bk.verified'].map((k) => h('th', { scope: 'col' }, t(k))),
+      h('th', { scope: 'col', 'data-admin': true }))),
     tbody);
   responsiveTable(table);
-  const now = h('button', { type: 'button', class: 'primary', id: 'backup-now' }, t('bk.now'));
+  const now = h('button', { type: 'button', class: 'primary', id: 'backup-now', 'data-admin': true }, t('bk.now'));
 
   async function load() {
     try {
@@ -26,18 +28,24 @@ export function backupsSection() {
       for (const b of res.backups) {
         const get = h('button', { type: 'button', dataset: { backup: b.name } }, t('bk.download'));
         get.addEventListener('click', async () => {
+          // The browser saves the file only once it is all here: say so meanwhile (a big one takes a while).
           get.disabled = true;
-          try { await download(`/backups/${encodeURIComponent(b.name)}`, { filename: b.name }); } catch (e) { setMsg(status, e.message, 'error'); }
+          setMsg(status, t('bk.fetching', { name: b.name }));
+          try {
+            await download(`/backups/${encodeURIComponent(b.name)}`, { filename: b.name });
+            setMsg(status, '');
+          } catch (e) { setMsg(status, e.message, 'error'); }
           get.disabled = false;
         });
         tbody.append(h('tr', { dataset: { name: b.name } },
           h('td', { class: 'num' }, b.time ? h('time', { datetime: b.time }, fmtDate(b.time)) : b.name),
           h('td', { class: 'num' }, size(b.size)),
           h('td', {}, b.verified ? t('bk.ok') : `${t('bk.failed')}${b.error ? `: ${b.error}` : ''}`),
-          h('td', {}, get)));
+          h('td', { 'data-admin': true }, get)));
       }
+      // Only "No backups yet" goes away with the list: "Backup … written and verified" stays.
       if (!res.backups.length) setMsg(status, t('bk.none'));
-      else if (!status.classList.contains('error')) setMsg(status, '');
+      else if (status.textContent === t('bk.none')) setMsg(status, '');
     } catch (e) { setMsg(status, e.message, 'error'); }
   }
 
@@ -54,6 +62,6 @@ export function backupsSection() {
 
   load();
   return h('section', { class: 'card', id: 'backups' },
-    h('h2', {}, t('bk.title')), h('p', {}, t('bk.text')),
-    h('div', { class: 'toolbar' }, now), status, h('div', { class: 'table-wrap' }, table));
+    h('h2', {}, t('bk.title')), h('p', {}, t('bk.text'), ' ', h('code', {}, t('bk.cmd'))),
+    h('div', { class: 'toolbar', 'data-admin': true }, now), status, h('div', { class: 'table-wrap' }, table));
 }

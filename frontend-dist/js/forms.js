@@ -1,6 +1,6 @@
 // Two small forms: change the own password (POST /user/password) and register a device
 // (POST /devices, whose answer carries the MQTT password exactly once).
-import { api, setToken, settings } from './api.js';
+import { api, renewingToken, setToken, settings } from './api.js';
 import { t } from './i18n.js';
 import { h, setMsg } from './dom.js';
 
@@ -27,7 +27,7 @@ export function passwordForm() {
     setMsg(status, t('loading'));
     try {
       // The change ends every session; the answer carries a new token for this one.
-      const res = await api('/user/password', { method: 'POST', body: { current_password: cur.value, new_password: next.value } });
+      const res = await renewingToken(() => api('/user/password', { method: 'POST', body: { current_password: cur.value, new_password: next.value } }));
       if (res && res.access_token) setToken(res.access_token);
       form.reset();
       setMsg(status, t('pw.done'), 'ok');

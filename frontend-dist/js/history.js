@@ -143,6 +143,7 @@ export default function historyView(main, { live }) {
   let view = null; // what is drawn: {devices, summary, tables: Map(device → columns), xRange}
   let marks = { incidents: [], unlocked: [] };
   let limitsByDevice = new Map();
+  let drawn = null; // wanted(...) of what the chart shows
   const slot = latest();
 
   const selected = () => [...devBox.querySelectorAll('input:checked')].map((i) => i.value);
@@ -244,11 +245,19 @@ export default function historyView(main, { live }) {
     return [now - RANGES[lastRange], now];
   }
 
-  /** One CSV file per selected device, of the shown range (the token stays in the header). */
+  /** What the chart is asked to show: devices and range (a fixed range by its name). */
+  const wanted = (devices, start, end) => JSON.stringify([devices, lastRange === 'custom' ? [start, end] : lastRange]);
+
+  /** One CSV file per selected device, of the shown range (the token stays in the header). A
+   * custom range typed but not yet shown is drawn first, so the files hold what the page shows. */
   async function csv() {
-    const [start, end] = range();
+    const devices = selected();
+    if (!devices.length) { setMsg(status, t('hist.pickone'), 'warn'); return; }
+    let start, end;
+    try { [start, end] = range(); } catch (e) { setMsg(status, e.message, 'error'); return; }
+    if (wanted(devices, start, end) !== drawn) await load();
     try {
-      for (const device of selected()) {
+      for (const device of devices) {
         await download('/data.csv', { query: { device, start_date: start, end_date: end }, filename: `${device}.csv` });
       }
     } catch (e) { setMsg(status, e.message, 'error'); }
@@ -327,6 +336,7 @@ export default function historyView(main, { live }) {
       setMsg(status, msg, n ? 'info' : 'warn');
       chartTmp.dataset.readings = String(n);
       chartTmp.dataset.buckets = String(buckets);
+      drawn = wanted(devices, start, end);
     } catch (e) {
       if (!isStale(e)) setMsg(status, e.message, 'error');
     }

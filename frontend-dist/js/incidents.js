@@ -61,6 +61,7 @@ export default function incidentsView(main, { live }) {
   const cursors = []; // end_date of each page before the current one
   let cursor = undefined; // end_date of the current page (undefined = now)
   let oldest = null;
+  let applied = null; // the filters (JSON) the table shows
   const seenTypes = new Set();
 
   function addTypes(list) {
@@ -71,9 +72,14 @@ export default function incidentsView(main, { live }) {
     return { type: type.value.trim(), device: device.value, start_date: from.epoch(), end_date: to.epoch() };
   }
 
+  /** The whole filtered list as CSV (all pages). Filters changed but not yet applied are
+   * applied first, so the file holds what the table shows. */
   async function csv() {
+    let f;
+    try { f = filters(); } catch (e) { setMsg(status, e.message, 'error'); return; }
+    if (JSON.stringify(f) !== applied) { cursors.length = 0; cursor = undefined; await load(); }
     try {
-      await download('/incidents.csv', { query: filters(), filename: 'incidents.csv' });
+      await download('/incidents.csv', { query: f, filename: 'incidents.csv' });
     } catch (e) { setMsg(status, e.message, 'error'); }
   }
 
@@ -87,6 +93,7 @@ export default function incidentsView(main, { live }) {
     try {
       const res = await slot.run((signal) => api('/incidents', { query: q, signal }));
       clear(tbody);
+      applied = JSON.stringify(f);
       res.incidents.forEach((r) => tbody.append(incidentRow(r)));
       addTypes(res.incidents);
       setMsg(status, res.incidents.length ? '' : t('inc.none'));

@@ -58,7 +58,7 @@ pub fn rule(r: &Rule, now_ms: i64) -> Value {
 }
 
 /// The delivery record of alert `id` (per channel and notice: sent, failed with the reason,
-/// held by quiet hours, ...) from `rows` of several alerts.
+/// held by quiet hours, ...) from `rows` of several alerts; `next` is when an open row is due.
 pub fn deliveries(rows: &[crate::store::DeliveryRow], id: i64) -> Value {
     let list: Vec<Value> = rows
         .iter()
@@ -66,7 +66,7 @@ pub fn deliveries(rows: &[crate::store::DeliveryRow], id: i64) -> Value {
         .map(|d| {
             json!({"channel_id": d.channel_id, "channel": d.channel, "notice": d.notice,
                    "state": d.state, "detail": d.detail, "attempts": d.attempts,
-                   "updated": format_ts(d.updated_ms)})
+                   "updated": format_ts(d.updated_ms), "next": d.next_ms.map(format_ts)})
         })
         .collect();
     Value::Array(list)

@@ -297,6 +297,7 @@ pub async fn deliveries(
                         "alert_id": r.alert_id, "channel_id": r.channel_id, "channel": r.channel,
                         "notice": r.notice, "state": r.state, "detail": r.detail,
                         "attempts": r.attempts, "updated": format_ts(r.updated_ms),
+                        "next": r.next_ms.map(format_ts),
                     })
                 })
                 .collect();

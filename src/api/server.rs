@@ -154,7 +154,24 @@ impl Server {
                 let Some(tls) = tls else {
                     return server.serve(stream, peer, plain, false, stop).await;
                 };
-                match tls.accept(stream).await {
+                let evicted = async {
+                    match &ticket {
+                        Some(t) => t.evicted().await,
+                        None => std::future::pending().await,
+                    }
+                };
+                let handshake = tokio::select! {
+                    log = evicted => {
+                        // Budget full: made room for a newcomer.
+                        server.metrics.http_over_budget.inc();
+                        if log {
+                            tracing::warn!(ip = %peer.ip(), "HTTPS connections from this address still in their TLS handshake are closed to make room for others (pending budget full; logged once a minute)");
+                        }
+                        return;
+                    }
+                    s = tls.accept(stream) => s,
+                };
+                match handshake {
                     Ok(s) => {
                         if let Some(t) = &mut ticket {
                             t.authenticated();

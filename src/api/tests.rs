@@ -5,7 +5,6 @@
 use super::*;
 use crate::presence::Presence;
 use routes::Access;
-use tokio::sync::mpsc;
 use warp::http::{Method, StatusCode};
 
 const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef";
@@ -29,7 +28,7 @@ fn fixture(origins: &[&str]) -> Fixture {
     let hash = crate::auth::hash_password(PASSWORD).expect("hash");
     store.create_user("admin", &hash).expect("user");
     // The link is gone: commands to devices answer "offline" or "unavailable".
-    let (out, _) = mpsc::unbounded_channel();
+    let (out, _) = crate::commands::outbound_queue();
     let (commands, _) = Commands::new("rz".into(), out, Arc::new(Presence::default()));
     let notifier = crate::notify::Notifier::new(
         store.clone(),

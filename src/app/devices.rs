@@ -5,7 +5,7 @@
 
 use super::{Parts, Services, Stage};
 use crate::broker::{self, Broker, BrokerConfig, GateConfig, Link, MqttListeners, Sessions};
-use crate::commands::Outbound;
+use crate::commands::OutboundRx;
 use crate::device_auth::DeviceAuth;
 use crate::external::{self, ExternalDeps, ExternalSettings};
 use crate::health::{self, Health};
@@ -25,7 +25,7 @@ pub(super) struct DeviceSide {
     /// external broker (its client publishes them).
     pub link: Option<Link>,
     /// Commands for ingest to publish (`None`: the external client took them).
-    pub outbound: Option<UnboundedReceiver<Outbound>>,
+    pub outbound: Option<OutboundRx>,
     /// Devices whose last connection ended (the gate reports them; nothing for an external
     /// broker, where presence comes from status messages and the staleness window).
     pub ended: UnboundedReceiver<String>,
@@ -40,7 +40,7 @@ pub(super) fn embedded(
     p: &Parts,
     listener: MqttListeners,
     inbound: Sender<Inbound>,
-    outbound: UnboundedReceiver<Outbound>,
+    outbound: OutboundRx,
 ) -> anyhow::Result<DeviceSide> {
     let settings = &p.settings;
     let device_auth = DeviceAuth::new(p.store.clone());
@@ -98,7 +98,7 @@ pub(super) fn external(
     p: &Parts,
     url: BrokerUrl,
     inbound: Sender<Inbound>,
-    outbound: UnboundedReceiver<Outbound>,
+    outbound: OutboundRx,
 ) -> DeviceSide {
     let share = &p.settings.integrations.broker_share;
     let deps = ExternalDeps {

@@ -12,7 +12,7 @@ use crate::alerts::{self, Alerts};
 use crate::api::server::{HttpListeners, Plain};
 use crate::api::{self, ApiConfig};
 use crate::broker::MqttListeners;
-use crate::commands::{Commands, access_sync};
+use crate::commands::{self, Commands, access_sync};
 use crate::config::{Common, ServeSettings};
 use crate::health::{self, Health};
 use crate::hub::{self, Hub};
@@ -129,6 +129,27 @@ pub async fn serve(
     running.shutdown().await
 }
 
+/// Takes the data directory's lock. A holder that lets go within a second (a previous server
+/// of this process that just stopped, whose descriptor a child process forked meanwhile still
+/// holds until its exec) is waited for; then the answer is "already running".
+async fn server_lock(data_dir: &Path) -> anyhow::Result<lifecycle::ServerLock> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(1);
+    loop {
+        let lock = lifecycle::ServerLock::try_acquire(data_dir)
+            .with_context(|| format!("cannot lock {}", data_dir.display()))?;
+        if let Some(lock) = lock {
+            return Ok(lock);
+        }
+        if tokio::time::Instant::now() >= deadline {
+            anyhow::bail!(
+                "another rzmon is already running on the data directory {}",
+                data_dir.display()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// Starts every part on `listeners`: creates `admin` on first start (a generated password is
 /// printed at once), takes the JWT secret from the settings or the data directory (created
 /// 0600 next to the database), and starts the services.
@@ -138,14 +159,7 @@ pub async fn start(
     store: Store,
 ) -> anyhow::Result<Running> {
     let data_dir = store.path().parent().unwrap_or(Path::new(".")).to_owned();
-    let lock = lifecycle::ServerLock::try_acquire(&data_dir)
-        .with_context(|| format!("cannot lock {}", data_dir.display()))?
-        .with_context(|| {
-            format!(
-                "another rzmon is already running on the data directory {}",
-                data_dir.display()
-            )
-        })?;
+    let lock = server_lock(&data_dir).await?;
     let jwt_secret = match &settings.jwt_secret {
         Some(s) => s.expose().as_bytes().to_vec(),
         None => {
@@ -185,17 +199,27 @@ pub async fn start(
     health.set_ok(health::BROKER);
     health.set_ok(health::INTEGRITY);
     let store = store.with_health(health.clone());
+    let dashboard = notify::link::default_url(http_addr, https_addr);
+    match &settings.notify.public_url {
+        Some(u) => {
+            tracing::info!(url = %u, "notifications link to the dashboard (RZMON_PUBLIC_URL)")
+        }
+        None => tracing::info!(
+            url = dashboard.as_deref().unwrap_or("none"),
+            "notifications link to the dashboard (a guess: set RZMON_PUBLIC_URL to change it)"
+        ),
+    }
     let notifier = {
         let (s, args, m) = (store.clone(), settings.notify.clone(), metrics.clone());
-        tokio::task::spawn_blocking(move || notify::setup(&s, &args, m)).await??
+        tokio::task::spawn_blocking(move || notify::setup(&s, &args, dashboard, m)).await??
     };
     let hub = Hub::new(hub::DEFAULT_CAPACITY.max(settings.ws_queue as usize));
     let writer = store.spawn_writer(metrics.clone(), health.clone())?;
     let s = store.clone();
     tokio::task::spawn_blocking(move || s.reset_presence()).await??;
     let presence = Arc::new(Presence::default());
-    let (outbound_tx, outbound_rx) = mpsc::unbounded_channel();
-    let (commands, online_rx) = Commands::new(settings.topic_prefix.clone(), outbound_tx, presence);
+    let (outbound_tx, outbound_rx) = commands::outbound_queue();
+    let (commands, sync_due) = Commands::new(settings.topic_prefix.clone(), outbound_tx, presence);
     // The data lifecycle: pruning and backups never run at once.
     let exclusive = Arc::new(tokio::sync::Mutex::new(()));
     let backups = Arc::new(lifecycle::Backups::new(
@@ -272,11 +296,11 @@ pub async fn start(
         plain: listeners.mqtt,
         tls: listeners.mqtts.zip(tls.clone()),
     };
-    if let Some(tls) = tls {
-        s.spawn("tls reload", Stage::Front, |stop| {
-            tls::reload::run(tls, stop)
-        });
-    }
+    // Always running: SIGHUP reloads TLS, or is logged as having nothing to reload.
+    let watch = settings.tls.watch();
+    s.spawn("reload", Stage::Front, |stop| {
+        tls::reload::run(tls, watch, stop)
+    });
     // Device publishes: gate or external client → ingest (bounded; a full queue stops the
     // gate reading sockets, or the client reading from the external broker).
     let (inbound_tx, inbound_rx) = mpsc::channel(ingest::QUEUE);
@@ -299,13 +323,7 @@ pub async fn start(
     });
     s.spawn("access sync", Stage::Ingest, |stop| {
         let timeout = Duration::from_secs(settings.command_timeout);
-        access_sync::run(
-            p.commands.clone(),
-            p.store.clone(),
-            online_rx,
-            timeout,
-            stop,
-        )
+        access_sync::run(p.commands.clone(), p.store.clone(), sync_due, timeout, stop)
     });
     s.spawn("retention", Stage::Front, |stop| {
         let (store, lifecycle, metrics) = (

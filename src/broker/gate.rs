@@ -65,6 +65,7 @@ pub async fn run(
         slots: Arc::new(Semaphore::new(cfg.max_connections)),
         budget: Budget::new(budget::Limits {
             per_address: cfg.per_address,
+            pending_total: cfg.max_connections / 4,
             ..budget::MQTT
         }),
         cfg,
@@ -143,6 +144,7 @@ impl Gate {
                     Some(tls) => {
                         let s = tokio::select! {
                             () = stop.cancelled() => return,
+                            log = ticket.evicted() => return gate.evicted(peer, log),
                             s = tls.accept(stream) => s,
                         };
                         match s {
@@ -169,6 +171,7 @@ impl Gate {
         let mut buf = BytesMut::with_capacity(1024);
         let first = tokio::select! {
             () = stop.cancelled() => return,
+            log = ticket.evicted() => return self.evicted(peer, log),
             r = tokio::time::timeout(
                 self.cfg.connect_timeout,
                 frame::read(&mut client, &mut buf, self.cfg.max_packet),
@@ -232,6 +235,14 @@ impl Gate {
                 tracing::warn!(%device, %peer, "device disconnected: a message could not be stored (not acknowledged)")
             }
             End::Closed | End::Disconnect => tracing::info!(%device, %peer, "device disconnected"),
+        }
+    }
+
+    /// A connection without CONNECT yet, closed to make room for a newcomer (budget full).
+    fn evicted(&self, peer: SocketAddr, log: bool) {
+        self.metrics.mqtt_over_budget.inc();
+        if log {
+            tracing::warn!(ip = %peer.ip(), "MQTT connections from this address that sent no CONNECT yet are closed to make room for others (pending budget full; logged once a minute)");
         }
     }
 

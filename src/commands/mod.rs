@@ -9,6 +9,7 @@ pub mod access_sync;
 use crate::broker::topic;
 use crate::model::{Command, DeviceId};
 use crate::presence::Presence;
+use access_sync::Due;
 use serde_json::{Map, Value, json};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -36,6 +37,19 @@ pub struct Outbound {
     pub payload: Vec<u8>,
 }
 
+/// Commands on their way to the broker link. Every one belongs to a request that waits for
+/// its reply, so this only fills when the link stalls; a full queue makes the next request
+/// wait (within its timeout), never drops it.
+pub const OUTBOUND_QUEUE: usize = 256;
+
+pub type OutboundTx = mpsc::Sender<Outbound>;
+pub type OutboundRx = mpsc::Receiver<Outbound>;
+
+/// The bounded queue between `Commands` and the link's owner.
+pub fn outbound_queue() -> (OutboundTx, OutboundRx) {
+    mpsc::channel(OUTBOUND_QUEUE)
+}
+
 type Reply = Result<Map<String, Value>, CommandError>;
 
 struct Pending {
@@ -45,13 +59,14 @@ struct Pending {
 
 struct Inner {
     prefix: String,
-    out: mpsc::UnboundedSender<Outbound>,
+    out: OutboundTx,
     pending: Mutex<HashMap<u64, Pending>>,
     next_id: AtomicU64,
     /// Set by `close` at shutdown: new requests fail at once.
     closed: AtomicBool,
     presence: Arc<Presence>,
-    online_tx: mpsc::UnboundedSender<DeviceId>,
+    /// Devices waiting for an access-list sync.
+    due: Arc<Due>,
 }
 
 /// Cheap to clone.
@@ -79,14 +94,10 @@ impl Inner {
 }
 
 impl Commands {
-    /// `out` carries publishes to the local link; devices coming online are announced on the
-    /// returned receiver (for the access-list sync).
-    pub fn new(
-        prefix: String,
-        out: mpsc::UnboundedSender<Outbound>,
-        presence: Arc<Presence>,
-    ) -> (Self, mpsc::UnboundedReceiver<DeviceId>) {
-        let (online_tx, online_rx) = mpsc::unbounded_channel();
+    /// `out` carries publishes to the local link; devices coming online are put on the
+    /// returned set (for the access-list sync).
+    pub fn new(prefix: String, out: OutboundTx, presence: Arc<Presence>) -> (Self, Arc<Due>) {
+        let due = Arc::new(Due::default());
         // Start from the clock so msgIDs stay unique across restarts (a late reply to a
         // request of the previous run cannot complete a new one). Below 2^53: JSON-safe.
         let start = u64::try_from(crate::model::now_ms()).unwrap_or(1) % (1 << 52);
@@ -97,13 +108,13 @@ impl Commands {
             next_id: AtomicU64::new(start.max(1)),
             closed: AtomicBool::new(false),
             presence,
-            online_tx,
+            due: due.clone(),
         };
         (
             Self {
                 inner: Arc::new(inner),
             },
-            online_rx,
+            due,
         )
     }
 
@@ -147,12 +158,19 @@ impl Commands {
             topic: topic::command_topic(&self.inner.prefix, device),
             payload: body.to_string().into_bytes(),
         };
-        self.inner
-            .out
-            .send(publish)
-            .map_err(|_| CommandError::Unavailable)?;
+        // The queue's wait counts against the request's timeout.
+        let deadline = tokio::time::Instant::now() + timeout;
+        let queued = tokio::time::timeout_at(deadline, self.inner.out.send(publish)).await;
+        match queued {
+            Ok(Ok(())) => {}
+            Ok(Err(_)) => return Err(CommandError::Unavailable),
+            Err(_) => {
+                tracing::warn!(%device, %command, msg_id = id, "command queue full until the timeout");
+                return Err(CommandError::Timeout(device.to_string(), timeout.as_secs()));
+            }
+        }
         tracing::debug!(%device, %command, msg_id = id, "command sent");
-        match tokio::time::timeout(timeout, rx).await {
+        match tokio::time::timeout_at(deadline, rx).await {
             Ok(Ok(reply)) => reply,
             Ok(Err(_)) => Err(CommandError::Unavailable),
             Err(_) => {
@@ -208,7 +226,7 @@ impl Commands {
 
     /// `device` came online: the access-list sync task will bring it up to date.
     pub fn device_online(&self, device: &DeviceId) {
-        let _ = self.inner.online_tx.send(device.clone());
+        self.inner.due.add(device);
     }
 
     /// Fails every pending request of `device` (removed, or gone offline) at once.
@@ -244,8 +262,8 @@ impl Commands {
 mod tests {
     use super::*;
 
-    fn setup() -> (Commands, mpsc::UnboundedReceiver<Outbound>, DeviceId) {
-        let (out, rx) = mpsc::unbounded_channel();
+    fn setup() -> (Commands, OutboundRx, DeviceId) {
+        let (out, rx) = outbound_queue();
         let presence = Arc::new(Presence::default());
         let d = DeviceId::parse("d1").unwrap();
         presence.seen(&d, 1);
@@ -358,5 +376,53 @@ mod tests {
         c.fail_device(&d);
         assert!(matches!(t.await.unwrap(), Err(CommandError::Offline(_))));
         assert_eq!(c.pending(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_full_queue_makes_requests_wait_and_time_out_never_drops() {
+        let (c, mut rx, d) = setup();
+        let mut waiting = Vec::new();
+        for _ in 0..OUTBOUND_QUEUE + 1 {
+            let (c, d) = (c.clone(), d.clone());
+            waiting.push(tokio::spawn(async move {
+                c.request(&d, Command::GetConfig, None, Duration::from_millis(200))
+                    .await
+            }));
+        }
+        // The link is stalled: nothing is read, so one request cannot even be queued.
+        let results = futures_util::future::join_all(waiting).await;
+        let timed_out = results
+            .iter()
+            .filter(|r| matches!(r, Ok(Err(CommandError::Timeout(..)))))
+            .count();
+        assert_eq!(
+            timed_out,
+            OUTBOUND_QUEUE + 1,
+            "every request ends in its timeout"
+        );
+        assert_eq!(c.pending(), 0);
+        let mut queued = 0;
+        while rx.try_recv().is_ok() {
+            queued += 1;
+        }
+        assert_eq!(
+            queued, OUTBOUND_QUEUE,
+            "the queue holds its bound, nothing beyond"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_device_due_many_times_is_synced_once() {
+        let due = access_sync::Due::default();
+        let (a, b) = (DeviceId::parse("a").unwrap(), DeviceId::parse("b").unwrap());
+        for _ in 0..1_000 {
+            due.add(&a);
+        }
+        due.add(&b);
+        let mut taken = due.take().await;
+        taken.sort_by(|x, y| x.as_str().cmp(y.as_str()));
+        assert_eq!(taken, [a.clone(), b]);
+        due.add(&a);
+        assert_eq!(due.take().await, [a]);
     }
 }

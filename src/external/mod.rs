@@ -16,7 +16,7 @@
 mod known;
 
 use crate::broker::topic;
-use crate::commands::Outbound;
+use crate::commands::OutboundRx;
 use crate::health::{self, Health};
 use crate::metrics::Metrics;
 use crate::model::{Ack, Inbound};
@@ -76,7 +76,7 @@ pub struct ExternalDeps {
     /// Ingest's queue (the gate's in embedded mode).
     pub inbound: Sender<Inbound>,
     /// The commands module's messages to devices.
-    pub outbound: UnboundedReceiver<Outbound>,
+    pub outbound: OutboundRx,
 }
 
 /// An acknowledgement to send: the connection it was earned on and the packet it answers.

@@ -9,7 +9,7 @@ pub mod decode;
 pub mod liveness;
 
 use crate::broker::Link;
-use crate::commands::{Commands, Outbound};
+use crate::commands::{Commands, Outbound, OutboundRx};
 use crate::hub::Hub;
 use crate::metrics::Metrics;
 use crate::model::{Ack, Body, DeviceId, Inbound, Kind, Message, Status, now_ms};
@@ -18,7 +18,7 @@ use anyhow::Context;
 use rumqttd::Notification;
 use rumqttd::local::LinkRx;
 use std::sync::Arc;
-use tokio::sync::mpsc::{Receiver, UnboundedReceiver};
+use tokio::sync::mpsc::Receiver;
 use tokio_util::sync::CancellationToken;
 
 /// Device messages waiting for ingest. A full queue makes the gate wait before it reads more
@@ -76,7 +76,7 @@ pub async fn run(
     mut inbound: Receiver<Inbound>,
     link: Option<Link>,
     sinks: Sinks,
-    mut outbound: Option<UnboundedReceiver<Outbound>>,
+    mut outbound: Option<OutboundRx>,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let (mut tx, mut rx) = match link {
@@ -126,7 +126,7 @@ async fn next_notification(
 }
 
 /// The next command to publish; never, when the external client publishes them.
-async fn next_outbound(outbound: &mut Option<UnboundedReceiver<Outbound>>) -> Option<Outbound> {
+async fn next_outbound(outbound: &mut Option<OutboundRx>) -> Option<Outbound> {
     match outbound {
         Some(o) => o.recv().await,
         None => std::future::pending().await,

@@ -65,6 +65,9 @@ pub struct Backups {
     copying: Arc<Copying>,
     /// Set once shutdown began: a backup that fails then was interrupted, not broken.
     stopping: std::sync::atomic::AtomicBool,
+    /// Held while a new backup is named and the old ones beyond `keep` are deleted, and while
+    /// listing: a list never shows the moment in between (`keep` + 1 backups).
+    shown: Arc<std::sync::Mutex<()>>,
 }
 
 /// `rzmon-YYYYMMDD-HHMMSS-mmm.db` (UTC): what a backup's name looks like. Anything else is
@@ -114,6 +117,7 @@ impl Backups {
             metrics,
             copying: Arc::default(),
             stopping: std::sync::atomic::AtomicBool::new(false),
+            shown: Arc::default(),
         }
     }
 
@@ -141,10 +145,12 @@ impl Backups {
         let _busy = self.busy.try_lock().map_err(|_| BackupError::Busy)?;
         let _exclusive = self.exclusive.lock().await;
         let (store, dir, keep) = (self.store.clone(), self.dir.clone(), self.keep);
-        let copying = self.copying.clone();
-        let made = tokio::task::spawn_blocking(move || make_blocking(&store, &dir, keep, &copying))
-            .await
-            .map_err(|e| BackupError::Failed(format!("the backup task failed: {e}")))?;
+        let (copying, shown) = (self.copying.clone(), self.shown.clone());
+        let made = tokio::task::spawn_blocking(move || {
+            make_blocking(&store, &dir, keep, &copying, &shown)
+        })
+        .await
+        .map_err(|e| BackupError::Failed(format!("the backup task failed: {e}")))?;
         match &made {
             Ok(info) => {
                 self.metrics.backups_made.inc();
@@ -168,6 +174,10 @@ impl Backups {
 
     /// Every backup in the directory, newest first. Blocking (reads a directory).
     pub fn list(&self) -> std::io::Result<Vec<BackupInfo>> {
+        let _shown = self
+            .shown
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         list(&self.dir)
     }
 
@@ -222,6 +232,7 @@ fn make_blocking(
     dir: &Path,
     keep: usize,
     copying: &Copying,
+    shown: &std::sync::Mutex<()>,
 ) -> Result<BackupInfo, BackupError> {
     let fail = |what: &str, e: &dyn std::fmt::Display| BackupError::Failed(format!("{what}: {e}"));
     create_private_dir(dir).map_err(|e| fail(&format!("cannot create {}", dir.display()), &e))?;
@@ -257,6 +268,9 @@ fn make_blocking(
         duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
     };
     write_record(dir, &info).map_err(|e| fail("cannot record the backup", &e))?;
+    let _shown = shown
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     std::fs::rename(&partial, dir.join(&name)).map_err(|e| fail("cannot name the backup", &e))?;
     if let Err(e) = checked {
         return Err(fail(&format!("backup {name} failed verification"), &e));

@@ -1,7 +1,9 @@
 //! The dead man's switch: while rzmon is healthy it pings `RZMON_HEARTBEAT_URL` every
 //! `RZMON_HEARTBEAT_INTERVAL` seconds (healthchecks.io / Uptime Kuma push style); when a health
 //! check fails it calls the failure form instead (`<url>/fail`, or `status=down` for Uptime
-//! Kuma), so something outside notices a dead or sick rzmon.
+//! Kuma), so something outside notices a dead or sick rzmon. Uptime Kuma 1.x answers only GET on
+//! its push URLs, so those get a GET with everything in the query; healthchecks.io accepts HEAD,
+//! GET and POST and gets a POST whose body carries the failure reason into its ping log.
 
 use crate::health::{Check, Health};
 use reqwest::Url;
@@ -11,10 +13,15 @@ use tokio_util::sync::CancellationToken;
 /// Limit for one ping; a slow monitor must not pile up pings.
 const PING_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// An Uptime Kuma push URL (`.../api/push/<token>`): GET only, status in the query.
+pub fn is_kuma(url: &Url) -> bool {
+    url.path().contains("/api/push/")
+}
+
 /// The URL to call for a healthy (`None`) or sick (`Some(reason)`) rzmon.
 pub fn ping_url(base: &Url, trouble: Option<&str>) -> Url {
     let mut url = base.clone();
-    if base.path().contains("/api/push/") {
+    if is_kuma(base) {
         // Uptime Kuma: status and message in the query.
         let rest: Vec<(String, String)> = base
             .query_pairs()
@@ -70,11 +77,15 @@ pub async fn run(
         }
         let status = trouble(&health);
         let target = ping_url(&url, status.as_ref().err().map(String::as_str));
-        let body = status.as_ref().err().cloned().unwrap_or_default();
-        let sent = client
-            .post(target)
+        let request = if is_kuma(&url) {
+            client.get(target)
+        } else {
+            client
+                .post(target)
+                .body(status.as_ref().err().cloned().unwrap_or_default())
+        };
+        let sent = request
             .timeout(PING_TIMEOUT)
-            .body(body)
             .send()
             .await
             .map_err(|e| e.without_url().to_string())

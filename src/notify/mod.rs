@@ -13,6 +13,7 @@ pub mod channel;
 pub mod edit;
 mod email;
 pub mod heartbeat;
+pub mod link;
 pub mod notice;
 pub mod policy;
 pub mod render;
@@ -199,11 +200,13 @@ fn test_notice(channel: &str) -> Notice {
     }
 }
 
-/// Builds the notifier from the settings: time zone, retry base, and the channels of
-/// `RZMON_NOTIFY_URLS` (parsed and put into the store; a bad entry stops startup).
+/// Builds the notifier from the settings: time zone, retry base, the dashboard link
+/// (`RZMON_PUBLIC_URL`, else `default_url`), and the channels of `RZMON_NOTIFY_URLS` (parsed
+/// and put into the store; a bad entry stops startup).
 pub fn setup(
     store: &Store,
     args: &crate::config::NotifyArgs,
+    default_url: Option<String>,
     metrics: Arc<Metrics>,
 ) -> anyhow::Result<Notifier> {
     let time_zone = policy::time_zone(args.timezone.as_deref()).map_err(anyhow::Error::msg)?;
@@ -213,7 +216,7 @@ pub fn setup(
     };
     sync_env_channels(store, &urls)?;
     let settings = Settings {
-        public_url: args.public_url.clone(),
+        public_url: args.public_url.clone().or(default_url),
         time_zone,
         retry_base_ms: i64::try_from(args.notify_retry_base_ms).unwrap_or(5000),
     };

@@ -58,10 +58,13 @@ pub struct DeliveryRow {
     pub detail: Option<String>,
     pub attempts: i64,
     pub updated_ms: i64,
+    /// When an open row (`pending`, `held`, `suppressed`) is due next; `None` once final.
+    pub next_ms: Option<i64>,
 }
 
 const DELIVERY_ROW: &str = "SELECT n.alert_id, d.channel_id, c.name, n.kind, d.state, d.detail,
-    d.attempts, d.updated_ms FROM deliveries d
+    d.attempts, d.updated_ms,
+    CASE WHEN d.state IN ('pending', 'held', 'suppressed') THEN d.next_ms END FROM deliveries d
     JOIN notices n ON n.id = d.notice_id JOIN channels c ON c.id = d.channel_id";
 
 fn delivery_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<DeliveryRow> {
@@ -74,6 +77,7 @@ fn delivery_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<DeliveryRow> {
         detail: r.get(5)?,
         attempts: r.get(6)?,
         updated_ms: r.get(7)?,
+        next_ms: r.get(8)?,
     })
 }
 

@@ -257,6 +257,43 @@ mod tests {
     }
 
     #[test]
+    fn a_certificate_that_ends_soon_is_renewed_by_the_same_ca() {
+        let dir = tempfile::tempdir().unwrap();
+        let paths = Paths::in_dir(dir.path());
+        let names = vec!["localhost".to_owned()];
+        assert!(ensure(&paths, &names).unwrap());
+        let (ca, cert) = (
+            fs::read(&paths.ca_cert).unwrap(),
+            fs::read(&paths.cert).unwrap(),
+        );
+        let ends_in = |days: i64| {
+            let end = OffsetDateTime::now_utc() + Duration::days(days);
+            fs::write(
+                &paths.meta,
+                format!("localhost\n{}\n", end.unix_timestamp()),
+            )
+            .unwrap();
+        };
+        ends_in(40);
+        assert!(!ensure(&paths, &names).unwrap(), "40 days left: kept");
+        assert_eq!(fs::read(&paths.cert).unwrap(), cert);
+        ends_in(10);
+        assert!(ensure(&paths, &names).unwrap(), "10 days left: renewed");
+        assert_ne!(fs::read(&paths.cert).unwrap(), cert);
+        assert_eq!(fs::read(&paths.ca_cert).unwrap(), ca, "the CA stays");
+        let meta = fs::read_to_string(&paths.meta).unwrap();
+        let end: i64 = meta.lines().nth(1).unwrap().parse().unwrap();
+        let left = end - OffsetDateTime::now_utc().unix_timestamp();
+        assert!(left > (SERVER_DAYS - 1) * 86_400, "825 days again: {meta}");
+        // A damaged record is not trusted: made anew, no panic.
+        fs::write(&paths.meta, "localhost\nnot a time\n").unwrap();
+        assert!(ensure(&paths, &names).unwrap());
+        fs::write(&paths.meta, "").unwrap();
+        assert!(ensure(&paths, &names).unwrap());
+        assert_eq!(fs::read(&paths.ca_cert).unwrap(), ca);
+    }
+
+    #[test]
     fn files_are_made_once_and_renewed_for_new_names() {
         let dir = tempfile::tempdir().unwrap();
         let paths = Paths::in_dir(dir.path());

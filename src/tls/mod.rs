@@ -69,6 +69,11 @@ pub struct TlsArgs {
     #[arg(long, env = "RZMON_TLS_KEY")]
     pub tls_key: Option<PathBuf>,
 
+    /// How often RZMON_TLS_CERT/KEY are checked for a change, in seconds; 0: only on SIGHUP.
+    #[arg(long, env = "RZMON_TLS_WATCH", default_value_t = 1,
+          value_parser = clap::value_parser!(u64).range(0..=86_400))]
+    pub tls_watch: u64,
+
     /// Address of HTTPS (dashboard, API, WebSocket) when TLS is on.
     #[arg(long, env = "RZMON_HTTPS_ADDR", default_value = "0.0.0.0:8443",
           value_parser = addr("RZMON_HTTPS_ADDR"))]
@@ -104,6 +109,11 @@ impl TlsArgs {
             _ => {}
         }
         Ok(())
+    }
+
+    /// The file-change check interval; `None`: only SIGHUP reloads.
+    pub fn watch(&self) -> Option<Duration> {
+        (self.tls_watch > 0).then(|| Duration::from_secs(self.tls_watch))
     }
 
     pub fn enabled(&self) -> bool {

@@ -1,16 +1,56 @@
-//! Back-dated readings for tests: written through the library's own store writer into the
-//! server's database file (a device cannot backdate its messages; the server stamps receive
-//! time), so the rows and their rollups are exactly what ingest would have stored.
+//! Back-dated readings and incidents for tests: written through the library's own store writer
+//! into the server's database file (a device cannot backdate its messages; the server stamps
+//! receive time), so the rows and their rollups are exactly what ingest would have stored.
 
-use rzmon::model::{Body, DeviceId, Message, Telemetry};
+use rzmon::model::{Body, DeviceId, Incident, Message, Telemetry};
 use rzmon::store::Store;
-use serde_json::Value;
+use serde_json::{Map, Value};
 use std::path::Path;
 use std::sync::Arc;
 
 /// Writes `readings` (receive time in epoch ms, JSON object as a device sends it) of `device`
 /// into the database at `db` and waits until they are committed.
 pub fn write_readings(db: &Path, device: &str, readings: Vec<(i64, Value)>) {
+    let bodies = readings
+        .into_iter()
+        .map(|(ts_ms, payload)| {
+            let payload = object(payload);
+            let number = |k: &str| payload.get(k).and_then(Value::as_f64);
+            let body = Body::Telemetry(Telemetry {
+                tmp: number("tmp"),
+                lf: number("lf"),
+                locked: payload.get("locked").and_then(Value::as_bool),
+                seq: payload.get("seq").and_then(Value::as_i64),
+                payload,
+            });
+            (ts_ms, body)
+        })
+        .collect();
+    write(db, device, bodies);
+}
+
+/// Writes `incidents` (receive time in epoch ms, the JSON object a device sends, with its
+/// `type`) of `device` like [`write_readings`].
+pub fn write_incidents(db: &Path, device: &str, incidents: Vec<(i64, Value)>) {
+    let bodies = incidents
+        .into_iter()
+        .map(|(ts_ms, payload)| {
+            let payload = object(payload);
+            let kind = payload["type"]
+                .as_str()
+                .expect("an incident type")
+                .to_owned();
+            (ts_ms, Body::Incident(Incident { kind, payload }))
+        })
+        .collect();
+    write(db, device, bodies);
+}
+
+fn object(payload: Value) -> Map<String, Value> {
+    payload.as_object().cloned().expect("a JSON object")
+}
+
+fn write(db: &Path, device: &str, bodies: Vec<(i64, Body)>) {
     let device = DeviceId::parse(device).expect("device id");
     // The writer's blocking calls must not run on a test's runtime thread.
     std::thread::scope(|s| {
@@ -21,16 +61,7 @@ pub fn write_readings(db: &Path, device: &str, readings: Vec<(i64, Value)>) {
                 .spawn_writer(metrics, rzmon::health::Health::new())
                 .expect("writer");
             let tx = writer.sender();
-            for (ts_ms, payload) in readings {
-                let payload = payload.as_object().cloned().expect("a JSON object");
-                let number = |k: &str| payload.get(k).and_then(Value::as_f64);
-                let body = Body::Telemetry(Telemetry {
-                    tmp: number("tmp"),
-                    lf: number("lf"),
-                    locked: payload.get("locked").and_then(Value::as_bool),
-                    seq: payload.get("seq").and_then(Value::as_i64),
-                    payload,
-                });
+            for (ts_ms, body) in bodies {
                 let msg = Message {
                     device: device.clone(),
                     ts_ms,

@@ -124,6 +124,22 @@ impl TestApp {
         self.wait_exit()
     }
 
+    /// Sends SIGHUP (process apps); does not wait.
+    pub fn sighup(&mut self) {
+        let pid = self.child().as_ref().expect("running").id();
+        let s = Command::new("kill")
+            .args(["-HUP", &pid.to_string()])
+            .status()
+            .expect("kill -HUP");
+        assert!(s.success(), "kill -HUP {pid}");
+    }
+
+    /// Whether the process is still running (process apps).
+    pub fn alive(&mut self) -> bool {
+        let child = self.child().as_mut().expect("started");
+        child.try_wait().expect("wait").is_none()
+    }
+
     /// kill -9 (process apps).
     pub fn kill9(&mut self) {
         let mut child = self.child().take().expect("running");
