@@ -19,9 +19,8 @@ use std::path::Path;
 /// database that no server reads. Says on stderr which data directory it uses (stdout stays
 /// clean for `--json`).
 pub fn open_existing(data_dir: &Path) -> anyhow::Result<Store> {
-    let dir = std::path::absolute(data_dir).unwrap_or_else(|_| data_dir.to_owned());
+    let dir = announce_data_dir(data_dir);
     let file = dir.join(DB_FILE);
-    eprintln!("rzmon: data directory {}", dir.display());
     match std::fs::metadata(&file) {
         Ok(m) if m.is_file() => {}
         Ok(_) => bail!("{} is not a database file", file.display()),
@@ -39,6 +38,14 @@ pub fn open_existing(data_dir: &Path) -> anyhow::Result<Store> {
         Err(e) => return Err(e).with_context(|| format!("cannot read {}", file.display())),
     }
     Store::open_in(&dir).with_context(|| format!("cannot open {}", file.display()))
+}
+
+/// Says on stderr which data directory a command uses (stdout stays clean for `--json`), and
+/// returns it as an absolute path.
+pub fn announce_data_dir(data_dir: &Path) -> std::path::PathBuf {
+    let dir = std::path::absolute(data_dir).unwrap_or_else(|_| data_dir.to_owned());
+    eprintln!("rzmon: data directory {}", dir.display());
+    dir
 }
 
 pub fn user(store: &Store, cmd: UserCommand) -> anyhow::Result<()> {
@@ -293,7 +300,7 @@ fn sim_tls(
     }
     let ca = match &args.ca {
         Some(f) => f.clone(),
-        None => crate::tls::generate::Paths::in_dir(&common.data_dir).ca_cert,
+        None => crate::tls::generate::Paths::in_dir(&announce_data_dir(&common.data_dir)).ca_cert,
     };
     let pem = std::fs::read(&ca).with_context(|| {
         format!(
@@ -308,6 +315,7 @@ fn sim_tls(
 
 /// `rzmon tls show`: the generated CA's path and fingerprint.
 pub fn tls_show(data_dir: &Path) -> anyhow::Result<()> {
+    let data_dir = &announce_data_dir(data_dir);
     match crate::tls::CaInfo::read(data_dir)? {
         Some(ca) => {
             println!("CA certificate: {}", ca.path.display());
@@ -338,6 +346,7 @@ pub fn backup(store: &Store, file: &Path) -> anyhow::Result<()> {
 
 /// `rzmon restore FILE`: see `lifecycle::restore`.
 pub fn restore(data_dir: &Path, file: &Path, json: bool) -> anyhow::Result<()> {
+    let data_dir = &announce_data_dir(data_dir);
     let db = data_dir.join(crate::store::DB_FILE);
     let done = crate::lifecycle::restore::restore(data_dir, &db, file)?;
     let aside = done.kept_aside.as_ref().map(|p| p.display().to_string());

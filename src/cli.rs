@@ -1,6 +1,6 @@
 //! The command line (clap definitions only): `serve` (the default when no command is given),
 //! `user …`, `device …`, `simulate`, `backup`, `restore`,
-//! `export`. Only the data directory and logging are global;
+//! `export`. Only the data directory and logging are global (before or after the command);
 //! the server's settings belong to `serve`, so other commands' `--help` lists only their own.
 
 use crate::config::{Common, ServeSettings};
@@ -65,7 +65,8 @@ pub enum Command {
         #[arg(long, env = "RZMON_JWT_SECRET", hide_env_values = true)]
         jwt_secret: Option<String>,
         /// Lifetime in seconds, as the server's RZMON_TOKEN_TTL.
-        #[arg(long, env = "RZMON_TOKEN_TTL", default_value_t = 43_200)]
+        #[arg(long, env = "RZMON_TOKEN_TTL", default_value_t = 43_200,
+              value_parser = crate::config::int::<u64>("RZMON_TOKEN_TTL", 60, 2_592_000))]
         token_ttl: u64,
     },
     /// TLS: `rzmon tls show` prints the generated CA's path and SHA-256 fingerprint.
@@ -266,4 +267,147 @@ pub struct SimulateArgs {
     /// CA certificate (PEM) to trust with --tls; default: the one generated in --data-dir.
     #[arg(long, requires = "tls")]
     pub ca: Option<PathBuf>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::{CommandFactory as _, FromArgMatches as _};
+
+    /// Arguments that take any text, so there is no bad value to give them, each with where
+    /// its value is checked instead. `(command, variable)`.
+    const ANY_TEXT: &[(&str, &str, &str)] = &[
+        (
+            "serve",
+            "RZMON_DATA_DIR",
+            "any directory; opening it names the path",
+        ),
+        (
+            "token",
+            "RZMON_JWT_SECRET",
+            "any secret; a wrong one gives tokens the server refuses",
+        ),
+        (
+            "simulate",
+            "RZMON_SIM_BROKER",
+            "host:port; the connection error names it",
+        ),
+        (
+            "simulate",
+            "RZMON_SIM_PASSWORD",
+            "any secret; the broker judges it",
+        ),
+    ];
+
+    /// Values that are wrong for every argument that checks its value at all.
+    const BAD: &[&str] = &["zq9x", "0", "-7", "99999999999", "zq/9x", "zq#9x=loud"];
+
+    /// Every command with its arguments (global ones only under `serve`).
+    fn leaves(cmd: &clap::Command, path: &[String], out: &mut Vec<(Vec<String>, clap::Arg)>) {
+        let subs: Vec<_> = cmd.get_subcommands().collect();
+        if subs.is_empty() {
+            for a in cmd.get_arguments() {
+                if !a.is_global_set() || path == ["serve"] {
+                    out.push((path.to_vec(), a.clone()));
+                }
+            }
+        }
+        for sub in subs {
+            let mut p = path.to_vec();
+            p.push(sub.get_name().to_owned());
+            leaves(sub, &p, out);
+        }
+    }
+
+    /// The command line without environment lookups (the test process's variables must not
+    /// count): the same value parsers run on `--flag=value` as on `RZMON_*=value`.
+    fn no_env(cmd: clap::Command) -> clap::Command {
+        let mut cmd = cmd.mut_args(|a| a.env(None));
+        let names: Vec<String> = cmd
+            .get_subcommands()
+            .map(|c| c.get_name().to_owned())
+            .collect();
+        for n in names {
+            cmd = cmd.mut_subcommand(n, no_env);
+        }
+        cmd
+    }
+
+    /// Parses like `main` (serve's settings are also checked); the error as the user sees it.
+    fn refused(path: &[String], required: &[String], flag: &str) -> Option<String> {
+        let mut args = vec!["rzmon".to_owned()];
+        args.extend_from_slice(path);
+        args.extend_from_slice(required);
+        args.push(flag.to_owned());
+        let parsed = no_env(Cli::command())
+            .try_get_matches_from(&args)
+            .map_err(|e| e.to_string())
+            .and_then(|m| Cli::from_arg_matches(&m).map_err(|e| e.to_string()));
+        match parsed {
+            Err(e) => Some(e),
+            Ok(Cli {
+                command: Command::Serve(s),
+                ..
+            }) => s.check().err(),
+            Ok(_) => None,
+        }
+    }
+
+    /// Regression: 15 variables (RZMON_RETENTION_DAYS=abc, RZMON_TLS=maybe, ...) were refused
+    /// with clap's flag-only message. Walks every argument backed by a variable, in every
+    /// command, so a new variable is covered without touching this test: each bad value must be
+    /// refused with a message naming the variable, and a secret's value is never repeated.
+    #[test]
+    fn every_bad_variable_value_names_the_variable() {
+        let mut cmd = Cli::command();
+        cmd.build();
+        let mut all = Vec::new();
+        leaves(&cmd, &[], &mut all);
+        let (mut checked, mut wrong) = (0, Vec::new());
+        for (path, arg) in &all {
+            let (Some(var), Some(long)) = (arg.get_env(), arg.get_long()) else {
+                continue;
+            };
+            let var = var.to_string_lossy();
+            let sub = cmd.find_subcommand(&path[0]).expect("a command");
+            let sub = path[1..]
+                .iter()
+                .fold(sub, |c, n| c.find_subcommand(n).expect("sub"));
+            let required: Vec<String> = sub
+                .get_positionals()
+                .filter(|p| p.is_required_set())
+                .map(|_| "x".to_owned())
+                .collect();
+            let mut any = false;
+            for bad in BAD {
+                let Some(e) = refused(path, &required, &format!("--{long}={bad}")) else {
+                    continue;
+                };
+                any = true;
+                if !e.contains(&*var) {
+                    wrong.push(format!(
+                        "{path:?} {var}={bad:?} does not name the variable: {e}"
+                    ));
+                }
+                if arg.is_hide_env_values_set() && bad.len() > 3 && e.contains(bad) {
+                    wrong.push(format!("{var} echoes its secret: {e}"));
+                }
+            }
+            let exempt = ANY_TEXT
+                .iter()
+                .any(|(c, v, _)| path.join(" ") == *c && *v == var);
+            if !any && !exempt {
+                wrong.push(format!(
+                    "{path:?} {var} accepts every value of {BAD:?}: give it a parser that names \
+                     the variable, or list it in ANY_TEXT with the reason"
+                ));
+            }
+            if any && exempt {
+                wrong.push(format!("{var} is refused now: remove it from ANY_TEXT"));
+            }
+            checked += 1;
+        }
+        assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+        assert!(checked >= 50, "only {checked} variables found");
+    }
 }

@@ -30,19 +30,21 @@ impl fmt::Debug for Secret {
     }
 }
 
-/// Settings shared by every command (the data directory and logging).
+/// Settings shared by every command (the data directory and logging); global, so they may stand
+/// before or after the command (`rzmon device list --data-dir /var/lib/rzmon`).
 #[derive(Debug, Clone, Args)]
 pub struct Common {
     /// Directory for the database and the generated JWT secret (created 0700).
-    #[arg(long, env = "RZMON_DATA_DIR", default_value = "./data")]
+    #[arg(long, env = "RZMON_DATA_DIR", default_value = "./data", global = true)]
     pub data_dir: PathBuf,
 
     /// Log filter in tracing syntax, e.g. `info` or `rzmon=debug`.
-    #[arg(long, env = "RZMON_LOG", default_value = "info")]
+    #[arg(long, env = "RZMON_LOG", default_value = "info", global = true, value_parser = log_filter)]
     pub log: String,
 
     /// Log format: `text` (colour only on a terminal) or `json` (one object per line).
-    #[arg(long, env = "RZMON_LOG_FORMAT", default_value = "text")]
+    #[arg(long, env = "RZMON_LOG_FORMAT", default_value = "text", global = true,
+          value_parser = Choice::<LogFormat>::new("RZMON_LOG_FORMAT"))]
     pub log_format: LogFormat,
 }
 
@@ -92,7 +94,8 @@ pub struct ServeSettings {
         long,
         env = "RZMON_TRUSTED_PROXIES",
         value_delimiter = ',',
-        global = true
+        global = true,
+        value_parser = cidr
     )]
     pub trusted_proxies: Vec<crate::cidr::Cidr>,
 
@@ -193,7 +196,7 @@ pub struct IntegrationSettings {
 
     /// Include RFID card ids in the access events sent to Home Assistant.
     #[arg(long, env = "RZMON_HA_ACCESS_IDS", default_value_t = false,
-          action = clap::ArgAction::Set)]
+          action = clap::ArgAction::Set, value_parser = boolean("RZMON_HA_ACCESS_IDS"))]
     pub ha_access_ids: bool,
 
     /// Upstream broker every stored row is forwarded to, e.g. `mqtts://user:pass@central:8883`;
@@ -270,17 +273,17 @@ pub struct NotifyArgs {
     /// First pause before a failed notification is retried, in milliseconds (doubles up to
     /// 10 minutes; retried for 24 h).
     #[arg(long, env = "RZMON_NOTIFY_RETRY_BASE_MS", default_value_t = 5000, global = true,
-          value_parser = clap::value_parser!(u64).range(10..=600_000))]
+          value_parser = int::<u64>("RZMON_NOTIFY_RETRY_BASE_MS", 10, 600_000))]
     pub notify_retry_base_ms: u64,
 
     /// Dead man's switch: URL pinged while rzmon is healthy (healthchecks.io, Uptime Kuma
     /// push); its failure form is called when a health check fails.
-    #[arg(long, env = "RZMON_HEARTBEAT_URL", hide_env_values = true, value_parser = heartbeat_url, global = true)]
+    #[arg(long, env = "RZMON_HEARTBEAT_URL", hide_env_values = true, value_parser = trimmed_secret, global = true)]
     pub heartbeat_url: Option<Secret>,
 
     /// Seconds between heartbeat pings.
     #[arg(long, env = "RZMON_HEARTBEAT_INTERVAL", default_value_t = 60, global = true,
-          value_parser = clap::value_parser!(u64).range(1..=86_400))]
+          value_parser = int::<u64>("RZMON_HEARTBEAT_INTERVAL", 1, 86_400))]
     pub heartbeat_interval: u64,
 }
 
@@ -299,13 +302,19 @@ fn public_url(s: &str) -> Result<String, String> {
     }
 }
 
-fn heartbeat_url(s: &str) -> Result<Secret, String> {
+/// `RZMON_HEARTBEAT_URL` (its path often is the secret): checked by [`ServeSettings::check`],
+/// which never shows the value.
+fn heartbeat_url(s: &Secret) -> Result<(), String> {
+    let s = s.expose().trim();
     let ok = s.starts_with("http://") || s.starts_with("https://");
     let host = s.split("://").nth(1).unwrap_or("");
     if ok && !host.is_empty() && !host.starts_with('/') {
-        Ok(Secret::new(s.trim()))
+        Ok(())
     } else {
-        Err("RZMON_HEARTBEAT_URL must be an http:// or https:// URL".into())
+        Err(
+            "RZMON_HEARTBEAT_URL must be an http:// or https:// URL (the value is not shown)"
+                .into(),
+        )
     }
 }
 
@@ -332,6 +341,14 @@ impl ServeSettings {
             && t.expose().len() < 16
         {
             return Err(short("RZMON_METRICS_TOKEN", "--metrics-token", 16));
+        }
+        // Checked here rather than when the notifier starts, so a refused start creates nothing.
+        crate::notify::policy::time_zone(self.notify.timezone.as_deref())?;
+        if let Some(url) = &self.notify.heartbeat_url {
+            heartbeat_url(url)?;
+        }
+        if let Some(urls) = &self.notify.notify_urls {
+            crate::notify::apprise::parse_list(urls.expose())?;
         }
         // Broker URLs carry passwords: checked here, so clap never prints the value.
         self.integrations.ha_broker()?;
@@ -406,8 +423,17 @@ fn secret(s: &str) -> Result<Secret, String> {
     Ok(Secret::new(s))
 }
 
+/// As [`secret`], without surrounding blanks.
+fn trimmed_secret(s: &str) -> Result<Secret, String> {
+    Ok(Secret::new(s.trim()))
+}
+
 /// An integer in `min..=max`; the error names the variable (clap adds the flag).
-fn int<T>(var: &'static str, min: T, max: T) -> impl Fn(&str) -> Result<T, String> + Clone
+pub(crate) fn int<T>(
+    var: &'static str,
+    min: T,
+    max: T,
+) -> impl Fn(&str) -> Result<T, String> + Clone
 where
     T: std::str::FromStr + PartialOrd + fmt::Display + Copy + Send + Sync + 'static,
 {
@@ -417,6 +443,87 @@ where
             "{var} must be a whole number from {min} to {max}, got {s:?}"
         )),
     }
+}
+
+/// One of the names of a `ValueEnum` (any case); the error names the variable and the choices.
+/// A parser of its own (not a closure) so `--help` still lists the possible values.
+#[derive(Clone)]
+pub(crate) struct Choice<T> {
+    var: &'static str,
+    of: std::marker::PhantomData<fn() -> T>,
+}
+
+impl<T> Choice<T> {
+    pub(crate) fn new(var: &'static str) -> Self {
+        Self {
+            var,
+            of: std::marker::PhantomData,
+        }
+    }
+}
+
+impl<T: clap::ValueEnum + Clone + Send + Sync + 'static> clap::builder::TypedValueParser
+    for Choice<T>
+{
+    type Value = T;
+
+    fn parse_ref(
+        &self,
+        cmd: &clap::Command,
+        _arg: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+    ) -> Result<T, clap::Error> {
+        let s = value.to_string_lossy();
+        T::from_str(s.trim(), true).map_err(|_| {
+            let names: Vec<String> = self
+                .possible_values()
+                .into_iter()
+                .flatten()
+                .map(|p| p.get_name().to_owned())
+                .collect();
+            let msg = format!(
+                "{} must be one of {}, got {s:?}\n",
+                self.var,
+                names.join(", ")
+            );
+            clap::Error::raw(clap::error::ErrorKind::InvalidValue, msg).with_cmd(cmd)
+        })
+    }
+
+    fn possible_values(
+        &self,
+    ) -> Option<Box<dyn Iterator<Item = clap::builder::PossibleValue> + '_>> {
+        Some(Box::new(
+            T::value_variants()
+                .iter()
+                .filter_map(|v| v.to_possible_value()),
+        ))
+    }
+}
+
+/// `true` or `false` (also 1/0, yes/no, on/off); the error names the variable.
+pub(crate) fn boolean(var: &'static str) -> impl Fn(&str) -> Result<bool, String> + Clone {
+    move |s: &str| match s.trim().to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" | "on" => Ok(true),
+        "false" | "0" | "no" | "off" => Ok(false),
+        _ => Err(format!("{var} must be true or false, got {s:?}")),
+    }
+}
+
+/// A tracing filter such as `info` or `rzmon=debug`.
+fn log_filter(s: &str) -> Result<String, String> {
+    tracing_subscriber::EnvFilter::try_new(s)
+        .map(|_| s.to_owned())
+        .map_err(|e| {
+            format!("RZMON_LOG must be a log filter like info or rzmon=debug, got {s:?}: {e}")
+        })
+}
+
+/// One entry of `RZMON_TRUSTED_PROXIES`.
+fn cidr(s: &str) -> Result<crate::cidr::Cidr, String> {
+    s.parse().map_err(|e| {
+        format!("RZMON_TRUSTED_PROXIES entries must be IP addresses or CIDR ranges: {e}")
+    })
 }
 
 /// One MQTT topic level of A-Z a-z 0-9 - _ (1-64 characters).
@@ -492,7 +599,8 @@ pub struct LifecycleSettings {
         long,
         env = "RZMON_RETENTION_DAYS",
         default_value_t = 30,
-        global = true
+        global = true,
+        value_parser = int::<u32>("RZMON_RETENTION_DAYS", 0, 36_500)
     )]
     pub retention_days: u32,
 
@@ -501,7 +609,8 @@ pub struct LifecycleSettings {
         long,
         env = "RZMON_ROLLUP_RETENTION_DAYS",
         default_value_t = 0,
-        global = true
+        global = true,
+        value_parser = int::<u32>("RZMON_ROLLUP_RETENTION_DAYS", 0, 36_500)
     )]
     pub rollup_retention_days: u32,
 
@@ -510,7 +619,8 @@ pub struct LifecycleSettings {
         long,
         env = "RZMON_INCIDENT_RETENTION_DAYS",
         default_value_t = 365,
-        global = true
+        global = true,
+        value_parser = int::<u32>("RZMON_INCIDENT_RETENTION_DAYS", 0, 36_500)
     )]
     pub incident_retention_days: u32,
 
@@ -519,7 +629,8 @@ pub struct LifecycleSettings {
         long,
         env = "RZMON_ACCESS_RETENTION_DAYS",
         default_value_t = 365,
-        global = true
+        global = true,
+        value_parser = int::<u32>("RZMON_ACCESS_RETENTION_DAYS", 0, 36_500)
     )]
     pub access_retention_days: u32,
 
@@ -528,18 +639,19 @@ pub struct LifecycleSettings {
         long,
         env = "RZMON_AUDIT_RETENTION_DAYS",
         default_value_t = 365,
-        global = true
+        global = true,
+        value_parser = int::<u32>("RZMON_AUDIT_RETENTION_DAYS", 0, 36_500)
     )]
     pub audit_retention_days: u32,
 
     /// Largest database size in MiB; beyond it the oldest raw readings are pruned first.
     #[arg(long, env = "RZMON_MAX_DB_MB", global = true,
-          value_parser = clap::value_parser!(u64).range(1..))]
+          value_parser = int::<u64>("RZMON_MAX_DB_MB", 1, 16_777_216))]
     pub max_db_mb: Option<u64>,
 
     /// Seconds between pruning passes.
     #[arg(long, env = "RZMON_PRUNE_EVERY", default_value_t = 600, global = true,
-          value_parser = clap::value_parser!(u64).range(1..=86_400))]
+          value_parser = int::<u64>("RZMON_PRUNE_EVERY", 1, 86_400))]
     pub prune_every: u64,
 
     /// When backups are made: `daily@HH:MM` (local time), `hourly`, a number of seconds, or
@@ -550,7 +662,7 @@ pub struct LifecycleSettings {
 
     /// Scheduled backups kept in `<data>/backups/`; older ones are deleted.
     #[arg(long, env = "RZMON_BACKUP_KEEP", default_value_t = 7, global = true,
-          value_parser = clap::value_parser!(u32).range(1..=1000))]
+          value_parser = int::<u32>("RZMON_BACKUP_KEEP", 1, 1000))]
     pub backup_keep: u32,
 }
 

@@ -1,10 +1,12 @@
 //! The health registry: named checks, each `ok` or failed with a reason, shared by every part
 //! that can tell something is wrong (the writer, the broker watch, backups, bridges, ...).
 //! `/health` shows it; others react to changes through `subscribe` (a `tokio::sync::watch`).
-//! A transition is logged once (warn when a check fails, info when it recovers).
+//! A transition is logged once (warn when a check fails, info when it recovers). An ok check
+//! may carry a detail (e.g. the bridge's backlog); details change freely and are neither
+//! logged nor seen as changes by watchers.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use tokio::sync::watch;
 
 /// Store writer: commits succeed (failed e.g. while the disk is full).
@@ -36,6 +38,8 @@ pub type Snapshot = BTreeMap<String, Check>;
 #[derive(Clone)]
 pub struct Health {
     tx: Arc<watch::Sender<Snapshot>>,
+    /// The detail of each ok check that has one.
+    details: Arc<Mutex<BTreeMap<String, String>>>,
 }
 
 impl Default for Health {
@@ -49,17 +53,40 @@ impl Health {
     pub fn new() -> Self {
         Self {
             tx: Arc::new(watch::Sender::new(Snapshot::new())),
+            details: Arc::default(),
         }
     }
 
     /// Marks `check` ok (registering it if new).
     pub fn set_ok(&self, check: &str) {
+        self.set_detail(check, None);
+        self.set(check, Check::Ok);
+    }
+
+    /// Marks `check` ok with a `detail` shown beside it (to logged-in users).
+    pub fn set_ok_with(&self, check: &str, detail: impl Into<String>) {
+        self.set_detail(check, Some(detail.into()));
         self.set(check, Check::Ok);
     }
 
     /// Marks `check` failed with `reason`.
     pub fn set_failed(&self, check: &str, reason: impl Into<String>) {
+        self.set_detail(check, None);
         self.set(check, Check::Failed(reason.into()));
+    }
+
+    fn set_detail(&self, check: &str, detail: Option<String>) {
+        let mut all = self.details.lock().unwrap_or_else(|e| e.into_inner());
+        match detail {
+            Some(d) => all.insert(check.to_owned(), d),
+            None => all.remove(check),
+        };
+    }
+
+    /// The detail of `check` while it is ok, if it has one.
+    pub fn detail(&self, check: &str) -> Option<String> {
+        let all = self.details.lock().unwrap_or_else(|e| e.into_inner());
+        all.get(check).cloned()
     }
 
     fn set(&self, check: &str, state: Check) {
@@ -121,5 +148,12 @@ mod tests {
         assert!(h.is_ok());
         assert!(rx.has_changed().unwrap());
         assert_eq!(h.snapshot().len(), 2);
+        rx.mark_unchanged();
+        h.set_ok_with(DATABASE, "12 rows behind");
+        h.set_ok_with(DATABASE, "3 rows behind");
+        assert!(!rx.has_changed().unwrap(), "a new detail is no change");
+        assert_eq!(h.detail(DATABASE).as_deref(), Some("3 rows behind"));
+        h.set_failed(DATABASE, "disk full");
+        assert_eq!(h.detail(DATABASE), None, "a failure replaces the detail");
     }
 }

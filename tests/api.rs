@@ -15,6 +15,13 @@ async fn first_start_keeps_a_random_admin_password_in_a_private_file() {
     assert!(password.len() >= 20, "{password}");
     let out = app.stdout.lock().unwrap().join("\n");
     assert!(out.contains("initial_admin_password"), "{out}");
+    // The banner names the data directory, and the password file by its absolute path.
+    let dir = app.dir.path().display().to_string();
+    assert!(out.contains(&format!("Data:      {dir}")), "{out}");
+    assert!(
+        out.contains(&format!("password in {dir}/initial_admin_password")),
+        "{out}"
+    );
     assert!(!out.contains(password), "the password went to stdout");
     assert!(
         !app.stderr().contains(password),

@@ -1,6 +1,7 @@
 //! The upstream bridge against a real mosquitto: 10,000 stored rows arrive in order, each
-//! once (after dropping QoS 1 repeats by id), although the upstream broker restarts in the middle; the lag shows in `/metrics` and
-//! the outage in `/health` details.
+//! once (after dropping QoS 1 repeats by id), although the upstream broker restarts in the
+//! middle; the lag shows in `/metrics` and in `/health` details (during the outage and while
+//! catching up); a low `RZMON_BRIDGE_RATE` is honoured.
 
 use crate::metrics::metric_sum;
 use crate::mosquitto::{Mosquitto, Watcher};
@@ -63,6 +64,61 @@ fn distinct(w: &Watcher) -> usize {
         .len()
 }
 
+/// The backlog in the bridge check's detail, "...; N rows behind".
+fn behind(detail: &str) -> Option<u64> {
+    detail
+        .strip_suffix(" rows behind")?
+        .rsplit(' ')
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// Waits for the firing system alert about the `bridge` check, acknowledges it; its id.
+async fn ack_the_bridge_alert(app: &TestApp, token: &str) -> i64 {
+    let found = std::sync::Mutex::new(None);
+    assert!(
+        wait_until(SOON, || async {
+            let (_, v) = app.get("/alerts?state=firing", Some(token)).await;
+            let hit = v["alerts"].as_array().and_then(|all| {
+                all.iter()
+                    .find(|a| a["subject"] == "bridge")
+                    .and_then(|a| a["id"].as_i64())
+            });
+            *found.lock().unwrap() = hit;
+            hit.is_some()
+        })
+        .await,
+        "the outage fires the rzmon health alert"
+    );
+    let id = found.into_inner().unwrap().expect("alert id");
+    let (status, v) = app
+        .post(
+            &format!("/alerts/{id}/ack"),
+            Some(token),
+            serde_json::json!({}),
+        )
+        .await;
+    assert_eq!(status, 200, "{v}");
+    id
+}
+
+/// The states forwarded on `site-a/_system/alert` for alert `alert_id`, in arrival order
+/// (QoS 1 repeats dropped by the change's id).
+fn alert_states(w: &Watcher, alert_id: i64) -> Vec<String> {
+    let mut seen = std::collections::HashSet::new();
+    w.all
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(t, _)| t == "site-a/_system/alert")
+        .filter_map(|(_, p)| serde_json::from_slice::<serde_json::Value>(p).ok())
+        .filter(|v| v["source"] == "alert_events" && v["data"]["alert_id"] == alert_id)
+        .filter(|v| seen.insert(v["id"].as_i64()))
+        .map(|v| v["state"].as_str().unwrap_or("").to_owned())
+        .collect()
+}
+
 /// 10,000 rows are forwarded once each (by id) and in order across an upstream restart.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bridge_forwards_every_row_once_in_order_across_an_upstream_restart() {
@@ -100,7 +156,24 @@ async fn bridge_forwards_every_row_once_in_order_across_an_upstream_restart() {
         .await
     );
     assert!(metric_sum(&app, &token, "rzmon_bridge_lag_rows").await > 0.0);
+    // The outage fires the system alert "rzmon health" (subject `bridge`); acknowledge it, and
+    // it resolves once the bridge is back: all three changes are forwarded, in order.
+    let alert_id = ack_the_bridge_alert(&app, &token).await;
     upstream.start_again().await;
+    // While it catches up the check is ok again, and its detail says how far behind it is.
+    let detail = std::sync::Mutex::new(String::new());
+    assert!(
+        wait_until(SOON, || async {
+            let (_, h) = app.get("/health", Some(&token)).await;
+            let d = h["details"]["bridge"].as_str().unwrap_or("").to_owned();
+            let shown = h["checks"]["bridge"] == "ok" && behind(&d).is_some_and(|n| n > 0);
+            *detail.lock().unwrap() = d;
+            shown
+        })
+        .await,
+        "no backlog shown while catching up: {:?}",
+        detail.lock().unwrap()
+    );
 
     assert!(
         wait_until(Duration::from_secs(60), || async {
@@ -137,8 +210,22 @@ async fn bridge_forwards_every_row_once_in_order_across_an_upstream_restart() {
         })
         .await
     );
-    let (_, h) = app.get("/health", Some(&token)).await;
-    assert_eq!(h["checks"]["bridge"], "ok", "{h}");
+    assert!(
+        wait_until(SOON, || async {
+            let (_, h) = app.get("/health", Some(&token)).await;
+            h["checks"]["bridge"] == "ok"
+                && behind(h["details"]["bridge"].as_str().unwrap_or("")) == Some(0)
+        })
+        .await,
+        "caught up: 0 rows behind"
+    );
+    let states = || alert_states(&collector, alert_id);
+    assert!(
+        wait_until(SOON, || async { states().len() >= 3 }).await,
+        "alert changes forwarded: {:?}",
+        states()
+    );
+    assert_eq!(states(), ["firing", "acknowledged", "resolved"]);
     // The cursor is persisted: it names the last forwarded row.
     let cursor: i64 = app
         .db()
@@ -149,4 +236,88 @@ async fn bridge_forwards_every_row_once_in_order_across_an_upstream_restart() {
         )
         .expect("cursor row");
     assert_eq!(Some(&cursor), expected.last());
+}
+
+/// `RZMON_BRIDGE_RATE=10` sends no faster than 10 rows/s: the 15th row cannot arrive before
+/// 1.4 s after the rows were stored (14 tokens after the first). The old per-tick budget sent 20/s.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bridge_honours_a_low_rate() {
+    let upstream = Mosquitto::start("").await;
+    let collector = Watcher::start(upstream.port, "site-b/#", None, None).await;
+    let app = TestApp::start_with(&[
+        ("RZMON_BRIDGE_URL", &upstream.url()),
+        ("RZMON_BRIDGE_PREFIX", "site-b"),
+        ("RZMON_BRIDGE_RATE", "10"),
+    ])
+    .await;
+    let stored = std::time::Instant::now();
+    store_rows(&app, "rack-2", 15);
+    assert!(
+        wait_until(SOON, || async { distinct(&collector) >= 15 }).await,
+        "15 rows arrive: {}",
+        distinct(&collector)
+    );
+    let took = stored.elapsed();
+    assert!(
+        took >= Duration::from_millis(1_400),
+        "15 rows at 10/s took {took:?}"
+    );
+}
+
+/// `mqtts://` with a private CA (`?ca=`): the bridge and the Home Assistant link connect to
+/// mosquitto's TLS listener and work; a CA that did not sign the broker's certificate is
+/// refused, and `/health` names the certificate as the reason.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bridge_and_home_assistant_over_mqtts_with_a_private_ca() {
+    let upstream = Mosquitto::start_tls("").await;
+    let collector = Watcher::start(upstream.port, "#", None, None).await;
+    let app = TestApp::start_with(&[
+        ("RZMON_BRIDGE_URL", &upstream.tls_url()),
+        ("RZMON_BRIDGE_PREFIX", "site-t"),
+        ("RZMON_HA_BROKER", &upstream.tls_url()),
+    ])
+    .await;
+    let token = app.login().await;
+    store_rows(&app, "rack-t", 20);
+    assert!(
+        wait_until(SOON, || async { distinct(&collector) >= 20 }).await,
+        "rows forwarded over TLS: {}",
+        distinct(&collector)
+    );
+    assert!(
+        collector
+            .wait(|w| w
+                .raw("rzmon/availability")
+                .is_some_and(|(p, _)| p == b"online"))
+            .await,
+        "Home Assistant link online over TLS"
+    );
+    let (_, h) = app.get("/health", Some(&token)).await;
+    assert_eq!(h["checks"]["bridge"], "ok", "{h}");
+
+    // Another CA (as after a broker's certificate was replaced): refused, with the reason.
+    let other = tempfile::tempdir().expect("tempdir");
+    let wrong = crate::mosquitto::make_ca(other.path()).ca_cert;
+    let url = format!(
+        "mqtts://127.0.0.1:{}?ca={}",
+        upstream.tls_port.expect("tls port"),
+        wrong.display()
+    );
+    let refused = TestApp::start_with(&[("RZMON_BRIDGE_URL", &url)]).await;
+    let token = refused.login().await;
+    let reason = std::sync::Mutex::new(String::new());
+    assert!(
+        wait_until(SOON, || async {
+            let (_, h) = refused.get("/health", Some(&token)).await;
+            *reason.lock().unwrap() = h["details"]["bridge"].as_str().unwrap_or("").to_owned();
+            h["checks"]["bridge"] == "error"
+        })
+        .await,
+        "a wrong CA fails the bridge check"
+    );
+    let reason = reason.into_inner().unwrap();
+    assert!(
+        reason.contains("unreachable") && reason.to_lowercase().contains("certificate"),
+        "the reason names the certificate: {reason}"
+    );
 }

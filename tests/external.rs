@@ -3,7 +3,7 @@
 //! the broker, mosquitto's ACL refuses a device that publishes or subscribes as another device
 //! (nothing stored), and messages published while rzmon is stopped are stored after it comes
 //! back (its persistent session keeps what it did not acknowledge). The same helpers as in
-//! embedded mode (`device`, `simulator`, `wait_rows`).
+//! embedded mode (`device`, `simulator`, `wait_rows`). Also over `mqtts://` with a private CA.
 
 use crate::util::*;
 use serde_json::json;
@@ -129,4 +129,21 @@ async fn messages_sent_while_rzmon_is_down_are_stored_after_restart() {
         "every message stored after the restart"
     );
     assert_eq!(app.count("telemetry"), 50, "each message once");
+}
+
+/// `RZMON_BROKER=mqtts://...?ca=` with a private CA: rzmon subscribes over mosquitto's TLS
+/// listener and a device's telemetry (on the plain listener) is stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn external_broker_over_mqtts_with_a_private_ca() {
+    let app = TestApp::start_external_tls(&[]).await;
+    let token = app.login().await;
+    let d = app.device("ext-tls").await;
+    d.publish("telemetry", json!({"tmp": 19.5, "seq": 1}).to_string())
+        .await;
+    assert!(
+        app.wait_rows(&token, "ext-tls", 1).await,
+        "telemetry stored"
+    );
+    let (_, health) = app.get("/health", None).await;
+    assert_eq!(health["checks"]["broker"], "ok", "{health}");
 }

@@ -65,15 +65,64 @@ async fn admin_commands_name_their_data_directory() {
     assert_eq!(v["device"], "dd-1");
 }
 
+/// Regression: the refusal says "with --data-dir DIR", but `rzmon device list --data-dir X`
+/// answered "unexpected argument": the data directory and logging options stand before or
+/// after the command.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn data_dir_and_logging_options_follow_the_command_too() {
+    let app = TestApp::start().await;
+    let cwd = tempfile::tempdir().unwrap();
+    let dir = app.dir.path().to_str().unwrap();
+    for args in [
+        &[
+            "device",
+            "list",
+            "--json",
+            "--data-dir",
+            dir,
+            "--log",
+            "warn",
+        ][..],
+        &[
+            "--data-dir",
+            dir,
+            "device",
+            "list",
+            "--json",
+            "--log-format",
+            "json",
+        ],
+    ] {
+        let out = rzmon(cwd.path(), args, &[]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{args:?}: {err}");
+        assert!(err.contains(&format!("data directory {dir}")), "{err}");
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
+        assert!(v["devices"].is_array(), "{v}");
+    }
+    assert!(!cwd.path().join("data").exists(), "./data was created");
+}
+
 /// Bad values name the environment variable; a too-short secret is refused without being
 /// repeated (regression: clap echoed it).
 #[test]
 fn bad_settings_name_the_variable_and_never_echo_a_secret() {
     let cwd = tempfile::tempdir().unwrap();
-    let out = rzmon(cwd.path(), &[], &[("RZMON_STALE_AFTER", "abc")]);
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success());
-    assert!(err.contains("RZMON_STALE_AFTER"), "{err}");
+    // The walk over every variable is `cli::tests::every_bad_variable_value_names_the_variable`;
+    // here a few of each kind of parser through the real environment of the real binary.
+    for (var, bad) in [
+        ("RZMON_STALE_AFTER", "abc"),
+        ("RZMON_RETENTION_DAYS", "abc"),
+        ("RZMON_TLS", "maybe"),
+        ("RZMON_HA_ACCESS_IDS", "maybe"),
+        ("RZMON_TRUSTED_PROXIES", "zz"),
+        ("RZMON_LOG_FORMAT", "x"),
+    ] {
+        let out = rzmon(cwd.path(), &[], &[(var, bad)]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{var}={bad} accepted");
+        assert!(err.contains(var), "{err}");
+    }
     for (var, secret) in [
         ("RZMON_ADMIN_PASSWORD", "shortpw"),
         ("RZMON_JWT_SECRET", "a-jwt-secret-that-is-too-short"),

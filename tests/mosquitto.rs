@@ -1,11 +1,13 @@
 //! Debian's `mosquitto`, started by the tests on a free loopback port with a generated config
 //! (the other side of the Home Assistant bridge, the upstream bridge and the external-broker
-//! mode), and a watching MQTT client that records what arrives.
+//! mode), optionally with a second, TLS listener whose certificate a CA made here (rzmon's own
+//! generator) signed, and a watching MQTT client that records what arrives.
 
 #![allow(dead_code)]
 
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 use std::collections::BTreeMap;
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -17,6 +19,9 @@ const BIN: &str = "/usr/sbin/mosquitto";
 /// A running mosquitto; killed on drop.
 pub struct Mosquitto {
     pub port: u16,
+    /// The TLS listener (`start_tls`), certificate for 127.0.0.1 signed by `ca_file()`.
+    pub tls_port: Option<u16>,
+    ca: Option<std::path::PathBuf>,
     pub dir: tempfile::TempDir,
     child: Option<Child>,
 }
@@ -44,9 +49,43 @@ impl Mosquitto {
         Self::start_on(free_port(), extra).await
     }
 
+    /// `start` plus a TLS listener on another free port, its CA in the broker's directory
+    /// (see `tls_url`).
+    pub async fn start_tls(extra: &str) -> Self {
+        Self::start_with(free_port(), extra, Some((free_port(), None))).await
+    }
+
     /// `start` on a given port.
     pub async fn start_on(port: u16, extra: &str) -> Self {
+        Self::start_with(port, extra, None).await
+    }
+
+    /// `start_on` plus a TLS listener on `tls_port` with the certificate of `ca` (`make_ca`).
+    pub async fn start_on_tls(port: u16, tls_port: u16, ca: &Path, extra: &str) -> Self {
+        Self::start_with(port, extra, Some((tls_port, Some(ca)))).await
+    }
+
+    async fn start_with(port: u16, extra: &str, tls: Option<(u16, Option<&Path>)>) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
+        let (mut tls_port, mut ca_file) = (None, None);
+        let mut listeners = String::new();
+        if let Some((p, ca)) = tls {
+            let paths = make_ca(ca.unwrap_or(dir.path()));
+            tls_port = Some(p);
+            ca_file = Some(paths.ca_cert.clone());
+            // `user root`: running as root, mosquitto would otherwise drop to its own user,
+            // which cannot read the 0600 key in the 0700 directory (ignored when not root).
+            let user = if extra.contains("user root") {
+                ""
+            } else {
+                "user root\n"
+            };
+            listeners = format!(
+                "{user}listener {p} 127.0.0.1\ncertfile {}\nkeyfile {}\n",
+                paths.cert.display(),
+                paths.key.display()
+            );
+        }
         let anonymous = if extra.contains("password_file") {
             "false"
         } else {
@@ -55,12 +94,14 @@ impl Mosquitto {
         let conf = format!(
             "listener {port} 127.0.0.1\nallow_anonymous {anonymous}\npersistence true\n\
              persistence_location {}/\nmax_queued_messages 0\nlog_dest stderr\n\
-             log_type error\nlog_type warning\n{extra}\n",
+             log_type error\nlog_type warning\n{extra}\n{listeners}",
             dir.path().display()
         );
         std::fs::write(dir.path().join("mosquitto.conf"), conf).expect("write config");
         let mut m = Self {
             port,
+            tls_port,
+            ca: ca_file,
             dir,
             child: None,
         };
@@ -120,6 +161,26 @@ impl Mosquitto {
     pub fn url(&self) -> String {
         format!("mqtt://127.0.0.1:{}", self.port)
     }
+
+    /// The CA that signed the TLS listener's certificate (PEM).
+    pub fn ca_file(&self) -> std::path::PathBuf {
+        self.ca.clone().expect("started with a TLS listener")
+    }
+
+    /// `mqtts://127.0.0.1:<tls port>?ca=<ca_file>` (`start_tls` only).
+    pub fn tls_url(&self) -> String {
+        let port = self.tls_port.expect("started with start_tls");
+        format!("mqtts://127.0.0.1:{port}?ca={}", self.ca_file().display())
+    }
+}
+
+/// A private CA in `dir` and a server certificate for 127.0.0.1 and localhost signed by it
+/// (rzmon's own generator, as `RZMON_TLS=auto` uses it).
+pub fn make_ca(dir: &Path) -> rzmon::tls::generate::Paths {
+    let paths = rzmon::tls::generate::Paths::in_dir(dir);
+    let names = ["127.0.0.1".to_owned(), "localhost".to_owned()];
+    rzmon::tls::generate::ensure(&paths, &names).expect("generate CA and certificate");
+    paths
 }
 
 /// Last payload per topic, with its retain flag.

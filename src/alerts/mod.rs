@@ -17,6 +17,8 @@ pub mod service;
 pub mod view;
 
 #[cfg(test)]
+mod lag_tests;
+#[cfg(test)]
 mod tests;
 
 pub use rule::{Condition, Rule, Spec};

@@ -235,7 +235,7 @@ async fn reload(store: &Store, engine: &mut Engine, latest: &Latest) -> Vec<Effe
 }
 
 /// After a lag: evaluates each device's newest stored telemetry as if it had just arrived.
-async fn catch_up(store: &Store, engine: &mut Engine) -> Vec<Effect> {
+pub(super) async fn catch_up(store: &Store, engine: &mut Engine) -> Vec<Effect> {
     let mut out = Vec::new();
     for m in stored_latest(store).await.values() {
         out.extend(engine.on_message(m));

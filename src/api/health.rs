@@ -1,7 +1,8 @@
 //! `GET /health` (no auth): the health registry →
 //! `{"status":"ok"|"degraded","timestamp","checks":{"database":"ok"|"error",...}}`, 503 when
 //! degraded. Nothing more for anonymous callers (no versions, paths, settings or reasons); a
-//! request with a valid Bearer token also gets `details`: the reason of every failed check.
+//! request with a valid Bearer token also gets `details`: the reason of every failed check and
+//! the detail of an ok check that has one (e.g. the bridge's backlog).
 
 use super::Shared;
 use super::auth_filter::{authenticate, bearer_token};
@@ -36,8 +37,12 @@ async fn handle(headers: HeaderMap, state: Shared) -> Response {
     for (name, check) in snapshot {
         let word = if check.is_ok() { "ok" } else { "error" };
         checks.insert(name.clone(), word.into());
-        if let Check::Failed(reason) = check {
-            details.insert(name, reason.into());
+        let detail = match check {
+            Check::Failed(reason) => Some(reason),
+            Check::Ok => state.ctx.health.detail(&name),
+        };
+        if let Some(d) = detail {
+            details.insert(name, d.into());
         }
     }
     let mut body = json!({

@@ -384,6 +384,7 @@ pub async fn start(
         ?mqtt_addr,
         ?https_addr,
         ?mqtts_addr,
+        data_dir = %absolute_data_dir(&parts.store).display(),
         "rzmon is running"
     );
     Ok(Running {
@@ -513,6 +514,10 @@ async fn first_start(store: &Store, settings: &ServeSettings) -> anyhow::Result<
 fn print_banner(r: &Running) {
     let settings = &r.parts.settings;
     println!("rzmon {} is running", env!("CARGO_PKG_VERSION"));
+    println!(
+        "  Data:      {}",
+        absolute_data_dir(&r.parts.store).display()
+    );
     if let Some(a) = r.https_addr {
         println!("  Dashboard: https://{a}/");
     }
@@ -544,6 +549,12 @@ fn print_banner(r: &Running) {
     }
 }
 
+/// The data directory as people should read it (absolute, so it can be pasted anywhere).
+fn absolute_data_dir(store: &Store) -> std::path::PathBuf {
+    let dir = data_dir(store);
+    std::path::absolute(&dir).unwrap_or(dir)
+}
+
 /// The data directory: where the database lives.
 fn data_dir(store: &Store) -> std::path::PathBuf {
     store.path().parent().unwrap_or(Path::new(".")).to_owned()
@@ -554,7 +565,9 @@ fn print_first_start(first: &FirstStart) {
         FirstStart::Generated { password, file } => {
             println!(
                 "  Admin login: admin, password in {} (deleted at admin's first sign-in)",
-                file.display()
+                std::path::absolute(file)
+                    .unwrap_or_else(|_| file.clone())
+                    .display()
             );
             // Never into a log or the journal: only to a terminal.
             if std::io::stderr().is_terminal() {

@@ -1,21 +1,24 @@
 //! The upstream bridge (`RZMON_BRIDGE_URL`): a background service that forwards every stored
-//! telemetry row, incident (alerts are incidents `alert:<rule>`) and access event as JSON,
-//! QoS 1, to another broker under `RZMON_BRIDGE_PREFIX`. It reads the database by a persisted
+//! telemetry row, incident, access event and alert state change (firing, acknowledged,
+//! resolved) as JSON, QoS 1, to another broker under `RZMON_BRIDGE_PREFIX`. It reads the database by a persisted
 //! cursor that moves only over rows the upstream broker acknowledged, so an outage or a restart
 //! loses nothing: after reconnecting it catches up in order at `RZMON_BRIDGE_RATE` messages/s.
 //! Delivery is at least once (a row whose PUBACK was lost is sent again); every message
 //! carries its `source` and `id`, so a receiver can drop repeats.
 
+mod bucket;
 mod window;
 
 use crate::health::Health;
 use crate::metrics::Metrics;
 use crate::model::format_ts;
 use crate::mqtt_url::BrokerUrl;
-use crate::store::{BridgeRow, Source, Store};
+use crate::store::{BridgeRow, Cursor, Source, Store};
 use anyhow::Context;
+use bucket::Bucket;
 use rumqttc::{AsyncClient, Event, Outgoing, Packet, QoS};
 use serde_json::{Value, json};
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
@@ -26,9 +29,10 @@ use window::Window;
 pub const CHECK: &str = "bridge";
 /// Rows in flight (published, not yet acknowledged); also the client's inflight limit.
 const WINDOW: usize = 100;
-/// Pacing tick: each tick may publish `rate / TICKS_PER_SECOND` rows.
-const TICK: Duration = Duration::from_millis(50);
-const TICKS_PER_SECOND: u32 = 20;
+/// Rows read from the store at a time (one query per this many forwarded rows).
+const READ_AHEAD: u32 = WINDOW as u32;
+/// With nothing left to forward, the store is looked at again after this long.
+const IDLE: Duration = Duration::from_millis(50);
 /// The cursor and lag are written/measured at most this often.
 const PERSIST_EVERY: Duration = Duration::from_millis(500);
 /// Pause between connection attempts.
@@ -67,13 +71,12 @@ pub fn message(prefix: &str, row: &BridgeRow) -> (String, String) {
     let kind = match row.source {
         Source::Telemetry => "telemetry",
         Source::Incident => {
-            let t = row.kind.as_deref().unwrap_or("");
-            body["type"] = t.into();
-            if t.starts_with("alert:") {
-                "alert"
-            } else {
-                "incident"
-            }
+            body["type"] = row.kind.as_deref().unwrap_or("").into();
+            "incident"
+        }
+        Source::Alert => {
+            body["state"] = row.kind.as_deref().unwrap_or("").into();
+            "alert"
         }
         Source::Access => {
             if let Some((id, granted)) = &row.access {
@@ -197,6 +200,9 @@ fn ack(deps: &BridgeDeps, window: &mut Window, pkid: u16) {
     }
 }
 
+/// Publishes while connected: as many rows as the bucket has tokens and the window has room,
+/// woken by acknowledgements (room), the bucket (the next token) or, with nothing to send, a
+/// look into the store every `IDLE`. The cursor is saved every `PERSIST_EVERY` beside it.
 async fn forward(
     deps: &BridgeDeps,
     client: &AsyncClient,
@@ -205,72 +211,158 @@ async fn forward(
     connected: &mut bool,
     stop: &CancellationToken,
 ) -> Result<(), String> {
-    let per_tick = (deps.settings.rate / TICKS_PER_SECOND).max(1) as usize;
-    let mut tick = tokio::time::interval(TICK);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut last_persist = Instant::now();
+    // One save at a time, awaited before this returns, so no later save races it.
+    let mut saving = None;
+    let result = forward_until(deps, client, rx, window, connected, stop, &mut saving).await;
+    if let Some(s) = saving {
+        saved(deps, s.await).map_err(|e| format!("{e:#}"))?;
+    }
+    result
+}
+
+async fn forward_until(
+    deps: &BridgeDeps,
+    client: &AsyncClient,
+    rx: &mut mpsc::UnboundedReceiver<Link>,
+    window: &mut Window,
+    connected: &mut bool,
+    stop: &CancellationToken,
+    saving: &mut Option<Saving>,
+) -> Result<(), String> {
+    let mut bucket = Bucket::new(deps.settings.rate, Instant::now());
+    // Rows read from the store, not yet published (all after `window.read` once published).
+    let mut pending = VecDeque::new();
+    let mut look_at = Instant::now();
+    let mut persist_tick = tokio::time::interval(PERSIST_EVERY);
+    persist_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
+        let mut wake = None;
+        if *connected {
+            wake = pump(
+                deps,
+                client,
+                window,
+                &mut bucket,
+                &mut pending,
+                &mut look_at,
+            )
+            .await?;
+        }
+        let sleep = tokio::time::sleep_until(wake.unwrap_or(look_at).into());
+        let is_saving = saving.is_some();
         tokio::select! {
             () = stop.cancelled() => return Ok(()),
             link = rx.recv() => match link {
                 Some(Link::Connected) => {
                     tracing::info!(broker = %deps.settings.broker.address(), "upstream bridge connected");
                     *connected = true;
-                    deps.health.set_ok(CHECK);
+                    set_ok(deps);
                 }
                 Some(Link::Sent(pkid)) => window.sent(pkid),
                 Some(Link::Acked(pkid)) => ack(deps, window, pkid),
                 Some(Link::Lost(reason)) => return Err(reason),
                 None => return Err("the connection task ended".into()),
             },
-            _ = tick.tick(), if *connected => {
-                let room = WINDOW.saturating_sub(window.in_flight()).min(per_tick);
-                if room > 0 {
-                    publish_next(deps, client, window, room).await?;
-                }
-                if last_persist.elapsed() >= PERSIST_EVERY {
-                    last_persist = Instant::now();
-                    persist(deps, window).await.map_err(|e| format!("{e:#}"))?;
+            () = sleep, if *connected && wake.is_some() => {}
+            _ = persist_tick.tick(), if !is_saving => *saving = Some(save(deps, window)),
+            done = async { saving.as_mut().expect("is_saving").await }, if is_saving => {
+                *saving = None;
+                saved(deps, done).map_err(|e| format!("{e:#}"))?;
+                if *connected {
+                    set_ok(deps);
                 }
             }
         }
     }
 }
 
-/// Publishes up to `room` rows after the read cursor.
-async fn publish_next(
+/// The check is ok while connected; its detail says how far behind the upstream is.
+fn set_ok(deps: &BridgeDeps) {
+    let lag = deps.metrics.bridge_lag_rows.get();
+    deps.health.set_ok_with(
+        CHECK,
+        format!(
+            "connected to {}; {lag} rows behind",
+            deps.settings.broker.address()
+        ),
+    );
+}
+
+/// Publishes what the window and the bucket allow now. Returns when to try again: `Some` when
+/// rows wait for a token (or for the next look into an empty store), `None` when only an
+/// acknowledgement can make room.
+async fn pump(
     deps: &BridgeDeps,
     client: &AsyncClient,
     window: &mut Window,
-    room: usize,
-) -> Result<(), String> {
-    let (store, read) = (deps.store.clone(), window.read);
-    let limit = u32::try_from(room).unwrap_or(u32::MAX);
-    let rows = tokio::task::spawn_blocking(move || store.bridge_rows(&read, limit))
+    bucket: &mut Bucket,
+    pending: &mut VecDeque<BridgeRow>,
+    look_at: &mut Instant,
+) -> Result<Option<Instant>, String> {
+    loop {
+        let room = WINDOW.saturating_sub(window.in_flight());
+        if room == 0 {
+            return Ok(None);
+        }
+        let now = Instant::now();
+        if pending.is_empty() {
+            if now < *look_at {
+                return Ok(Some(*look_at));
+            }
+            pending.extend(read_after(deps, window.read).await?);
+            if pending.is_empty() {
+                *look_at = now + IDLE;
+                return Ok(Some(*look_at));
+            }
+        }
+        let n = bucket.take(room.min(pending.len()), now);
+        if n == 0 {
+            return Ok(Some(now + bucket.wait(now)));
+        }
+        for row in pending.drain(..n) {
+            let (topic, body) = message(&deps.settings.prefix, &row);
+            // The request queue holds 2 × WINDOW and at most WINDOW rows are in flight, so
+            // this never fails for lack of room; it fails only when the connection task is gone.
+            client
+                .try_publish(topic, QoS::AtLeastOnce, false, body)
+                .map_err(|e| format!("cannot queue a message: {e}"))?;
+            window.published(row.source, row.id);
+        }
+    }
+}
+
+/// Up to `READ_AHEAD` stored rows after `cursor`, oldest first.
+async fn read_after(deps: &BridgeDeps, cursor: Cursor) -> Result<Vec<BridgeRow>, String> {
+    let store = deps.store.clone();
+    tokio::task::spawn_blocking(move || store.bridge_rows(&cursor, READ_AHEAD))
         .await
         .map_err(|e| e.to_string())?
-        .map_err(|e| format!("cannot read rows to forward: {e}"))?;
-    for row in rows {
-        let (topic, body) = message(&deps.settings.prefix, &row);
-        // The request queue holds 2 × WINDOW and at most WINDOW rows are in flight, so this
-        // never fails for lack of room; it fails only when the connection task is gone.
-        client
-            .try_publish(topic, QoS::AtLeastOnce, false, body)
-            .map_err(|e| format!("cannot queue a message: {e}"))?;
-        window.published(row.source, row.id);
-    }
-    Ok(())
+        .map_err(|e| format!("cannot read rows to forward: {e}"))
 }
 
 /// Writes the acknowledged cursor and refreshes the lag gauge.
 async fn persist(deps: &BridgeDeps, window: &Window) -> anyhow::Result<()> {
+    saved(deps, save(deps, window).await)
+}
+
+/// A save of the acknowledged cursor, with the lag after it, running off the forwarding loop
+/// (counting the backlog takes long enough on a big one to stall the bucket).
+type Saving = tokio::task::JoinHandle<crate::store::Result<u64>>;
+
+fn save(deps: &BridgeDeps, window: &Window) -> Saving {
     let (store, cursor) = (deps.store.clone(), window.acked);
-    let lag = tokio::task::spawn_blocking(move || -> crate::store::Result<u64> {
+    tokio::task::spawn_blocking(move || {
         store.set_bridge_cursor(&cursor)?;
         store.bridge_lag(&cursor)
     })
-    .await?
-    .context("cannot save the bridge cursor")?;
+}
+
+/// The outcome of a save: the lag gauge refreshed, or the error.
+fn saved(
+    deps: &BridgeDeps,
+    done: Result<crate::store::Result<u64>, tokio::task::JoinError>,
+) -> anyhow::Result<()> {
+    let lag = done?.context("cannot save the bridge cursor")?;
     deps.metrics
         .bridge_lag_rows
         .set(i64::try_from(lag).unwrap_or(i64::MAX));
@@ -281,25 +373,38 @@ async fn persist(deps: &BridgeDeps, window: &Window) -> anyhow::Result<()> {
 mod tests {
     use super::*;
 
-    /// Incidents named `alert:` go to the alert topic; access rows carry the card and decision.
+    /// Alert changes go to the alert topic with their state, incidents (an alert's `alert:`
+    /// incident too) to the incident topic; access rows carry the card and decision.
     #[test]
     fn messages_name_their_source_and_id() {
         let row = BridgeRow {
-            source: Source::Incident,
+            source: Source::Alert,
             id: 7,
             ts_ms: 0,
             device: "rack-1".into(),
-            kind: Some("alert:too_hot".into()),
+            kind: Some("resolved".into()),
             access: None,
-            payload: r#"{"type":"alert:too_hot"}"#.into(),
+            payload: r#"{"alert_id":3,"rule":"too hot"}"#.into(),
         };
         let (topic, body) = message("site-a", &row);
         assert_eq!(topic, "site-a/rack-1/alert");
         let v: Value = serde_json::from_str(&body).unwrap();
         assert_eq!(
             (v["source"].as_str(), v["id"].as_i64()),
-            (Some("incidents"), Some(7))
+            (Some("alert_events"), Some(7))
         );
+        assert_eq!(
+            (v["state"].as_str(), v["data"]["alert_id"].as_i64()),
+            (Some("resolved"), Some(3))
+        );
+        let incident = BridgeRow {
+            source: Source::Incident,
+            kind: Some("alert:too_hot".into()),
+            ..row.clone()
+        };
+        let (topic, body) = message("site-a", &incident);
+        assert_eq!(topic, "site-a/rack-1/incident");
+        assert!(body.contains(r#""type":"alert:too_hot""#));
         assert_eq!(v["timestamp"], "1970-01-01T00:00:00.000Z");
         let access = BridgeRow {
             source: Source::Access,

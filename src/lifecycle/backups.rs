@@ -149,8 +149,8 @@ impl Backups {
         let made = tokio::task::spawn_blocking(move || {
             make_blocking(&store, &dir, keep, &copying, &shown)
         })
-            .await
-            .map_err(|e| BackupError::Failed(format!("the backup task failed: {e}")))?;
+        .await
+        .map_err(|e| BackupError::Failed(format!("the backup task failed: {e}")))?;
         match &made {
             Ok(info) => {
                 self.metrics.backups_made.inc();

@@ -21,7 +21,8 @@ pub fn parse_list(list: &str) -> Result<Vec<Parsed>, String> {
         .enumerate()
         .map(|(i, url)| {
             parse(url).map_err(|e| {
-                let scheme = url.split("://").next().unwrap_or("?");
+                // Only the scheme: the rest of the entry may hold a token.
+                let scheme = url.split_once("://").map_or("?", |(scheme, _)| scheme);
                 format!("RZMON_NOTIFY_URLS entry {} ({scheme}://…): {e}", i + 1)
             })
         })

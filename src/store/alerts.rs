@@ -3,6 +3,7 @@
 //! notices handed to delivery. Rare writes on pooled connections, never on the ingest writer.
 
 use super::accounts::exists_or;
+use super::bridge::log_alert_event;
 use super::events::{range_params, range_sql};
 use super::{RangeQuery, Result, Store};
 use crate::model::now_ms;
@@ -233,8 +234,8 @@ impl Store {
         self.alert_rule(id)
     }
 
-    /// Opens an alert: inserts its row and its incident and ends its pending timer, in one
-    /// transaction. Returns the new id.
+    /// Opens an alert: inserts its row, its incident and its `firing` change and ends its
+    /// pending timer, in one transaction. Returns the new id.
     pub fn open_alert(&self, a: &NewAlert) -> Result<i64> {
         self.with_conn(|c| {
             let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -268,18 +269,24 @@ impl Store {
                 "DELETE FROM alert_pending WHERE rule_id = ?1 AND subject = ?2",
                 (a.rule_id, &a.subject),
             )?;
+            log_alert_event(&tx, id, "firing", a.started_ms)?;
             tx.commit()?;
             Ok(id)
         })
     }
 
-    /// Marks an alert resolved at `at_ms` (no-op if it already is).
+    /// Marks an alert resolved at `at_ms` and logs the change (no-op if it already is).
     pub fn resolve_alert(&self, id: i64, at_ms: i64) -> Result<()> {
         self.with_conn(|c| {
-            c.execute(
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let n = tx.execute(
                 "UPDATE alerts SET resolved_ms = ?2 WHERE id = ?1 AND resolved_ms IS NULL",
                 (id, at_ms),
             )?;
+            if n > 0 {
+                log_alert_event(&tx, id, "resolved", at_ms)?;
+            }
+            tx.commit()?;
             Ok(())
         })
     }
@@ -302,13 +309,19 @@ impl Store {
         })
     }
 
-    /// Acknowledges an alert (keeping the first acknowledgement); `Ok(None)` if unknown.
+    /// Acknowledges an alert (keeping the first acknowledgement, the only one logged as a
+    /// change); `Ok(None)` if unknown.
     pub fn ack_alert(&self, id: i64, username: &str, at_ms: i64) -> Result<Option<AlertRow>> {
         self.with_conn(|c| {
-            c.execute(
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let n = tx.execute(
                 "UPDATE alerts SET acked_ms = ?2, acked_by = ?3 WHERE id = ?1 AND acked_ms IS NULL",
                 (id, at_ms, username),
             )?;
+            if n > 0 {
+                log_alert_event(&tx, id, "acknowledged", at_ms)?;
+            }
+            tx.commit()?;
             Ok(())
         })?;
         self.alert(id)
@@ -517,6 +530,28 @@ mod tests {
                 .map(|r| r.id)
                 .collect::<Vec<_>>(),
             vec![b, c]
+        );
+        // Every change is logged once, in order, for the bridge (the second ack is no change).
+        let changes: Vec<(i64, String, i64)> = s
+            .bridge_rows(&super::super::Cursor::default(), 100)
+            .unwrap()
+            .into_iter()
+            .filter(|r| r.source == super::super::Source::Alert)
+            .map(|r| {
+                let v: serde_json::Value = serde_json::from_str(&r.payload).unwrap();
+                (r.ts_ms, r.kind.unwrap(), v["alert_id"].as_i64().unwrap())
+            })
+            .collect();
+        let at = |ms: i64, state: &str, id| (ms, state.to_owned(), id);
+        assert_eq!(
+            changes,
+            [
+                at(100, "firing", a),
+                at(102, "firing", b),
+                at(200, "resolved", a),
+                at(300, "acknowledged", b),
+                at(500, "firing", c)
+            ]
         );
     }
 }

@@ -1,9 +1,11 @@
 //! What the upstream bridge reads and keeps: stored rows after a cursor (telemetry, incidents,
-//! access events; alerts are incidents `alert:<rule>`), merged in time order, and the cursor
-//! itself (last forwarded id per table), persisted so an outage or a restart loses nothing.
+//! access events, and the log of alert state changes, which the alert functions write in the
+//! transaction of each change), merged in time order, and the cursor itself (last forwarded id
+//! per table), persisted so an outage or a restart loses nothing.
 
 use super::{Result, Store, telemetry};
 use rusqlite::Connection;
+use std::collections::VecDeque;
 
 /// The tables the bridge forwards, in tie-break order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -11,16 +13,24 @@ pub enum Source {
     Telemetry,
     Incident,
     Access,
+    /// An alert fired, was acknowledged or resolved (table `alert_events`).
+    Alert,
 }
 
 impl Source {
-    pub const ALL: [Source; 3] = [Source::Telemetry, Source::Incident, Source::Access];
+    pub const ALL: [Source; 4] = [
+        Source::Telemetry,
+        Source::Incident,
+        Source::Access,
+        Source::Alert,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Source::Telemetry => "telemetry",
             Source::Incident => "incidents",
             Source::Access => "access_events",
+            Source::Alert => "alert_events",
         }
     }
 
@@ -40,6 +50,10 @@ impl Source {
                 "SELECT id, ts_ms, device, NULL, access_id, granted, payload FROM access_events
                  WHERE id > ?1 ORDER BY id LIMIT ?2"
             }
+            Source::Alert => {
+                "SELECT id, ts_ms, device, state, NULL, NULL, payload FROM alert_events
+                 WHERE id > ?1 ORDER BY id LIMIT ?2"
+            }
         }
     }
 }
@@ -50,6 +64,7 @@ pub struct Cursor {
     pub telemetry: i64,
     pub incident: i64,
     pub access: i64,
+    pub alert: i64,
 }
 
 impl Cursor {
@@ -58,6 +73,7 @@ impl Cursor {
             Source::Telemetry => self.telemetry,
             Source::Incident => self.incident,
             Source::Access => self.access,
+            Source::Alert => self.alert,
         }
     }
 
@@ -66,6 +82,7 @@ impl Cursor {
             Source::Telemetry => self.telemetry = id,
             Source::Incident => self.incident = id,
             Source::Access => self.access = id,
+            Source::Alert => self.alert = id,
         }
     }
 }
@@ -77,12 +94,29 @@ pub struct BridgeRow {
     pub id: i64,
     pub ts_ms: i64,
     pub device: String,
-    /// Incidents: their `type`.
+    /// Incidents: their `type`; alert changes: the new state.
     pub kind: Option<String>,
     /// Access events: the card and the decision.
     pub access: Option<(String, bool)>,
     /// The stored JSON text.
     pub payload: String,
+}
+
+/// Logs that alert `id` changed to `state` at `at_ms`, with the alert as it is after the
+/// change; called inside the transaction of the change.
+pub(super) fn log_alert_event(c: &Connection, id: i64, state: &str, at_ms: i64) -> Result<()> {
+    c.prepare_cached(
+        "INSERT INTO alert_events (alert_id, ts_ms, device, state, payload)
+         SELECT id, ?2, coalesce(device, ''), ?3, json_object(
+             'alert_id', id, 'rule', rule_name, 'subject', subject, 'severity', severity,
+             'summary', summary, 'value', value, 'threshold', threshold,
+             'started', strftime('%Y-%m-%dT%H:%M:%S', started_ms / 1000, 'unixepoch')
+                 || printf('.%03dZ', started_ms % 1000),
+             'acked_by', acked_by)
+         FROM alerts WHERE id = ?1",
+    )?
+    .execute((id, at_ms, state))?;
+    Ok(())
 }
 
 fn rows_after(c: &Connection, s: Source, after: i64, limit: u32) -> Result<Vec<BridgeRow>> {
@@ -120,16 +154,25 @@ fn rows_after(c: &Connection, s: Source, after: i64, limit: u32) -> Result<Vec<B
 }
 
 impl Store {
-    /// Up to `limit` rows after `cursor`, oldest first (by time, then table, then id), so each
-    /// table's rows stay in id order.
+    /// Up to `limit` rows after `cursor`, oldest first: the tables merged by time (ties by
+    /// table), each table's rows in id order even where their times are not (a device's clock).
     pub fn bridge_rows(&self, cursor: &Cursor, limit: u32) -> Result<Vec<BridgeRow>> {
         self.with_conn(|c| {
-            let mut all = Vec::new();
+            let mut heads = Vec::new();
             for s in Source::ALL {
-                all.extend(rows_after(c, s, cursor.get(s), limit)?);
+                heads.push(VecDeque::from(rows_after(c, s, cursor.get(s), limit)?));
             }
-            all.sort_by_key(|r| (r.ts_ms, r.source, r.id));
-            all.truncate(limit as usize);
+            let mut all = Vec::new();
+            while all.len() < limit as usize {
+                let next = heads
+                    .iter_mut()
+                    .filter(|h| !h.is_empty())
+                    .min_by_key(|h| h.front().map(|r| (r.ts_ms, r.source)));
+                match next.and_then(VecDeque::pop_front) {
+                    Some(row) => all.push(row),
+                    None => break,
+                }
+            }
             Ok(all)
         })
     }

@@ -13,8 +13,9 @@ pub enum Kept {
     Telemetry,
     /// 5-minute and hourly rollups.
     Rollups,
-    /// Incidents (alerts included: they are incidents `alert:<rule>`), resolved alerts with
-    /// their notice records, and the notification outbox's finished notices.
+    /// Incidents (alerts included: they are incidents `alert:<rule>`), the log of alert state
+    /// changes, resolved alerts with their notice records, and the notification outbox's
+    /// finished notices.
     Incidents,
     /// Access log.
     Access,
@@ -51,6 +52,8 @@ fn delete_sql(kind: Kept) -> &'static [&'static str] {
         Kept::Incidents => &[
             "DELETE FROM incidents WHERE id IN
             (SELECT id FROM incidents WHERE ts_ms < ?1 ORDER BY ts_ms LIMIT ?2)",
+            "DELETE FROM alert_events WHERE id IN
+            (SELECT id FROM alert_events WHERE ts_ms < ?1 ORDER BY id LIMIT ?2)",
             "DELETE FROM alert_notices WHERE id IN
             (SELECT n.id FROM alert_notices n JOIN alerts a ON a.id = n.alert_id
              WHERE a.resolved_ms < ?1 LIMIT ?2)",

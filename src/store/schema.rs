@@ -297,6 +297,17 @@ const MIGRATIONS: &[&str] = &[
            count(locked), coalesce(sum(locked), 0)
     FROM telemetry, (SELECT 300000 AS span UNION ALL SELECT 3600000) AS s
     GROUP BY s.span, device_key, ((id >> 10) / s.span);",
+    // 9: the log of alert state changes (firing, acknowledged, resolved), one row per change,
+    // written in the transaction of the change, so the upstream bridge forwards each in order
+    // by its id (the `alerts` row itself is updated in place). `device` is '' for system alerts.
+    "CREATE TABLE alert_events (
+        id       INTEGER PRIMARY KEY,
+        alert_id INTEGER NOT NULL,
+        ts_ms    INTEGER NOT NULL,
+        device   TEXT NOT NULL,
+        state    TEXT NOT NULL CHECK (state IN ('firing', 'acknowledged', 'resolved')),
+        payload  TEXT NOT NULL
+    ) STRICT;",
 ];
 
 /// The schema version this binary writes.

@@ -8,6 +8,7 @@
 pub mod generate;
 pub mod reload;
 
+use crate::config::Choice;
 use anyhow::Context;
 use clap::Args;
 use rustls::ServerConfig;
@@ -53,7 +54,8 @@ pub enum PlainMode {
 pub struct TlsArgs {
     /// TLS on the HTTPS and MQTTS ports: off, auto (a generated private CA unless
     /// RZMON_TLS_CERT/KEY are given) or on (RZMON_TLS_CERT/KEY required).
-    #[arg(long, env = "RZMON_TLS", default_value = "off")]
+    #[arg(long, env = "RZMON_TLS", default_value = "off",
+          value_parser = Choice::<TlsMode>::new("RZMON_TLS"))]
     pub tls: TlsMode,
 
     /// Names of the generated server certificate (comma-separated DNS names and IP addresses);
@@ -71,7 +73,7 @@ pub struct TlsArgs {
 
     /// How often RZMON_TLS_CERT/KEY are checked for a change, in seconds; 0: only on SIGHUP.
     #[arg(long, env = "RZMON_TLS_WATCH", default_value_t = 1,
-          value_parser = clap::value_parser!(u64).range(0..=86_400))]
+          value_parser = crate::config::int::<u64>("RZMON_TLS_WATCH", 0, 86_400))]
     pub tls_watch: u64,
 
     /// Address of HTTPS (dashboard, API, WebSocket) when TLS is on.
@@ -86,7 +88,8 @@ pub struct TlsArgs {
 
     /// The plain ports while TLS is on: off, redirect (plain HTTP redirects to HTTPS, plain
     /// MQTT stays open) or on.
-    #[arg(long, env = "RZMON_PLAIN", default_value = "redirect")]
+    #[arg(long, env = "RZMON_PLAIN", default_value = "redirect",
+          value_parser = Choice::<PlainMode>::new("RZMON_PLAIN"))]
     pub plain: PlainMode,
 }
 

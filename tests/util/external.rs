@@ -38,12 +38,30 @@ impl TestApp {
     /// Starts in-process against a fresh mosquitto (`RZMON_BROKER`), with `env` on top of the
     /// harness defaults; returns once rzmon is subscribed there (`/health` broker ok).
     pub async fn start_external(env: &[(&str, &str)]) -> Self {
-        let port = free_port();
-        let url = format!("mqtt://{SERVICE_USER}:{SERVICE_PASSWORD}@127.0.0.1:{port}");
+        Self::start_external_with(env, false).await
+    }
+
+    /// `start_external`, rzmon connecting to mosquitto's TLS listener with `mqtts://...?ca=`
+    /// (a private CA made in the test); devices still use the plain listener.
+    pub async fn start_external_tls(env: &[(&str, &str)]) -> Self {
+        Self::start_external_with(env, true).await
+    }
+
+    async fn start_external_with(env: &[(&str, &str)], tls: bool) -> Self {
+        let (port, tls_port) = (free_port(), free_port());
+        let files = tempfile::tempdir().expect("tempdir");
+        let url = if tls {
+            let ca = crate::mosquitto::make_ca(files.path()).ca_cert;
+            format!(
+                "mqtts://{SERVICE_USER}:{SERVICE_PASSWORD}@127.0.0.1:{tls_port}?ca={}",
+                ca.display()
+            )
+        } else {
+            format!("mqtt://{SERVICE_USER}:{SERVICE_PASSWORD}@127.0.0.1:{port}")
+        };
         let mut pairs = env.to_vec();
         pairs.push(("RZMON_BROKER", &url));
         let mut app = Self::start_with(&pairs).await;
-        let files = tempfile::tempdir().expect("tempdir");
         let out = app.cli_stdin(
             &[
                 "broker-config",
@@ -73,7 +91,12 @@ impl TestApp {
             .collect();
         // Running as root, mosquitto would drop to its own user and could not re-read the 0600
         // files on reload; `user root` keeps it as the test's user (ignored otherwise).
-        let mosquitto = Mosquitto::start_on(port, &format!("user root\n{conf}")).await;
+        let conf = format!("user root\n{conf}");
+        let mosquitto = if tls {
+            Mosquitto::start_on_tls(port, tls_port, files.path(), &conf).await
+        } else {
+            Mosquitto::start_on(port, &conf).await
+        };
         app.mqtt = ([127, 0, 0, 1], port).into();
         app.external = Some(std::sync::Arc::new(External {
             mosquitto,
