@@ -221,3 +221,30 @@ async fn first_start_only_setting_is_reported_as_ignored_later() {
     .await;
     assert!(said, "{}", second.stderr());
 }
+
+/// `rzmon token` (README's login example) fails loudly on a wrong password: exit 1, a sentence
+/// on stderr and nothing on stdout a script could mistake for a token; the right one prints a
+/// token the API accepts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn token_command_fails_loudly_on_a_wrong_password() {
+    let app = TestApp::start().await;
+    let token_cmd = ["token", "admin", "--jwt-secret", JWT_SECRET];
+    let out = app.cli_stdin(&token_cmd, "not-the-password");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(out.stdout.is_empty(), "{:?}", out.stdout);
+    assert!(err.contains("wrong user name or password"), "{err}");
+    let out = app.cli_stdin(&token_cmd, ADMIN_PASSWORD);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let token = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    let (status, body) = app.get("/user/profile", Some(&token)).await;
+    assert_eq!(
+        (status, &body["username"]),
+        (200, &serde_json::json!("admin")),
+        "{body}"
+    );
+}
