@@ -1,8 +1,8 @@
 // Entry: login, hash router, connection state, language switch.
-import { api, getToken, setToken, clearToken, onUnauthorized, ApiError, getRole, setRole, isAdmin } from './js/api.js';
+import { api, getToken, setToken, clearToken, onUnauthorized, onForbidden, ApiError, getRole, setRole, isAdmin } from './js/api.js';
 import { t, translateDom, setLang, getLang, onLangChange, fmtDuration } from './js/i18n.js';
 import { live } from './js/ws.js';
-import { clear, setMsg } from './js/dom.js';
+import { clear, setMsg, h } from './js/dom.js';
 import overview from './js/overview.js';
 import history from './js/history.js';
 import incidents from './js/incidents.js';
@@ -49,7 +49,8 @@ function history_replace(hash) { window.history.replaceState(null, '', hash); }
 
 // A viewer sees no control that changes something: everything marked data-admin is hidden by
 // the `viewer` class (css). The role comes from the login answer and is re-read from
-// /user/profile whenever the app starts, so a promotion or demotion shows after a reload.
+// /user/profile whenever the app starts and after every 403 (another admin demoted this user:
+// the admin controls go at once, without a reload; the page is drawn again for the new role).
 function applyRole(role) {
   document.body.classList.toggle('viewer', role !== 'admin');
 }
@@ -57,9 +58,12 @@ function applyRole(role) {
 function refreshRole() {
   api('/user/profile').then((p) => {
     if (!p || p.role === getRole()) return;
+    const demoted = p.role !== 'admin';
     setRole(p.role);
     applyRole(p.role);
     rerender();
+    // Drawn again without the controls: say why they went.
+    if (demoted) $('main').prepend(h('p', { class: 'msg error', id: 'role-changed', role: 'alert' }, t('err.demoted')));
   }).catch(() => {});
 }
 
@@ -180,6 +184,7 @@ function init() {
     rerender();
   });
   onUnauthorized((msg) => showLogin(msg));
+  onForbidden(refreshRole);
   live.onState(connState);
   live.on('closed', (ev) => {
     // 1008 after auth means the token expired or was refused: check it once (a 401 logs out).

@@ -298,7 +298,45 @@ async fn timeline(b: &Browser, lang: &str) -> Result<(), String> {
             "the moment is not written in the {lang} format: {at:?}"
         ));
     }
-    b.wait("#tl-chart canvas", SOON).await.map(drop)
+    b.wait("#tl-chart canvas", SOON).await?;
+    // Regression: "all devices" drew only the first device. Now one line per device with
+    // readings in the window: the devices of the moment's tiles (from `readings_at`).
+    b.js("document.getElementById('tl-device').value = ''; document.getElementById('tl-show').click(); return true")
+        .await?;
+    let script = "const tiles = [...document.querySelectorAll('#tl-moment [data-device]')].map((e) => e.dataset.device).sort().join(','); \
+                  const c = document.getElementById('tl-chart'); \
+                  return [tiles, c.dataset.devices || '', c.dataset.doorSpans || '', Date.now() / 1000];";
+    let shown = wait_until(SOON, || async {
+        b.js(script)
+            .await
+            .is_ok_and(|v| v[0].as_str().is_some_and(|t| t.contains(',')) && v[0] == v[1])
+    })
+    .await;
+    let v = b.js(script).await?;
+    if !shown {
+        return Err(format!(
+            "all devices: tiles {} but chart lines {}",
+            v[0], v[1]
+        ));
+    }
+    // Door-open spans end at the last reading, never after now.
+    let now = v[3].as_f64().unwrap_or_default();
+    for span in v[2]
+        .as_str()
+        .unwrap_or_default()
+        .split(',')
+        .filter(|s| !s.is_empty())
+    {
+        let end: f64 = span
+            .rsplit('-')
+            .next()
+            .and_then(|e| e.parse().ok())
+            .unwrap_or(f64::MAX);
+        if end > now + 1.0 {
+            return Err(format!("a door span runs past now: {span}"));
+        }
+    }
+    Ok(())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -467,6 +505,54 @@ async fn dashboard_story_in_both_languages_and_viewports() {
             .map_err(|e| format!("the new password does not work: {e}"))
     })
     .await;
+    // Regression: on a default install the device's own tmp_max never showed (the default rules
+    // cover every device). A simulated device told `tmp_max: 10` (below its readings and below
+    // the rules' 30/35 °C) gets a red tile and a labelled line in its chart.
+    let _sim = app.simulator("lim", 0.5);
+    assert!(
+        app.wait_rows(&token, "lim", 1).await,
+        "the simulator reports"
+    );
+    let (status, body) = app
+        .post(
+            "/setConfig?device=lim",
+            Some(&token),
+            json!({"tmp_max": 10}),
+        )
+        .await;
+    assert_eq!((status, &body["confirmed"]), (200, &json!(true)), "{body}");
+    for (lang, size) in [("en", VIEWPORTS[0]), ("de", VIEWPORTS[1])] {
+        step(&b, &format!("device-limit-{lang}-{}", size.0), async {
+            setup(&b, lang, size).await?;
+            let tmp = "[data-device=\"lim\"] [data-field=\"tmp\"]";
+            b.wait(tmp, SOON).await?;
+            let level = b.attr(tmp, "data-level").await?;
+            if level != "alarm" {
+                return Err(format!(
+                    "tmp_max 10 below the reading, but the tile is {level:?}"
+                ));
+            }
+            b.c()
+                .execute("location.hash = '#/history?device=lim'", vec![])
+                .await
+                .map_err(|e| e.to_string())?;
+            b.wait("#chart-tmp canvas", SOON).await?;
+            let ok = wait_until(SOON, || async {
+                b.attr("#chart-tmp", "data-thresholds")
+                    .await
+                    .is_ok_and(|l| l.contains("lim: tmp_max") && l.contains("\"value\":10"))
+            })
+            .await;
+            let limits = b.attr("#chart-tmp", "data-thresholds").await?;
+            if !ok || !limits.contains("Temperature high") {
+                return Err(format!(
+                    "the device limit is not drawn next to the rules': {limits}"
+                ));
+            }
+            Ok(())
+        })
+        .await;
+    }
     // The server goes away: no tile may keep claiming a presence. (Not a `step`: the failed
     // reconnects are console errors here, on purpose.)
     let lost = async {
@@ -484,7 +570,7 @@ async fn dashboard_story_in_both_languages_and_viewports() {
             .map_err(|e| e.to_string())?;
         let all_lost = states
             .as_array()
-            .is_some_and(|s| s.len() == 3 && s.iter().all(|v| v == "lost:connection lost"));
+            .is_some_and(|s| s.len() == 4 && s.iter().all(|v| v == "lost:connection lost"));
         if all_lost { Ok(()) } else { Err(format!("tiles after the server stopped: {states}")) }
     }
     .await;

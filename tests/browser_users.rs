@@ -15,6 +15,7 @@ const LANGS: [&str; 2] = ["en", "de"];
 async fn users_page_and_viewer_dashboard() {
     let app = TestApp::start().await;
     let wall_pw = crate::roles::add_user(&app, "wall", Some("viewer"));
+    let ops_pw = crate::roles::add_user(&app, "ops", Some("admin"));
     // Something for each page's change controls to act on: a device, a card, a channel.
     app.add_device("door");
     let admin = app.login().await;
@@ -105,6 +106,45 @@ async fn users_page_and_viewer_dashboard() {
             return Err(format!("token {tok:?}"));
         }
         b.wait("#token-list tr[data-token]", SOON).await.map(drop)
+    })
+    .await;
+
+    // Regression: an admin demoted by another admin kept the admin controls until a reload.
+    step(&b, "demoted-while-open", async {
+        b.click("#logout").await?;
+        sign_in(&b, "ops", &ops_pw, false).await?;
+        open_at(&b, "en", VIEWPORTS[0], "#/devices").await?;
+        b.wait("#device-add-form", SOON).await?;
+        b.js("window.rzmonNoReload = true; return true").await?;
+        let out = app.cli(&["user", "role", "ops", "viewer"]);
+        if !out.status.success() {
+            return Err(String::from_utf8_lossy(&out.stderr).into_owned());
+        }
+        b.fill("#device-add-id", "by-ops").await?;
+        b.click("#device-add-submit").await?;
+        b.wait("#role-changed", SOON).await?;
+        // The refused POST is the one console error here, on purpose (read, so `step` passes).
+        let errors = b.console_errors().await;
+        if errors.len() != 1 || !errors[0].contains("/devices") || !errors[0].contains("403") {
+            return Err(format!("console errors: {errors:?}"));
+        }
+        for css in [
+            "#device-add-form",
+            "button[data-rekey]",
+            "button[data-remove]",
+        ] {
+            if b.shown(css).await? {
+                return Err(format!("a demoted user still sees {css}"));
+            }
+        }
+        let same_page = b.js("return window.rzmonNoReload === true").await?;
+        if same_page != json!(true) {
+            return Err("the page was reloaded".into());
+        }
+        b.screenshot("ok-demoted-en-1280").await;
+        // Back where the next step signs out.
+        b.js("location.hash = '#/account'; return true").await?;
+        b.wait("#logout", SOON).await.map(drop)
     })
     .await;
 

@@ -43,6 +43,18 @@ async fn telemetry_is_stored_and_config_round_trips() {
     assert_eq!(body["config"]["tmp_max"], 27.5, "{body}");
     let (_, health) = app.get("/health", None).await;
     assert_eq!(health["checks"]["broker"], "ok", "{health}");
+    // The Devices page's instructions name the external broker, not rzmon's own host.
+    let (_, s) = app.get("/settings", Some(&token)).await;
+    assert_eq!(
+        (&s["mqtt_host"], &s["mqtt_port"], &s["external_broker"]),
+        (
+            &json!(app.mqtt.ip().to_string()),
+            &json!(app.mqtt.port()),
+            &json!(true)
+        ),
+        "{s}"
+    );
+    assert_eq!(s["mqtts_port"], serde_json::Value::Null, "{s}");
 }
 
 /// The generated ACL: a device cannot publish on another device's topic (mosquitto denies it

@@ -6,6 +6,7 @@ import { t } from './i18n.js';
 const KEY = 'rzmon.token';
 const ROLE = 'rzmon.role';
 let unauthorized = () => {};
+let forbidden = () => {};
 let settingsOnce = null;
 
 const kept = () => localStorage.getItem(KEY) !== null;
@@ -28,6 +29,8 @@ export const getRole = () => where().getItem(ROLE) || 'viewer';
 export const setRole = (role) => where().setItem(ROLE, role);
 export const isAdmin = () => getRole() === 'admin';
 export function onUnauthorized(fn) { unauthorized = fn; }
+/** `fn` runs on every 403: the role may have changed meanwhile (another admin demoted us). */
+export function onForbidden(fn) { forbidden = fn; }
 
 export class ApiError extends Error {
   constructor(message, status, retryAfter = null) {
@@ -81,6 +84,7 @@ export async function api(path, { method = 'GET', query, body, signal } = {}) {
   if (!res.ok) {
     const msg = (data && typeof data.error === 'string' && data.error) || t('err.status', { status: res.status });
     if (res.status === 401 && path !== '/login') sessionRefused(token);
+    if (res.status === 403) forbidden();
     throw new ApiError(msg, res.status, res.headers.get('Retry-After'));
   }
   return data;
@@ -108,6 +112,7 @@ export async function download(path, { query, filename } = {}) {
     let msg = t('err.status', { status: res.status });
     try { const d = await res.json(); if (typeof d.error === 'string') msg = d.error; } catch { /* not JSON */ }
     if (res.status === 401) sessionRefused(token);
+    if (res.status === 403) forbidden();
     throw new ApiError(msg, res.status);
   }
   const blob = await res.blob();

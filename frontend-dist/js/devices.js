@@ -71,11 +71,12 @@ export default function devicesView(main, { live }) {
     const p = s.topic_prefix;
     clear(cliLine).append(copyLine(`rzmon device add ${espDevice.value ? 'NEW-ID' : id}`, 'device-add-cmd'));
     espSettings.append(
-      h('dt', {}, t('dev.host')), h('dd', {}, copyLine(location.hostname, 'esp-host')),
+      h('dt', {}, t('dev.host')), h('dd', {}, copyLine(s.mqtt_host || location.hostname, 'esp-host')),
       // Plain MQTT is off (null) with RZMON_PLAIN=off.
       ...(s.mqtt_port != null ? [h('dt', {}, t('dev.port')), h('dd', {}, copyLine(String(s.mqtt_port), 'esp-port'))] : []));
     if (s.mqtts_port != null) espSettings.append(h('dt', {}, t('dev.tlsport')), h('dd', {}, copyLine(String(s.mqtts_port), 'esp-mqtts-port')));
     if (s.ca_url != null) espSettings.append(h('dt', {}, t('dev.ca')), h('dd', {}, h('a', { href: s.ca_url, id: 'esp-ca', download: 'rzmon-ca.pem' }, s.ca_url)));
+    if (s.external_broker) espSettings.append(h('dt', {}, t('dev.extbroker')), h('dd', { id: 'esp-external' }, t('dev.extnote', { device: id })));
     if (s.https_port != null) espSettings.append(h('dt', {}, t('dev.httpsport')), h('dd', {}, copyLine(`https://${location.hostname}:${s.https_port}/`, 'esp-https')));
     espSettings.append(
       h('dt', {}, t('dev.prefix')), h('dd', {}, h('code', { id: 'esp-prefix' }, p)),

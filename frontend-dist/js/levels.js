@@ -1,6 +1,7 @@
 // Warn/critical limits per device for tiles and charts, taken from the enabled threshold rules
-// that cover the device (GET /alert-rules), so the colours agree with what alerts; where no rule
-// sets a limit, the device's own config (tmp_max, lf_max from GET /devices "limits") does.
+// that cover the device (GET /alert-rules), so the colours agree with what alerts, plus the
+// device's own config (tmp_max, lf_max from GET /devices "limits"): always drawn as a labelled
+// line, and it colours the tile whenever it is lower than the rules' limits.
 import { api } from './api.js';
 import { t } from './i18n.js';
 
@@ -33,7 +34,7 @@ export function levelsFor(device, limits = {}) {
   const lf = lines('lf');
   const own = (list, key, metric) => {
     const v = limits && limits[key];
-    if (typeof v === 'number' && !list.some((l) => l.op === 'above')) {
+    if (typeof v === 'number') {
       list.push({ value: v, op: 'above', level: 'alarm', label: t('hist.limitdev', { device, key }), metric });
     }
   };

@@ -10,7 +10,13 @@ import { incidentLabel } from './incidents.js';
 
 const WINDOWS = [300, 900, 3600, 10800];
 
-function css(name) { return getComputedStyle(document.documentElement).getPropertyValue(name).trim() || '#888'; }
+/** Device colours (the first device's temperature in the alarm colour, as before). */
+const COLORS = ['--alarm', '--accent', '#15803d', '#9333ea', '#be185d', '#0e7490'];
+
+function css(name) {
+  if (!name.startsWith('--')) return name;
+  return getComputedStyle(document.documentElement).getPropertyValue(name).trim() || '#888';
+}
 
 function windowText(s) { return s < 3600 ? t('tl.mins', { n: s / 60 }) : t('tl.hours', { n: s / 3600 }); }
 
@@ -51,24 +57,35 @@ export default function timelineView(main) {
 
   function drawCourse(res, atSec) {
     if (plot) { plot.destroy(); plot = null; }
-    const ids = Object.keys(res.course);
-    const id = device.value || ids[0];
-    const buckets = res.course[id] || [];
-    chart.hidden = !buckets.length;
-    if (!buckets.length) return;
+    // One temperature and one humidity line per device (all devices, or the one chosen).
+    const ids = Object.keys(res.course).filter((d) => (res.course[d] || []).length && (!device.value || d === device.value)).sort();
+    chart.hidden = !ids.length;
+    chart.dataset.devices = ids.join(',');
+    if (!ids.length) return;
     const half = res.bucket_ms / 2000;
-    const x = buckets.map((b) => Date.parse(b.timestamp) / 1000 + half);
-    const tmp = buckets.map((b) => (b.tmp ? b.tmp.avg : null));
-    const lf = buckets.map((b) => (b.lf ? b.lf.avg : null));
+    const endSec = Math.min(Date.parse(res.end) / 1000, Date.now() / 1000);
+    const tables = ids.map((d) => {
+      const buckets = res.course[d];
+      return [buckets.map((b) => Date.parse(b.timestamp) / 1000 + half),
+        buckets.map((b) => (b.tmp ? b.tmp.avg : null)), buckets.map((b) => (b.lf ? b.lf.avg : null))];
+    });
+    const [x, ...cols] = uPlot.join(tables);
+    // Door-open spans of the devices shown; an open door at the end of what is known runs to the
+    // device's last reading (never past it, nor past now).
     const doorOpen = [];
-    let since = null;
-    for (const e of res.events) {
-      if (e.kind !== 'door' || e.device !== id) continue;
-      const ts = Date.parse(e.timestamp) / 1000;
-      if (!e.locked && since === null) since = ts;
-      if (e.locked && since !== null) { doorOpen.push([since, ts]); since = null; }
-    }
-    if (since !== null) doorOpen.push([since, Date.parse(res.end) / 1000]);
+    ids.forEach((d, i) => {
+      const xs = tables[i][0];
+      const last = Math.min(endSec, xs.length ? xs[xs.length - 1] + half : endSec);
+      let since = null;
+      for (const e of res.events) {
+        if (e.kind !== 'door' || e.device !== d) continue;
+        const ts = Date.parse(e.timestamp) / 1000;
+        if (!e.locked && since === null) since = ts;
+        if (e.locked && since !== null) { doorOpen.push([since, ts]); since = null; }
+      }
+      if (since !== null && last > since) doorOpen.push([since, last]);
+    });
+    chart.dataset.doorSpans = doorOpen.map(([a, b]) => `${Math.round(a)}-${Math.round(b)}`).join(',');
     const width = Math.max(280, chart.clientWidth - 32);
     const num = (u, v) => (v == null ? '–' : fmtNumber(v));
     plot = new uPlot({
@@ -85,8 +102,12 @@ export default function timelineView(main) {
         { side: 1, scale: '%', stroke: css('--muted'), grid: { show: false }, values: (u, s, a, sp, incr) => s.map((v) => fmtNumber(v, incr < 1 ? 1 : 0)) },
       ],
       series: [{ label: t('hist.time'), value: (u, v) => (v == null ? '–' : fmtDate(new Date(v * 1000))) },
-        { label: `${id} °C`, stroke: css('--alarm'), width: 2, value: num },
-        { label: `${id} %`, scale: '%', stroke: css('--accent'), width: 2, value: num }],
+        // Temperature solid, humidity dashed, one colour per device.
+        ...ids.flatMap((d, i) => {
+          const color = css(COLORS[i % COLORS.length]);
+          return [{ label: `${d} °C`, stroke: color, width: 2, spanGaps: false, value: num },
+            { label: `${d} %`, scale: '%', stroke: color, width: 1.5, dash: [6, 4], spanGaps: false, value: num }];
+        })],
       hooks: { draw: [(u) => {
         const { ctx, bbox } = u;
         ctx.save();
@@ -100,7 +121,7 @@ export default function timelineView(main) {
         ctx.beginPath(); ctx.moveTo(px, bbox.top); ctx.lineTo(px, bbox.top + bbox.height); ctx.stroke();
         ctx.restore();
       }] },
-    }, [x, tmp, lf], chart);
+    }, [x, ...cols], chart);
   }
 
   async function load() {

@@ -17,6 +17,12 @@ use warp::reply::Response;
 /// port is not served).
 #[derive(Debug, Clone, Serialize)]
 pub struct DeviceSettings {
+    /// The broker's host as devices reach it; `None` = the dashboard's own host (the embedded
+    /// broker), the external broker's host with `RZMON_BROKER`.
+    pub mqtt_host: Option<String>,
+    /// Whether devices connect to an external broker (`RZMON_BROKER`), whose password file must
+    /// list every device too.
+    pub external_broker: bool,
     pub mqtt_port: Option<u16>,
     /// MQTT over TLS.
     pub mqtts_port: Option<u16>,

@@ -69,6 +69,8 @@ fn fixture(origins: &[&str]) -> Fixture {
             enrol_timeout: Duration::from_secs(1),
             metrics_token: Some(crate::config::Secret::new(METRICS_TOKEN)),
             device: DeviceSettings {
+                mqtt_host: None,
+                external_broker: false,
                 mqtt_port: Some(1883),
                 mqtts_port: None,
                 https_port: None,

@@ -172,10 +172,17 @@ pub async fn start(
     let addr = |l: &Option<TcpListener>| l.as_ref().map(TcpListener::local_addr).transpose();
     let (http_addr, mqtt_addr) = (addr(&listeners.http)?, addr(&listeners.mqtt)?);
     let (https_addr, mqtts_addr) = (addr(&listeners.https)?, addr(&listeners.mqtts)?);
+    // With an external broker devices connect there: its host, and its port as plain MQTT or
+    // as MQTT over TLS (`mqtts://`).
     let mqtt_port = match (&mqtt_addr, &external) {
         (Some(a), _) => Some(a.port()),
-        (None, Some(url)) => Some(url.port),
-        (None, None) => None,
+        (None, Some(url)) if !url.tls => Some(url.port),
+        (None, _) => None,
+    };
+    let mqtts_port = match (&mqtts_addr, &external) {
+        (Some(a), _) => Some(a.port()),
+        (None, Some(url)) if url.tls => Some(url.port),
+        (None, _) => None,
     };
     anyhow::ensure!(
         mqtt_addr.is_some() || mqtts_addr.is_some() || external.is_some(),
@@ -268,8 +275,10 @@ pub async fn start(
             enrol_timeout: Duration::from_secs(settings.enrol_timeout),
             metrics_token: settings.metrics_token.clone(),
             device: api::DeviceSettings {
+                mqtt_host: external.as_ref().map(|u| u.host.clone()),
+                external_broker: external.is_some(),
                 mqtt_port,
-                mqtts_port: mqtts_addr.map(|a| a.port()),
+                mqtts_port,
                 https_port: https_addr.map(|a| a.port()),
                 ca_url: ca.as_ref().map(|_| api::CA_URL.to_owned()),
                 topic_prefix: settings.topic_prefix.clone(),

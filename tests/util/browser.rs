@@ -238,7 +238,7 @@ impl fantoccini::wd::WebDriverCompatibleCommand for BrowserLog {
 
 impl Browser {
     /// Console messages at level SEVERE (errors, failed requests) since the last call.
-    async fn console_errors(&self) -> Vec<String> {
+    pub async fn console_errors(&self) -> Vec<String> {
         let Ok(entries) = self.c().issue_cmd(BrowserLog).await else {
             return vec!["the browser log could not be read".into()];
         };
