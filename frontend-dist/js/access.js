@@ -2,7 +2,7 @@
 // (filters, paging, "allow this card", a link to the timeline of each swipe).
 import { api, latest, isStale, settings } from './api.js';
 import { t, fmtDate, fmtNumber } from './i18n.js';
-import { h, clear, setMsg, responsiveTable, deviceOptions } from './dom.js';
+import { h, clear, setMsg, responsiveTable, deviceOptions, recentLive } from './dom.js';
 import { dateInput, timelineHref } from './dates.js';
 
 const PAGE = 25;
@@ -118,7 +118,9 @@ export default function accessView(main, { live }) {
       const res = await logSlot.run((signal) => api('/access', { query: { ...filters, limit: PAGE, before: cursor }, signal }));
       clear(logBody);
       res.access.forEach((r) => logBody.append(logRow(r)));
-      setMsg(logStatus, res.access.length ? '' : t('acc.nolog'));
+      const back = recent.missing(res.access).filter(shows);
+      for (const r of back) logBody.prepend(logRow(r, true));
+      setMsg(logStatus, res.access.length || back.length ? '' : t('acc.nolog'));
       next = res.next_before;
       older.disabled = !next;
       newer.disabled = cursors.length === 0;
@@ -207,13 +209,18 @@ export default function accessView(main, { live }) {
     }
   });
 
+  /** Only the first page shows new swipes, and only those its filters let through. */
+  function shows(r) {
+    const f = filters;
+    return !(cursor || (f.device && f.device !== r.device) || (f.access_id && f.access_id !== r.access_id)
+      || (f.granted && f.granted !== String(r.granted)) || (f.end_date && Date.parse(r.timestamp) / 1000 > f.end_date));
+  }
+  const recent = recentLive((r) => `${r.timestamp}|${r.device}|${r.access_id}`);
   const off = live.on('access', (m) => {
     const r = { timestamp: m.timestamp, device: m.device, access_id: m.data.access_id, granted: m.data.granted,
       known: names.has(m.data.access_id), name: names.get(m.data.access_id) };
-    // Only the first page shows new swipes, and only those its filters let through.
-    const f = filters;
-    if (cursor || (f.device && f.device !== r.device) || (f.access_id && f.access_id !== r.access_id)
-      || (f.granted && f.granted !== String(r.granted)) || (f.end_date && Date.parse(r.timestamp) / 1000 > f.end_date)) return;
+    recent.add(r);
+    if (!shows(r)) return;
     // Rows are not trimmed (the Older cursor names the last row shown); a long-open page reloads.
     logBody.prepend(logRow(r, true));
     if (logBody.children.length > 4 * PAGE) loadLog();
@@ -225,6 +232,8 @@ export default function accessView(main, { live }) {
     deviceOptions(fDevice, res.devices, { all: t('acc.alldevices') });
   }).catch(() => {});
   deviceOptions(fDevice, [], { all: t('acc.alldevices') });
+  // Back after a lost connection: what happened meanwhile came as no live event.
+  const offReady = live.on('ready', () => { if (!cursor) loadLog(); });
   loadList().then(loadLog);
-  return () => { off(); clearInterval(timer); };
+  return () => { off(); offReady(); clearInterval(timer); };
 }

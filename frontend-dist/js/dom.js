@@ -60,3 +60,21 @@ export function responsiveTable(table) {
     .observe(body, { childList: true });
   return table;
 }
+
+/**
+ * The newest live rows a list page received (at most 50, from the last 30 s). A list answer can
+ * predate them — asked before they arrived, or before they were committed (the live event comes
+ * first) — so after an answer replaced the rows, `missing(answer)` gives back the ones it lacks,
+ * oldest first, for the page to put on top again. `key(row)` identifies a row in both.
+ */
+export function recentLive(key, { max = 50, ageMs = 30000 } = {}) {
+  const rows = [];
+  return {
+    add(r) { rows.push({ r, at: Date.now() }); if (rows.length > max) rows.shift(); },
+    missing(list) {
+      const have = new Set(list.map(key));
+      const now = Date.now();
+      return rows.filter((x) => now - x.at < ageMs && !have.has(key(x.r))).map((x) => x.r);
+    },
+  };
+}

@@ -1,7 +1,7 @@
 // Incidents: filterable table, newest first, paged by time cursor; live incidents prepended.
 import { api, download, latest, isStale } from './api.js';
 import { t, fmtDate } from './i18n.js';
-import { h, clear, setMsg, responsiveTable, deviceOptions } from './dom.js';
+import { h, clear, setMsg, responsiveTable, deviceOptions, recentLive } from './dom.js';
 import { dateInput, timelineHref } from './dates.js';
 
 const KNOWN = ['unauthorized_access', 'door_forced', 'forced_entry', 'tamper', 'intrusion', 'door_open_too_long', 'temperature_high'];
@@ -95,6 +95,7 @@ export default function incidentsView(main, { live }) {
       clear(tbody);
       applied = JSON.stringify(f);
       res.incidents.forEach((r) => tbody.append(incidentRow(r)));
+      for (const r of recent.missing(res.incidents)) if (shows(r)) tbody.prepend(incidentRow(r, true));
       addTypes(res.incidents);
       setMsg(status, res.incidents.length ? '' : t('inc.none'));
       oldest = res.incidents.length ? res.incidents[res.incidents.length - 1].timestamp : null;
@@ -112,12 +113,18 @@ export default function incidentsView(main, { live }) {
   });
   newer.addEventListener('click', () => { cursor = cursors.pop(); load().then(() => table.scrollIntoView({ block: 'nearest' })); });
 
-  const off = live.on('incident', (m) => {
+  /** Whether the current page (the first, with its filters) shows the live row `r`. */
+  function shows(r) {
+    let f;
+    try { f = filters(); } catch { return false; }
+    return !(cursor || (f.type && f.type !== r.type) || (f.device && f.device !== r.device) || (f.end_date && Date.parse(r.timestamp) / 1000 > f.end_date));
+  }
+  const recent = recentLive((r) => `${r.timestamp}|${r.device}|${r.type}`);
+  const offLive = live.on('incident', (m) => {
     const r = { timestamp: m.timestamp, device: m.device, type: m.data.type, data: m.data };
     addTypes([r]);
-    let f;
-    try { f = filters(); } catch { return; }
-    if (cursor || (f.type && f.type !== r.type) || (f.device && f.device !== r.device) || (f.end_date && Date.parse(r.timestamp) / 1000 > f.end_date)) return;
+    recent.add(r);
+    if (!shows(r)) return;
     tbody.prepend(incidentRow(r, true));
     while (tbody.children.length > Number(limit.value)) { tbody.lastChild.remove(); older.disabled = false; }
     setMsg(status, '');
@@ -125,6 +132,8 @@ export default function incidentsView(main, { live }) {
 
   api('/devices').then((res) => { deviceOptions(device, res.devices, { all: t('inc.all') }); }).catch(() => {});
   deviceOptions(device, [], { all: t('inc.all') });
+  // Back after a lost connection: what happened meanwhile came as no live event.
+  const offReady = live.on('ready', () => { if (!cursor) load(); });
   load();
-  return off;
+  return () => { offLive(); offReady(); };
 }

@@ -144,6 +144,10 @@ async fn sync_one(commands: &Commands, store: &Store, device: &DeviceId, timeout
             }
             tracing::info!(%device, version = confirmed, "access list in sync");
         }
+        // A battery device that sleeps again before it answers: it gets the list next time.
+        Err(e @ super::CommandError::Offline(_)) => {
+            tracing::info!(%device, error = %e, "access-list sync ended: the device went offline");
+        }
         Err(e) => tracing::warn!(%device, error = %e, "access-list sync failed"),
     }
 }
