@@ -2,7 +2,7 @@
 //! secrets, Send test (success and the sentences naming what failed), read-only channels from
 //! `RZMON_NOTIFY_URLS`, the heartbeat, and no secret in any answer or log line.
 
-use crate::receiver::{Receiver, free_addr};
+use crate::receiver::{Receiver, Recorded, free_addr};
 use crate::util::{SOON, TestApp, wait_until};
 use rzmon::model::DeviceId;
 use rzmon::notify::{Notice, NoticeKind, Severity};
@@ -248,21 +248,24 @@ async fn env_channels_are_read_only_and_deliver() {
     assert!(sent.await, "{}", call(&app, "GET", &path, &t, None).await.1);
 }
 
-/// The heartbeat pings while healthy and calls `/fail` once a health check fails.
-#[tokio::test]
-async fn heartbeat_pings_and_reports_failure() {
-    let rx = Receiver::start().await;
-    let url = rx.url("/ping/abc");
+/// Starts an app whose heartbeat pings `url` every second; returns it with the first ping.
+async fn heartbeat_app(rx: &Receiver, url: &str) -> (TestApp, Recorded) {
     let app = TestApp::start_with(&[
-        ("RZMON_HEARTBEAT_URL", &url),
+        ("RZMON_HEARTBEAT_URL", url),
         ("RZMON_HEARTBEAT_INTERVAL", "1"),
     ])
     .await;
-    let reqs = rx.wait_for(1, SOON).await;
-    assert_eq!(
-        (reqs[0].method.as_str(), reqs[0].path.as_str()),
-        ("POST", "/ping/abc")
-    );
+    let first = rx.wait_for(1, SOON).await.remove(0);
+    (app, first)
+}
+
+/// Fails a health check of `app` and waits for the first ping after it that `is_failure`
+/// accepts; returns it.
+async fn failure_ping(
+    app: &TestApp,
+    rx: &Receiver,
+    is_failure: impl Fn(&Recorded) -> bool,
+) -> Recorded {
     app.running()
         .parts
         .health
@@ -270,18 +273,29 @@ async fn heartbeat_pings_and_reports_failure() {
     let deadline = tokio::time::Instant::now() + SOON;
     loop {
         let n = rx.requests().len();
-        let reqs = rx.wait_for(n + 1, SOON).await;
-        let last = reqs.last().unwrap();
-        if last.path == "/ping/abc/fail" {
-            assert!(
-                last.text().contains("a test check failed"),
-                "{}",
-                last.text()
-            );
-            break;
+        let last = rx.wait_for(n + 1, SOON).await.pop().unwrap();
+        if is_failure(&last) {
+            return last;
         }
-        assert!(tokio::time::Instant::now() < deadline, "no /fail ping");
+        assert!(tokio::time::Instant::now() < deadline, "no failure ping");
     }
+}
+
+/// The heartbeat pings while healthy and calls `/fail` once a health check fails.
+#[tokio::test]
+async fn heartbeat_pings_and_reports_failure() {
+    let rx = Receiver::start().await;
+    let (app, first) = heartbeat_app(&rx, &rx.url("/ping/abc")).await;
+    assert_eq!(
+        (first.method.as_str(), first.path.as_str()),
+        ("POST", "/ping/abc")
+    );
+    let fail = failure_ping(&app, &rx, |r| r.path == "/ping/abc/fail").await;
+    assert!(
+        fail.text().contains("a test check failed"),
+        "{}",
+        fail.text()
+    );
 }
 
 /// An Uptime Kuma 1.x push URL answers only GET: the heartbeat GETs it with `status=up&msg=OK`
@@ -291,38 +305,17 @@ async fn heartbeat_pings_uptime_kuma_with_get() {
     let rx = Receiver::start().await;
     rx.only_get();
     let url = rx.url("/api/push/Tok3n?status=up&msg=OK&ping=");
-    let app = TestApp::start_with(&[
-        ("RZMON_HEARTBEAT_URL", &url),
-        ("RZMON_HEARTBEAT_INTERVAL", "1"),
-    ])
-    .await;
-    let reqs = rx.wait_for(1, SOON).await;
+    let (app, first) = heartbeat_app(&rx, &url).await;
     assert_eq!(
-        (reqs[0].method.as_str(), reqs[0].path.as_str()),
+        (first.method.as_str(), first.path.as_str()),
         ("GET", "/api/push/Tok3n?ping=&status=up&msg=OK")
     );
-    app.running()
-        .parts
-        .health
-        .set_failed("test", "a test check failed");
-    let deadline = tokio::time::Instant::now() + SOON;
-    loop {
-        let n = rx.requests().len();
-        let reqs = rx.wait_for(n + 1, SOON).await;
-        let last = reqs.last().unwrap();
-        if last.path.contains("status=down") {
-            assert!(
-                last.path.contains("msg=test%3A+a+test+check+failed"),
-                "{}",
-                last.path
-            );
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "no status=down ping"
-        );
-    }
+    let down = failure_ping(&app, &rx, |r| r.path.contains("status=down")).await;
+    assert!(
+        down.path.contains("msg=test%3A+a+test+check+failed"),
+        "{}",
+        down.path
+    );
     let methods: Vec<String> = rx.requests().into_iter().map(|r| r.method).collect();
     assert!(methods.iter().all(|m| m == "GET"), "{methods:?}");
 }
