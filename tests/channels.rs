@@ -9,23 +9,6 @@ use rzmon::notify::{Notice, NoticeKind, Severity};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 
-async fn call(
-    app: &TestApp,
-    method: &str,
-    path: &str,
-    token: &str,
-    body: Option<Value>,
-) -> (u16, Value) {
-    let m = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
-    let mut req = app.client.request(m, app.url(path)).bearer_auth(token);
-    if let Some(b) = body {
-        req = req.json(&b);
-    }
-    let res = req.send().await.expect("request");
-    let status = res.status().as_u16();
-    (status, res.json().await.unwrap_or(Value::Null))
-}
-
 fn error_of(v: &Value) -> &str {
     v["error"].as_str().unwrap_or("")
 }
@@ -62,33 +45,33 @@ async fn bad_channel_input_names_the_field() {
             "settings.from",
         ),
     ] {
-        let (status, v) = call(&app, "POST", "/channels", &t, Some(body.clone())).await;
+        let (status, v) = app.call("POST", "/channels", &t, Some(body.clone())).await;
         assert_eq!(status, 400, "{body}: {v}");
         assert!(error_of(&v).contains(field), "{body}: {v}");
     }
-    let (status, v) = call(&app, "GET", "/channels/999", &t, None).await;
+    let (status, v) = app.call("GET", "/channels/999", &t, None).await;
     assert_eq!((status, error_of(&v)), (404, "No channel with id 999."));
-    let (status, v) = call(
-        &app,
-        "POST",
-        "/channels",
-        &t,
-        Some(json!({"kind": "slack", "settings": {"url": "https://hooks.example/x"}})),
-    )
-    .await;
+    let (status, v) = app
+        .call(
+            "POST",
+            "/channels",
+            &t,
+            Some(json!({"kind": "slack", "settings": {"url": "https://hooks.example/x"}})),
+        )
+        .await;
     assert_eq!(status, 201, "{v}");
     let id = v["id"].as_i64().unwrap();
-    let (status, v) = call(
-        &app,
-        "PUT",
-        &format!("/channels/{id}"),
-        &t,
-        Some(json!({"kind": "discord"})),
-    )
-    .await;
+    let (status, v) = app
+        .call(
+            "PUT",
+            &format!("/channels/{id}"),
+            &t,
+            Some(json!({"kind": "discord"})),
+        )
+        .await;
     assert_eq!(status, 400);
     assert!(error_of(&v).contains("kind"), "{v}");
-    let (status, _) = call(&app, "GET", "/channels", "not-a-token", None).await;
+    let (status, _) = app.call("GET", "/channels", "not-a-token", None).await;
     assert_eq!(status, 401);
 }
 
@@ -101,20 +84,22 @@ async fn secrets_are_write_only_and_kept_on_update() {
     let t = app.login().await;
     let body = json!({"name": "Phone", "kind": "ntfy",
         "settings": {"server": rx.url("/n"), "topic": "rz", "token": "tk_first_secret"}});
-    let (status, v) = call(&app, "POST", "/channels", &t, Some(body)).await;
+    let (status, v) = app.call("POST", "/channels", &t, Some(body)).await;
     assert_eq!(status, 201, "{v}");
     assert_eq!(v["settings"]["token"], "***");
     assert_eq!(v["read_only"], false);
     assert_eq!(v["group_wait_s"], 10);
     let id = v["id"].as_i64().unwrap();
-    let (status, v) = call(&app, "PUT", &format!("/channels/{id}"), &t,
+    let (status, v) = app.call("PUT", &format!("/channels/{id}"), &t,
         Some(json!({"name": "Phone 2", "settings": {"token": "***", "tags": ["rz"]}, "storm_cap": 5}))).await;
     assert_eq!(status, 200, "{v}");
     assert_eq!(
         (v["name"].as_str(), v["storm_cap"].as_i64()),
         (Some("Phone 2"), Some(5))
     );
-    let (status, v) = call(&app, "POST", &format!("/channels/{id}/test"), &t, None).await;
+    let (status, v) = app
+        .call("POST", &format!("/channels/{id}/test"), &t, None)
+        .await;
     assert_eq!(status, 200, "{v}");
     assert_eq!(v["result"], "Delivered (HTTP 200).");
     let reqs = rx.wait_for(1, SOON).await;
@@ -123,12 +108,14 @@ async fn secrets_are_write_only_and_kept_on_update() {
         Some("Bearer tk_first_secret")
     );
     assert_eq!(reqs[0].json()["tags"], json!(["rz", "warning"]));
-    let (_, list) = call(&app, "GET", "/channels", &t, None).await;
+    let (_, list) = app.call("GET", "/channels", &t, None).await;
     assert!(!list.to_string().contains("tk_first_secret"), "{list}");
     assert_eq!(list["channels"][0]["last_delivery"]["state"], "sent");
-    let (status, v) = call(&app, "DELETE", &format!("/channels/{id}"), &t, None).await;
+    let (status, v) = app
+        .call("DELETE", &format!("/channels/{id}"), &t, None)
+        .await;
     assert_eq!((status, v["deleted"].as_i64()), (200, Some(id)));
-    let (status, _) = call(&app, "GET", &format!("/channels/{id}"), &t, None).await;
+    let (status, _) = app.call("GET", &format!("/channels/{id}"), &t, None).await;
     assert_eq!(status, 404);
 }
 
@@ -138,34 +125,31 @@ async fn send_test_names_what_failed() {
     let app = TestApp::start().await;
     let t = app.login().await;
     let dead = free_addr().await;
-    let (_, v) = call(&app, "POST", "/channels", &t,
+    let (_, v) = app.call("POST", "/channels", &t,
         Some(json!({"kind": "gotify", "settings": {"server": format!("http://{dead}"), "token": "k"}}))).await;
-    let (status, v) = call(
-        &app,
-        "POST",
-        &format!("/channels/{}/test", v["id"]),
-        &t,
-        None,
-    )
-    .await;
+    let (status, v) = app
+        .call("POST", &format!("/channels/{}/test", v["id"]), &t, None)
+        .await;
     assert_eq!(status, 502, "{v}");
     assert!(error_of(&v).contains("connection refused"), "{v}");
 
     let rx = Receiver::start().await;
     rx.answer(401, r#"{"error":"Unauthorized","errorCode":401}"#);
-    let (_, v) = call(
-        &app,
-        "POST",
-        "/channels",
-        &t,
-        Some(json!({"kind": "gotify", "settings": {"server": rx.url(""), "token": "wrong"}})),
-    )
-    .await;
+    let (_, v) = app
+        .call(
+            "POST",
+            "/channels",
+            &t,
+            Some(json!({"kind": "gotify", "settings": {"server": rx.url(""), "token": "wrong"}})),
+        )
+        .await;
     let id = v["id"].as_i64().unwrap();
-    let (status, v) = call(&app, "POST", &format!("/channels/{id}/test"), &t, None).await;
+    let (status, v) = app
+        .call("POST", &format!("/channels/{id}/test"), &t, None)
+        .await;
     assert_eq!(status, 502, "{v}");
     assert!(error_of(&v).contains("HTTP 401"), "{v}");
-    let (_, v) = call(&app, "GET", &format!("/channels/{id}"), &t, None).await;
+    let (_, v) = app.call("GET", &format!("/channels/{id}"), &t, None).await;
     assert_eq!(v["last_delivery"]["state"], "failed", "{v}");
 }
 
@@ -177,7 +161,7 @@ async fn env_channels_are_read_only_and_deliver() {
     let urls = format!("json://{}/hook", rx.addr);
     let app = TestApp::start_with(&[("RZMON_NOTIFY_URLS", &urls)]).await;
     let t = app.login().await;
-    let (_, v) = call(&app, "GET", "/channels", &t, None).await;
+    let (_, v) = app.call("GET", "/channels", &t, None).await;
     let ch = &v["channels"][0];
     assert_eq!(
         (ch["kind"].as_str(), ch["read_only"].as_bool()),
@@ -185,28 +169,32 @@ async fn env_channels_are_read_only_and_deliver() {
         "{v}"
     );
     let id = ch["id"].as_i64().unwrap();
-    let (status, v) = call(
-        &app,
-        "PUT",
-        &format!("/channels/{id}"),
-        &t,
-        Some(json!({"name": "x"})),
-    )
-    .await;
+    let (status, v) = app
+        .call(
+            "PUT",
+            &format!("/channels/{id}"),
+            &t,
+            Some(json!({"name": "x"})),
+        )
+        .await;
     assert_eq!(status, 409, "{v}");
     assert!(error_of(&v).contains("RZMON_NOTIFY_URLS"));
-    let (status, _) = call(&app, "DELETE", &format!("/channels/{id}"), &t, None).await;
+    let (status, _) = app
+        .call("DELETE", &format!("/channels/{id}"), &t, None)
+        .await;
     assert_eq!(status, 409);
-    let (status, _) = call(
-        &app,
-        "POST",
-        &format!("/channels/{id}/mute"),
-        &t,
-        Some(json!({"minutes": 0})),
-    )
-    .await;
+    let (status, _) = app
+        .call(
+            "POST",
+            &format!("/channels/{id}/mute"),
+            &t,
+            Some(json!({"minutes": 0})),
+        )
+        .await;
     assert_eq!(status, 400);
-    let (status, v) = call(&app, "POST", &format!("/channels/{id}/test"), &t, None).await;
+    let (status, v) = app
+        .call("POST", &format!("/channels/{id}/test"), &t, None)
+        .await;
     assert_eq!(status, 200, "{v}");
     assert_eq!(
         rx.wait_for(1, SOON).await[0].json()["alerts"][0]["labels"]["test"],
@@ -243,9 +231,9 @@ async fn env_channels_are_read_only_and_deliver() {
     );
     let path = format!("/channels/{id}/deliveries");
     let sent = wait_until(SOON, || async {
-        call(&app, "GET", &path, &t, None).await.1["deliveries"][0]["state"] == "sent"
+        app.call("GET", &path, &t, None).await.1["deliveries"][0]["state"] == "sent"
     });
-    assert!(sent.await, "{}", call(&app, "GET", &path, &t, None).await.1);
+    assert!(sent.await, "{}", app.call("GET", &path, &t, None).await.1);
 }
 
 /// Starts an app whose heartbeat pings `url` every second; returns it with the first ping.
@@ -347,30 +335,25 @@ async fn secrets_never_reach_answers_or_logs() {
     ];
     let mut answers = String::new();
     for b in bodies {
-        let (status, v) = call(&app, "POST", "/channels", &t, Some(b)).await;
+        let (status, v) = app.call("POST", "/channels", &t, Some(b)).await;
         assert_eq!(status, 201, "{v}");
         answers += &v.to_string();
-        let (_, v) = call(
-            &app,
-            "POST",
-            &format!("/channels/{}/test", v["id"]),
-            &t,
-            None,
-        )
-        .await;
+        let (_, v) = app
+            .call("POST", &format!("/channels/{}/test", v["id"]), &t, None)
+            .await;
         answers += &v.to_string();
-        let (_, v) = call(
-            &app,
-            "PUT",
-            &format!("/channels/{}", v["id"].as_i64().unwrap_or(0)),
-            &t,
-            Some(json!({})),
-        )
-        .await;
+        let (_, v) = app
+            .call(
+                "PUT",
+                &format!("/channels/{}", v["id"].as_i64().unwrap_or(0)),
+                &t,
+                Some(json!({})),
+            )
+            .await;
         answers += &v.to_string();
     }
-    answers += &call(&app, "GET", "/channels", &t, None).await.1.to_string();
-    answers += &call(&app, "GET", "/audit", &t, None).await.1.to_string();
+    answers += &app.call("GET", "/channels", &t, None).await.1.to_string();
+    answers += &app.call("GET", "/audit", &t, None).await.1.to_string();
     rx.wait_for(5, SOON).await;
     let log = app.stderr() + &app.stdout.lock().unwrap().join("\n");
     assert!(
@@ -390,25 +373,25 @@ async fn a_reading_over_the_threshold_reaches_the_webhook() {
     let rx = Receiver::start().await;
     let app = TestApp::start().await;
     let t = app.login().await;
-    let (status, v) = call(
-        &app,
-        "POST",
-        "/channels",
-        &t,
-        Some(json!({"name": "Hook", "kind": "webhook",
+    let (status, v) = app
+        .call(
+            "POST",
+            "/channels",
+            &t,
+            Some(json!({"name": "Hook", "kind": "webhook",
         "settings": {"url": rx.url("/hook")}, "group_wait_s": 0})),
-    )
-    .await;
+        )
+        .await;
     assert_eq!(status, 201, "{v}");
-    let (status, v) = call(
-        &app,
-        "POST",
-        "/alert-rules",
-        &t,
-        Some(json!({"name": "Rack hot", "kind": "threshold",
+    let (status, v) = app
+        .call(
+            "POST",
+            "/alert-rules",
+            &t,
+            Some(json!({"name": "Rack hot", "kind": "threshold",
         "metric": "tmp", "op": "above", "value": 30, "for_secs": 0, "severity": "critical"})),
-    )
-    .await;
+        )
+        .await;
     assert_eq!(status, 201, "{v}");
     let dev = app.device("esp32-1").await;
     dev.publish("telemetry", r#"{"tmp": 36.5, "lf": 40}"#).await;
@@ -428,7 +411,7 @@ async fn a_reading_over_the_threshold_reaches_the_webhook() {
     assert_eq!(body["externalURL"], app.url(""), "{body}");
     assert_eq!(alert["generatorURL"], app.url("/#/alerts"), "{body}");
     let shown = wait_until(SOON, || async {
-        let (_, v) = call(&app, "GET", "/alerts?state=active", &t, None).await;
+        let (_, v) = app.call("GET", "/alerts?state=active", &t, None).await;
         v["alerts"].as_array().is_some_and(|l| {
             l.iter().any(|a| {
                 a["rule"] == "Rack hot"
@@ -440,6 +423,6 @@ async fn a_reading_over_the_threshold_reaches_the_webhook() {
     assert!(
         shown.await,
         "{}",
-        call(&app, "GET", "/alerts", &t, None).await.1
+        app.call("GET", "/alerts", &t, None).await.1
     );
 }

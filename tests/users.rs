@@ -9,24 +9,6 @@ use crate::sessions::close_code;
 use crate::util::*;
 use serde_json::{Value, json};
 
-/// Any method, with a JSON body when given; (status, JSON or null).
-async fn call(
-    app: &TestApp,
-    method: &str,
-    path: &str,
-    token: &str,
-    body: Option<Value>,
-) -> (u16, Value) {
-    let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
-    let mut req = app.client.request(method, app.url(path)).bearer_auth(token);
-    if let Some(b) = body {
-        req = req.json(&b);
-    }
-    let res = req.send().await.expect("request");
-    let status = res.status().as_u16();
-    (status, res.json::<Value>().await.unwrap_or(Value::Null))
-}
-
 fn token_of(login: &Value) -> String {
     login["access_token"].as_str().expect("token").to_owned()
 }
@@ -78,16 +60,16 @@ async fn admins_manage_users() {
         .await;
     assert_eq!(status, 403);
 
-    let (status, body) = call(
-        &app,
-        "PUT",
-        "/users/admin/role",
-        &admin,
-        Some(json!({"role": "viewer"})),
-    )
-    .await;
+    let (status, body) = app
+        .call(
+            "PUT",
+            "/users/admin/role",
+            &admin,
+            Some(json!({"role": "viewer"})),
+        )
+        .await;
     assert_eq!(status, 409, "the last admin: {body}");
-    let (status, body) = call(&app, "DELETE", "/users/admin", &admin, None).await;
+    let (status, body) = app.call("DELETE", "/users/admin", &admin, None).await;
     assert_eq!(status, 409, "{body}");
     assert!(
         body["error"]
@@ -95,14 +77,14 @@ async fn admins_manage_users() {
             .unwrap_or_default()
             .contains("last admin")
     );
-    let (status, body) = call(
-        &app,
-        "PUT",
-        "/users/wall/role",
-        &admin,
-        Some(json!({"role": "admin"})),
-    )
-    .await;
+    let (status, body) = app
+        .call(
+            "PUT",
+            "/users/wall/role",
+            &admin,
+            Some(json!({"role": "admin"})),
+        )
+        .await;
     assert_eq!(
         (status, body["role"].as_str()),
         (200, Some("admin")),
@@ -114,17 +96,17 @@ async fn admins_manage_users() {
             .0,
         201
     );
-    let (status, _) = call(
-        &app,
-        "PUT",
-        "/users/wall/role",
-        &admin,
-        Some(json!({"role": "viewer"})),
-    )
-    .await;
+    let (status, _) = app
+        .call(
+            "PUT",
+            "/users/wall/role",
+            &admin,
+            Some(json!({"role": "viewer"})),
+        )
+        .await;
     assert_eq!(status, 200);
     assert_eq!(
-        call(&app, "DELETE", "/users/ghost", &admin, None).await.0,
+        app.call("DELETE", "/users/ghost", &admin, None).await.0,
         404
     );
 
@@ -150,7 +132,7 @@ async fn admins_manage_users() {
     );
     let api = api["token"].as_str().expect("token").to_owned();
     let mut ws = app.ws_ready(&viewer).await;
-    let (status, body) = call(&app, "DELETE", "/users/wall", &admin, None).await;
+    let (status, body) = app.call("DELETE", "/users/wall", &admin, None).await;
     assert_eq!(
         (status, body["deleted"].as_str()),
         (200, Some("wall")),
@@ -271,11 +253,11 @@ async fn api_tokens_create_use_revoke() {
     let mut ws = app.ws_ready(&ops_token).await;
     let path = format!("/tokens/{ops_id}");
     assert_eq!(
-        call(&app, "DELETE", &path, &admin, None).await.0,
+        app.call("DELETE", &path, &admin, None).await.0,
         404,
         "not admin's token"
     );
-    let (status, body) = call(&app, "DELETE", &path, &ops, None).await;
+    let (status, body) = app.call("DELETE", &path, &ops, None).await;
     assert_eq!(
         (status, body["deleted"].as_i64()),
         (200, Some(ops_id)),
@@ -283,8 +265,8 @@ async fn api_tokens_create_use_revoke() {
     );
     assert_eq!(app.get("/devices", Some(&ops_token)).await.0, 401);
     assert_eq!(close_code(&mut ws).await, Some(1008));
-    assert_eq!(call(&app, "DELETE", &path, &ops, None).await.0, 404);
-    assert_eq!(call(&app, "DELETE", "/tokens/abc", &ops, None).await.0, 404);
+    assert_eq!(app.call("DELETE", &path, &ops, None).await.0, 404);
+    assert_eq!(app.call("DELETE", "/tokens/abc", &ops, None).await.0, 404);
 }
 
 /// "Keep me signed in": the token lives for RZMON_REMEMBER_TTL instead of RZMON_TOKEN_TTL,

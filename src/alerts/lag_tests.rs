@@ -1,47 +1,12 @@
 //! The engine's way back after it fell behind the hub (`RecvError::Lagged`): `catch_up` judges
 //! each device's newest stored reading, so a crossing it never saw still fires, once.
 
-use super::engine::{Effect, Engine};
-use super::rule::{Condition, Op, Rule, Spec};
+use super::engine::Effect;
 use super::service::catch_up;
+use super::tests::{engine, hot, tmp_of as reading};
 use crate::metrics::Metrics;
-use crate::model::{Body, DeviceId, Message, Telemetry};
-use crate::notify::Severity;
 use crate::store::Store;
-use serde_json::json;
 use std::sync::Arc;
-
-fn reading(device: &str, ts_ms: i64, tmp: f64) -> Message {
-    let payload = json!({"tmp": tmp}).as_object().cloned().unwrap();
-    Message {
-        device: DeviceId::parse(device).unwrap(),
-        ts_ms,
-        body: Body::Telemetry(Telemetry {
-            tmp: Some(tmp),
-            lf: None,
-            locked: None,
-            seq: None,
-            payload,
-        }),
-    }
-}
-
-fn hot_rule() -> Rule {
-    let condition = Condition::Threshold {
-        metric: "tmp".into(),
-        op: Op::Above,
-        value: 30.0,
-        hysteresis: 1.0,
-    };
-    Rule {
-        id: 1,
-        name: "hot".into(),
-        enabled: true,
-        builtin: false,
-        snoozed_until_ms: None,
-        spec: Spec::new(Severity::Warning, condition),
-    }
-}
 
 fn fired_for(effects: &[Effect]) -> Vec<String> {
     effects
@@ -73,8 +38,7 @@ fn catch_up_judges_the_newest_stored_reading_of_each_device() {
     drop(tx);
     writer.close().unwrap();
 
-    let mut engine = Engine::default();
-    assert!(engine.set_rules(vec![hot_rule()], 0).is_empty());
+    let mut engine = engine(vec![hot(0, 0)]);
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -25,7 +25,7 @@ fn rule(id: i64, condition: Condition, tweak: impl FnOnce(&mut Spec)) -> Rule {
     }
 }
 
-fn hot(for_secs: u64, keep: u64) -> Rule {
+pub(super) fn hot(for_secs: u64, keep: u64) -> Rule {
     let c = Condition::Threshold {
         metric: "tmp".into(),
         op: Op::Above,
@@ -47,20 +47,26 @@ fn msg(ts_ms: i64, body: Body) -> Message {
 }
 
 fn tmp(ts_ms: i64, v: f64) -> Message {
+    tmp_of("d1", ts_ms, v)
+}
+
+/// A reading of `tmp` only, from `device`.
+pub(super) fn tmp_of(device: &str, ts_ms: i64, v: f64) -> Message {
     let payload: Map<_, _> = json!({"tmp": v}).as_object().unwrap().clone();
-    msg(
+    Message {
+        device: DeviceId::parse(device).unwrap(),
         ts_ms,
-        Body::Telemetry(Telemetry {
+        body: Body::Telemetry(Telemetry {
             tmp: Some(v),
             lf: None,
             locked: None,
             seq: None,
             payload,
         }),
-    )
+    }
 }
 
-fn engine(rules: Vec<Rule>) -> Engine {
+pub(super) fn engine(rules: Vec<Rule>) -> Engine {
     let mut e = Engine::default();
     assert!(e.set_rules(rules, 0).is_empty());
     e
