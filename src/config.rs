@@ -510,9 +510,10 @@ pub(crate) fn boolean(var: &'static str) -> impl Fn(&str) -> Result<bool, String
     }
 }
 
-/// A tracing filter such as `info` or `rzmon=debug`.
+/// A tracing filter such as `info` or `rzmon=debug`: comma-separated `level` or `target=level`
+/// directives (`tracing_subscriber::filter::Targets`).
 fn log_filter(s: &str) -> Result<String, String> {
-    tracing_subscriber::EnvFilter::try_new(s)
+    s.parse::<tracing_subscriber::filter::Targets>()
         .map(|_| s.to_owned())
         .map_err(|e| {
             format!("RZMON_LOG must be a log filter like info or rzmon=debug, got {s:?}: {e}")
@@ -683,6 +684,22 @@ mod tests {
             origin("https://dash.example:8443/").unwrap(),
             "https://dash.example:8443"
         );
+    }
+
+    #[test]
+    fn log_filters_are_levels_and_target_prefixes() {
+        for good in [
+            "info",
+            "warn,rzmon::broker=debug",
+            "rzmon=trace,rumqttd=off",
+            "debug",
+        ] {
+            assert_eq!(log_filter(good).unwrap(), good);
+        }
+        for bad in ["rzmon=loud", "info,a=info=debug", "rzmon[{x]=debug"] {
+            let e = log_filter(bad).unwrap_err();
+            assert!(e.contains("RZMON_LOG") && e.contains(bad), "{e}");
+        }
     }
 
     #[test]

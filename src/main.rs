@@ -7,7 +7,13 @@ use rzmon::config::LogFormat;
 use rzmon::{admin, app};
 use std::io::IsTerminal as _;
 use tokio_util::sync::CancellationToken;
-use tracing_subscriber::EnvFilter;
+use tracing_subscriber::filter::Targets;
+use tracing_subscriber::layer::SubscriberExt as _;
+use tracing_subscriber::util::SubscriberInitExt as _;
+
+/// jemalloc, configured at build time (`JEMALLOC_SYS_WITH_MALLOC_CONF` in .cargo/config.toml).
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 fn main() -> std::process::ExitCode {
     // A missing .env is normal; a broken one is reported by dotenvy through the error.
@@ -89,15 +95,17 @@ fn init_logging(filter: &str, format: LogFormat) -> Result<(), String> {
     } else {
         format!("{filter},rumqttd=off")
     };
-    let filter = EnvFilter::try_new(&full)
+    let filter: Targets = full
+        .parse()
         .map_err(|e| format!("RZMON_LOG (--log) {filter:?} is not a valid log filter: {e}"))?;
-    let logs = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+    let logs = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let registry = tracing_subscriber::registry().with(filter);
     match format {
-        LogFormat::Json => logs.json().init(),
+        LogFormat::Json => registry.with(logs.json()).init(),
         // Colour codes only where a person reads them, never into a file or the journal.
-        LogFormat::Text => logs.with_ansi(std::io::stderr().is_terminal()).init(),
+        LogFormat::Text => registry
+            .with(logs.with_ansi(std::io::stderr().is_terminal()))
+            .init(),
     }
     Ok(())
 }

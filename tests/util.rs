@@ -115,13 +115,16 @@ fn http_client() -> reqwest::Client {
 fn init_test_logging() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
+        use tracing_subscriber::layer::SubscriberExt as _;
+        use tracing_subscriber::util::SubscriberInitExt as _;
         let level = std::env::var("RZMON_TEST_LOG").unwrap_or_else(|_| "error".into());
+        let filter: tracing_subscriber::filter::Targets = format!("{level},rumqttd=off")
+            .parse()
+            .expect("RZMON_TEST_LOG is a valid filter");
         let _ = tracing_subscriber::fmt()
-            .with_env_filter(
-                tracing_subscriber::EnvFilter::try_new(format!("{level},rumqttd=off"))
-                    .expect("RZMON_TEST_LOG is a valid filter"),
-            )
             .with_test_writer()
+            .finish()
+            .with(filter)
             .try_init();
     });
 }

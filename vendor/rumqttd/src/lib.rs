@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::{collections::HashMap, path::Path};
 
 use serde::{Deserialize, Serialize};
+#[cfg(feature = "console")]
 use tracing_subscriber::{
     filter::EnvFilter,
     fmt::{
@@ -214,15 +215,18 @@ pub struct SegmentConfig {
     pub max_segment_count: usize,
 }
 
+#[cfg(feature = "console")]
 type ReloadHandle = Handle<EnvFilter, Layered<Layer<Registry, Pretty, Format<Pretty>>, Registry>>;
 
 #[derive(Debug, Default, Clone, Serialize, Deserialize)]
 pub struct ConsoleSettings {
     pub listen: String,
+    #[cfg(feature = "console")]
     #[serde(skip)]
     filter_handle: Option<ReloadHandle>,
 }
 
+#[cfg(feature = "console")]
 impl ConsoleSettings {
     pub fn set_filter_reload_handle(&mut self, handle: ReloadHandle) {
         self.filter_handle.replace(handle);
