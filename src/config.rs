@@ -513,11 +513,21 @@ pub(crate) fn boolean(var: &'static str) -> impl Fn(&str) -> Result<bool, String
 /// A tracing filter such as `info` or `rzmon=debug`: comma-separated `level` or `target=level`
 /// directives (`tracing_subscriber::filter::Targets`).
 fn log_filter(s: &str) -> Result<String, String> {
-    s.parse::<tracing_subscriber::filter::Targets>()
-        .map(|_| s.to_owned())
-        .map_err(|e| {
-            format!("RZMON_LOG must be a log filter like info or rzmon=debug, got {s:?}: {e}")
-        })
+    log_targets(s).map(|_| s.to_owned())
+}
+
+/// The filter `RZMON_LOG` names, with rumqttd silenced unless it names rumqttd: rumqttd logs
+/// routine events (clean disconnects, failed logins) at ERROR, and the gate logs connections
+/// itself.
+pub fn log_targets(s: &str) -> Result<tracing_subscriber::filter::Targets, String> {
+    let full = if s.contains("rumqttd") {
+        s.to_owned()
+    } else {
+        format!("{s},rumqttd=off")
+    };
+    full.parse().map_err(|e| {
+        format!("RZMON_LOG must be a log filter like info or rzmon=debug, got {s:?}: {e}")
+    })
 }
 
 /// One entry of `RZMON_TRUSTED_PROXIES`.
@@ -700,6 +710,16 @@ mod tests {
             let e = log_filter(bad).unwrap_err();
             assert!(e.contains("RZMON_LOG") && e.contains(bad), "{e}");
         }
+    }
+
+    #[test]
+    fn rumqttd_is_silent_unless_the_filter_names_it() {
+        use tracing::Level;
+        let quiet = log_targets("info").unwrap();
+        assert!(quiet.would_enable("rzmon::broker", &Level::INFO));
+        assert!(!quiet.would_enable("rumqttd::router", &Level::ERROR));
+        let named = log_targets("info,rumqttd=debug").unwrap();
+        assert!(named.would_enable("rumqttd::router", &Level::DEBUG));
     }
 
     #[test]

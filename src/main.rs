@@ -7,7 +7,6 @@ use rzmon::config::LogFormat;
 use rzmon::{admin, app};
 use std::io::IsTerminal as _;
 use tokio_util::sync::CancellationToken;
-use tracing_subscriber::filter::Targets;
 use tracing_subscriber::layer::SubscriberExt as _;
 use tracing_subscriber::util::SubscriberInitExt as _;
 
@@ -87,17 +86,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
-/// rumqttd logs routine events (clean disconnects, failed logins) at ERROR; the gate logs
-/// connections itself, so rumqttd is silenced unless the filter names it.
+/// Logs to stderr through the filter of `RZMON_LOG` (see `config::log_targets`).
 fn init_logging(filter: &str, format: LogFormat) -> Result<(), String> {
-    let full = if filter.contains("rumqttd") {
-        filter.to_owned()
-    } else {
-        format!("{filter},rumqttd=off")
-    };
-    let filter: Targets = full
-        .parse()
-        .map_err(|e| format!("RZMON_LOG (--log) {filter:?} is not a valid log filter: {e}"))?;
+    let filter = rzmon::config::log_targets(filter)?;
     let logs = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
     let registry = tracing_subscriber::registry().with(filter);
     match format {

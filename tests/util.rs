@@ -118,9 +118,7 @@ fn init_test_logging() {
         use tracing_subscriber::layer::SubscriberExt as _;
         use tracing_subscriber::util::SubscriberInitExt as _;
         let level = std::env::var("RZMON_TEST_LOG").unwrap_or_else(|_| "error".into());
-        let filter: tracing_subscriber::filter::Targets = format!("{level},rumqttd=off")
-            .parse()
-            .expect("RZMON_TEST_LOG is a valid filter");
+        let filter = rzmon::config::log_targets(&level).expect("RZMON_TEST_LOG is a valid filter");
         let _ = tracing_subscriber::fmt()
             .with_test_writer()
             .finish()
